@@ -1,0 +1,37 @@
+"""isomax: seamless out-of-distribution detection with the IsoMax and IsoMax+ losses.
+
+Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
+``nn.CrossEntropyLoss`` with :class:`IsoMaxLoss`, train as usual, and score inputs with
+:func:`isomax.scores.min_distance_score` (higher = more in-distribution)::
+
+    model.fc = isomax.IsoMaxPlusHead(model.fc.in_features, num_classes)
+    criterion = isomax.IsoMaxLoss()
+    ...
+    scores = isomax.scores.min_distance_score(model(x))
+    isomax.metrics.ood_metrics(scores_in, scores_out)
+"""
+from . import metrics, scores
+from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
+from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, make_head
+from .losses import IsoMaxLoss, SoftMaxLoss, make_loss
+from .metrics import ood_metrics
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DISTANCES",
+    "DistanceHead",
+    "IsoMaxHead",
+    "IsoMaxPlusHead",
+    "IsoMaxLoss",
+    "SoftMaxLoss",
+    "make_head",
+    "make_loss",
+    "ood_metrics",
+    "metrics",
+    "scores",
+    "IsoMaxLossFirstPart",
+    "IsoMaxLossSecondPart",
+    "IsoMaxPlusLossFirstPart",
+    "IsoMaxPlusLossSecondPart",
+]

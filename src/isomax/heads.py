@@ -1,0 +1,313 @@
+"""Distance-based classification heads: drop-in replacements for the last ``nn.Linear``.
+
+The 2019 paper (Macedo et al., "Entropic Out-of-Distribution Detection", Eq. 4-5) frames
+IsoMax as one member of a family of *distance-based* losses::
+
+    probabilities = softmax(-h(d(f, p_j)))        (inference, Eq. 4)
+    loss          = -log softmax(-g(d(f, p_j)))_y  (training,  Eq. 5)
+
+where ``f`` is the feature vector produced by the backbone, ``p_j`` the learnable prototype of
+class ``j`` and ``d`` a distance. A head computes the *logits* ``-h(d) / temperature``; the loss
+(:class:`isomax.IsoMaxLoss`) applies ``g`` to them, by default multiplication by the entropic
+scale, so that ``g(d) = E_s * h(d)``.
+
+* :class:`IsoMaxHead`: ``d`` = Euclidean distance, ``h(x) = x``, prototypes initialised to zero.
+* :class:`IsoMaxPlusHead`: ``d`` = ``|d_s|`` times the Euclidean distance between the
+  L2-normalised feature and prototype ("isometric distance", 2021 paper, Eq. 2-4),
+  prototypes ~ N(0, 1), ``d_s`` initialised to 1.
+* :class:`DistanceHead`: any distance (a name in :data:`DISTANCES` or a callable) and any ``h``.
+
+Distances are computed in float32 (also under ``torch.autocast``) with the matrix-product
+expansion ``|f|^2 + |p|^2 - 2 f.p`` (one GEMM, as fast as ``nn.Linear``), then *refined*: the
+entries where that expansion loses precision through cancellation (squared distance below
+``1e-2`` of ``|f|^2 + |p|^2``) are recomputed exactly as ``|f - p|^2`` from the vectors
+themselves. The square root has a zero (sub)gradient at distance zero instead of ``inf``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._validation import check_features, check_finite
+
+__all__ = [
+    "DISTANCES",
+    "DistanceHead",
+    "IsoMaxHead",
+    "IsoMaxPlusHead",
+    "HEADS",
+    "make_head",
+    "euclidean_distances",
+    "squared_euclidean_distances",
+]
+
+DistanceFn = Callable[[Tensor, Tensor], Tensor]
+
+# Pairs whose squared distance is below this fraction of |f|^2 + |p|^2 are recomputed directly.
+# The GEMM expansion has an absolute error of about eps * (|f|^2 + |p|^2); below this fraction
+# that is more than ~1e-5 relative error in float32, so the exact difference is used instead.
+_REFINE_BELOW = 1e-2
+
+
+class _EuclideanDistance(torch.autograd.Function):
+    """``coef * |f_i - p_j|`` (or between L2-normalised vectors) with a hand-written backward.
+
+    Written by hand rather than left to autograd because autograd records ~20 small kernels for
+    normalise + GEMM expansion + clamp + sqrt + scaling and as many in the backward; here the
+    forward is one GEMM plus a few elementwise passes and the backward two GEMMs, as for
+    ``nn.Linear`` (see ``benchmarks/bench_core.py``). ``coef`` is an optional 0-d tensor
+    (``-|d_s| / T`` for the heads) folded in to save two more passes.
+    """
+
+    @staticmethod
+    def forward(ctx, features: Tensor, prototypes: Tensor, normalized: bool, coef: Tensor | None) -> Tensor:
+        if normalized:
+            f_norm = torch.linalg.vector_norm(features, dim=1, keepdim=True).clamp_min_(1e-12)  # (B, 1)
+            p_norm = torch.linalg.vector_norm(prototypes, dim=1, keepdim=True).clamp_min_(1e-12)  # (C, 1)
+            f, p = features / f_norm, prototypes / p_norm
+            # |f^|^2 and |p^|^2 are 1, or 0 for an all-zero vector (normalised to zero as in F.normalize)
+            f_sq, p_sq = (f_norm > 1e-12).to(f.dtype), (p_norm > 1e-12).to(f.dtype).t()
+            threshold = 2 * _REFINE_BELOW
+        else:
+            f, p, f_norm, p_norm = features, prototypes, None, None
+            f_sq, p_sq = f.pow(2).sum(1, keepdim=True), p.pow(2).sum(1).unsqueeze(0)  # (B, 1), (1, C)
+            threshold = None
+        d2 = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C)
+        close = d2 < (threshold if normalized else _REFINE_BELOW * (f_sq + p_sq))
+        if bool(close.any()):
+            i, j = close.nonzero(as_tuple=True)
+            d2[i, j] = (f[i] - p[j]).pow(2).sum(1)
+        inv_d = d2.rsqrt()  # 1/d, the backward's factor; 0 where d == 0 (zero subgradient)
+        inv_d.masked_fill_(d2 == 0, 0.0)
+        d = d2.mul_(inv_d)  # sqrt(d2), in place
+        ctx.normalized = normalized
+        ctx.has_coef = coef is not None
+        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, coef)
+        return d * coef if coef is not None else d
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        f, p, d, inv_d, f_norm, p_norm, coef = ctx.saved_tensors
+        grad_coef = None
+        if ctx.has_coef:
+            if ctx.needs_input_grad[3]:
+                grad_coef = (grad_out * d).sum()
+            g = grad_out * (inv_d * coef)  # (B, C): dL/dd / d
+        else:
+            g = grad_out * inv_d
+        # dd/df = (f - p) / d ; dd/dp = (p - f) / d
+        grad_f = torch.addmm(f * g.sum(1, keepdim=True), g, p, alpha=-1.0)  # (B, F)
+        grad_p = torch.addmm(p * g.sum(0).unsqueeze(1), g.t(), f, alpha=-1.0)  # (C, F)
+        if ctx.normalized:
+            # Backward of x / |x|: remove the radial component, divide by |x|.
+            grad_f = grad_f.sub_(f * (f * grad_f).sum(1, keepdim=True)).div_(f_norm)
+            grad_p = grad_p.sub_(p * (p * grad_p).sum(1, keepdim=True)).div_(p_norm)
+        return grad_f, grad_p, None, grad_coef
+
+
+def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: bool = False) -> Tensor:
+    """Euclidean (non-squared) distances ``|f_i - p_j|``, shape (batch, num_classes).
+
+    One matrix product for all pairs; pairs close enough for cancellation to matter are
+    recomputed exactly (see the module docstring), so small distances keep full relative
+    precision. With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
+    (an all-zero vector normalises to zero, as with ``F.normalize``).
+    """
+    return _EuclideanDistance.apply(features, prototypes, normalized, None)
+
+
+def squared_euclidean_distances(features: Tensor, prototypes: Tensor) -> Tensor:
+    """Squared Euclidean distances ``|f_i - p_j|^2``, shape (batch, num_classes)."""
+    return euclidean_distances(features, prototypes).pow(2)
+
+
+def _cosine_distances(features: Tensor, prototypes: Tensor) -> Tensor:
+    return 1.0 - F.normalize(features, dim=1) @ F.normalize(prototypes, dim=1).t()
+
+
+def _manhattan_distances(features: Tensor, prototypes: Tensor) -> Tensor:
+    return torch.cdist(features, prototypes, p=1.0)
+
+
+DISTANCES: dict[str, DistanceFn] = {
+    "euclidean": euclidean_distances,
+    "squared_euclidean": squared_euclidean_distances,
+    "cosine": _cosine_distances,
+    "manhattan": _manhattan_distances,
+}
+
+
+class DistanceHead(nn.Module):
+    """General distance-based head: ``logits = -h(d(f, p_j)) / temperature``.
+
+    Args:
+        num_features: size of the feature vector ``f`` (input of the replaced ``nn.Linear``).
+        num_classes: number of classes (one prototype each).
+        distance: a name in :data:`DISTANCES` or a callable ``(features (B, F), prototypes (C, F))
+            -> distances (B, C)``.
+        h: monotone function applied to the distances (Eq. 4 of the 2019 paper); identity if None.
+        normalize: L2-normalise features and prototypes before the distance (IsoMax+).
+        distance_scale: if True, multiply distances by ``|d_s|``, a learnable scalar initialised
+            to 1 (IsoMax+).
+        init: prototype initialisation, ``"zeros"`` (IsoMax) or ``"normal"`` (N(0, 1), IsoMax+).
+        validate_args: check features for NaN/inf on every call (one device sync).
+
+    Attributes:
+        prototypes: ``nn.Parameter`` of shape (num_classes, num_features).
+        distance_scale: ``nn.Parameter`` of shape () when enabled, else None.
+        temperature: buffer (saved in the ``state_dict``), 1 by default; logits are divided by it.
+            Set it after training, e.g. for calibration; it is not meant to change during training.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        distance: Union[str, DistanceFn] = "euclidean",
+        h: Callable[[Tensor], Tensor] | None = None,
+        *,
+        normalize: bool = False,
+        distance_scale: bool = False,
+        init: str = "zeros",
+        temperature: float = 1.0,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__()
+        for arg, value in (("num_features", num_features), ("num_classes", num_classes)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Expected `{arg}` to be a positive int, but got: {value!r}")
+        if isinstance(distance, str):
+            if distance not in DISTANCES:
+                raise ValueError(f"Expected `distance` to be one of {sorted(DISTANCES)} or a callable, but got: {distance!r}")
+            self._distance: DistanceFn = DISTANCES[distance]
+        elif callable(distance):
+            self._distance = distance
+        else:
+            raise ValueError(f"Expected `distance` to be a name or a callable, but got: {distance!r}")
+        if init not in ("zeros", "normal"):
+            raise ValueError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
+        if not temperature > 0:
+            raise ValueError(f"Expected `temperature` to be > 0, but got: {temperature!r}")
+        self.num_features = num_features
+        self.num_classes = num_classes
+        self.h = h
+        self.normalize = normalize
+        self.validate_args = validate_args
+        self.init = init
+        self.prototypes = nn.Parameter(torch.empty(num_classes, num_features))
+        self.distance_scale = nn.Parameter(torch.empty(())) if distance_scale else None
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.init == "zeros":
+            nn.init.zeros_(self.prototypes)
+        else:
+            nn.init.normal_(self.prototypes, mean=0.0, std=1.0)
+        if self.distance_scale is not None:
+            nn.init.constant_(self.distance_scale, 1.0)
+
+    def distances(self, features: Tensor) -> Tensor:
+        """Distances (B, C) between features and prototypes, *without* ``|d_s|`` (float32 or float64)."""
+        return self._forward(features, scaled=False)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self._forward(features, scaled=True)
+
+    def _forward(self, features: Tensor, scaled: bool) -> Tensor:
+        check_features("features", features, self.num_features)
+        if self.validate_args:
+            check_finite("features", features)
+        if torch.is_autocast_enabled(features.device.type):  # distances in float32 under mixed precision
+            with torch.autocast(device_type=features.device.type, enabled=False):
+                return self._forward(features.float(), scaled)
+        dtype = torch.promote_types(torch.promote_types(features.dtype, self.prototypes.dtype), torch.float32)
+        f, p = features.to(dtype), self.prototypes.to(dtype)  # float32 at least, float64 kept
+        fused = self._distance is euclidean_distances and (not scaled or self.h is None)
+        if fused:  # one autograd node for distances, |d_s|, temperature and sign
+            coef = None
+            if scaled:
+                coef = -1.0 / self.temperature
+                if self.distance_scale is not None:
+                    coef = coef * self.distance_scale.to(dtype).abs()
+            return _EuclideanDistance.apply(f, p, self.normalize, coef)
+        if self.normalize:
+            f, p = F.normalize(f, dim=1), F.normalize(p, dim=1)
+        d = self._distance(f, p)
+        if not scaled:
+            return d
+        if self.distance_scale is not None:
+            d = self.distance_scale.to(dtype).abs() * d
+        if self.h is not None:
+            d = self.h(d)
+        return -d / self.temperature
+
+    def extra_repr(self) -> str:
+        name = next((k for k, v in DISTANCES.items() if v is self._distance), getattr(self._distance, "__name__", "custom"))
+        return (
+            f"num_features={self.num_features}, num_classes={self.num_classes}, distance={name}, "
+            f"normalize={self.normalize}, distance_scale={self.distance_scale is not None}"
+        )
+
+
+class IsoMaxHead(DistanceHead):
+    """IsoMax head (2019 paper, published as "DisMax"): ``logits = -|f - p_j|``.
+
+    Prototypes start at zero, so every logit is equal at initialisation (expected).
+    Pair with :class:`isomax.IsoMaxLoss` and score with :func:`isomax.scores.entropic_score`.
+
+    Example:
+        >>> head = IsoMaxHead(num_features=342, num_classes=10)
+        >>> head(torch.randn(4, 342)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True) -> None:
+        super().__init__(num_features, num_classes, "euclidean", init="zeros", temperature=temperature, validate_args=validate_args)
+
+
+class IsoMaxPlusHead(DistanceHead):
+    """IsoMax+ head (2021 paper): ``logits = -|d_s| * |f/|f| - p_j/|p_j||``.
+
+    Prototypes ~ N(0, 1), ``distance_scale`` (``d_s``) = 1 at initialisation.
+    Pair with :class:`isomax.IsoMaxLoss` and score with
+    :func:`isomax.scores.min_distance_score`.
+
+    Example:
+        >>> head = IsoMaxPlusHead(num_features=342, num_classes=10)
+        >>> head(torch.randn(4, 342)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True) -> None:
+        super().__init__(
+            num_features, num_classes, "euclidean",
+            normalize=True, distance_scale=True, init="normal", temperature=temperature, validate_args=validate_args,
+        )
+
+
+HEADS = ("softmax", "isomax", "isomaxplus")
+_HEAD_ALIASES = {"isomax+": "isomaxplus", "isomax_plus": "isomaxplus", "isomax-plus": "isomaxplus", "linear": "softmax"}
+
+
+def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Module:
+    """Build a classifier head by name: ``"softmax"`` (``nn.Linear``), ``"isomax"`` or ``"isomaxplus"``."""
+    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
+    if key == "softmax":
+        return nn.Linear(num_features, num_classes, **kwargs)
+    if key == "isomax":
+        return IsoMaxHead(num_features, num_classes, **kwargs)
+    if key == "isomaxplus":
+        return IsoMaxPlusHead(num_features, num_classes, **kwargs)
+    raise ValueError(f"Expected `kind` to be one of {list(HEADS)}, but got: {kind!r}")
+
+
+def canonical_head_name(kind: str) -> str:
+    """Normalise a head/loss name (``"isomax+"`` -> ``"isomaxplus"``); raises on unknown names."""
+    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
+    if key not in HEADS:
+        raise ValueError(f"Expected a loss/head name in {list(HEADS)}, but got: {kind!r}")
+    return key

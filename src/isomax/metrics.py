@@ -1,0 +1,111 @@
+"""OOD detection metrics, exactly as the papers compute them (Lee et al. 2018's ``calculate_log.py``).
+
+The in-distribution is the positive class and higher scores mean more in-distribution.
+
+Both score arrays are sorted and the threshold sweeps upward through the merged scores, starting
+with every sample accepted (``tp = n_in``, ``fp = n_out``) and removing the lowest remaining
+sample at each step; on a tie between an in- and an out-distribution score, the
+in-distribution sample is removed first. This gives ``tp[0..n]``, ``fp[0..n]`` (``n = n_in +
+n_out``), from which:
+
+* ``tnr_at_tpr95``: ``1 - fp[i]/n_out`` at the first ``i`` minimising ``|tp[i]/n_in - 0.95|``;
+  ``fpr_at_tpr95`` is ``fp[i]/n_out`` at the same point.
+* ``auroc``: trapezoid area of TNR against TPR over ``(1, 0)``, the sweep, ``(0, 1)``.
+* ``dtacc``: ``0.5 * max_i (tp[i]/n_in + 1 - fp[i]/n_out)``.
+* ``auin``: area of precision ``tp/(tp+fp)`` against TPR over ``(1, 0.5)``, the sweep points with
+  ``tp + fp > 0``, ``(0, 0)``.
+* ``auout``: the same with the out-distribution as positive.
+
+All values are fractions in [0, 1]. Without ties ``auroc`` equals
+``sklearn.metrics.roc_auc_score`` with in-distribution labelled 1. The sweep is vectorised
+(one stable sort, cumulative sums): O(n log n).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_numpy_scores
+
+__all__ = ["ood_metrics", "roc_sweep", "METRIC_NAMES"]
+
+METRIC_NAMES = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+
+
+def roc_sweep(scores_in, scores_out) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep counts ``(tp, fp)``, each of length ``n_in + n_out + 1``, as described above."""
+    s_in = as_numpy_scores("scores_in", scores_in)
+    s_out = as_numpy_scores("scores_out", scores_out)
+    scores = np.concatenate([s_in, s_out])
+    is_out = np.concatenate([np.zeros(s_in.size, np.int64), np.ones(s_out.size, np.int64)])
+    # Removal order: ascending score; on a tie the in-distribution sample (is_out = 0) goes first.
+    order = np.lexsort((is_out, scores))
+    removed_out = np.concatenate([[0], np.cumsum(is_out[order])])
+    removed_in = np.arange(scores.size + 1) - removed_out
+    return s_in.size - removed_in, s_out.size - removed_out
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+
+
+def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[str, float]:
+    """TNR at 95% TPR, AUROC, detection accuracy, AUPR-in, AUPR-out and FPR at 95% TPR.
+
+    Args:
+        scores_in: scores of in-distribution samples (1-D numpy array, torch tensor or sequence).
+        scores_out: scores of out-distribution samples.
+        out_positive: if True, also add the OpenOOD / pytorch-ood convention (out-distribution
+            positive, outlier score = ``-score``) under the keys ``auroc_out_positive``,
+            ``fpr_at_tpr95_out_positive`` (FPR of in-distribution samples at 95% recall of
+            out-distribution samples), ``aupr_in_out_positive`` and ``aupr_out_out_positive``.
+
+    Returns:
+        dict with keys ``tnr_at_tpr95``, ``auroc``, ``dtacc``, ``auin``, ``auout``,
+        ``fpr_at_tpr95`` (fractions in [0, 1]).
+
+    Example:
+        >>> m = ood_metrics([0.9, 0.8, 0.7], [0.1, 0.75])
+        >>> round(m["auroc"], 4)
+        0.8333
+    """
+    tp, fp = roc_sweep(scores_in, scores_out)
+    n_in, n_out = tp[0], fp[0]
+    tpr = tp / n_in
+    fpr = fp / n_out
+
+    i95 = int(np.argmin(np.abs(tpr - 0.95)))  # argmin returns the first minimiser
+    tnr_at_tpr95 = 1.0 - fpr[i95]
+
+    tpr_c = np.concatenate([[1.0], tpr, [0.0]])
+    fpr_c = np.concatenate([[1.0], fpr, [0.0]])
+    auroc = -_trapezoid(1.0 - fpr_c, tpr_c)
+
+    dtacc = 0.5 * float(np.max(tpr + 1.0 - fpr))
+
+    denom = tp + fp
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_in = np.concatenate([[0.5], tp / np.where(denom > 0, denom, 1), [0.0]])
+    auin = -_trapezoid(prec_in[keep], tpr_c[keep])
+
+    denom = (n_in - tp) + (n_out - fp)
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_out = np.concatenate([[0.0], (n_out - fp) / np.where(denom > 0, denom, 1), [0.5]])
+    auout = _trapezoid(prec_out[keep], (1.0 - fpr_c)[keep])
+
+    result = {
+        "tnr_at_tpr95": float(tnr_at_tpr95),
+        "auroc": float(auroc),
+        "dtacc": float(dtacc),
+        "auin": float(auin),
+        "auout": float(auout),
+        "fpr_at_tpr95": float(fpr[i95]),
+    }
+    if out_positive:
+        flipped = ood_metrics(-as_numpy_scores("scores_out", scores_out), -as_numpy_scores("scores_in", scores_in))
+        result.update(
+            auroc_out_positive=flipped["auroc"],
+            fpr_at_tpr95_out_positive=flipped["fpr_at_tpr95"],
+            aupr_in_out_positive=flipped["auout"],
+            aupr_out_out_positive=flipped["auin"],
+        )
+    return result

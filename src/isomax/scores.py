@@ -1,0 +1,88 @@
+"""OOD scores computed from logits. Higher means *more in-distribution*, as in the papers.
+
+All scores use the plain logits, without the entropic scale (which is a training-time device).
+
+| short name | function | formula | use with |
+|---|---|---|---|
+| ``mps`` | :func:`max_probability` | ``max_j softmax(z)_j`` | SoftMax |
+| ``es`` | :func:`entropic_score` | ``sum_j p_j log p_j`` (negative entropy) | SoftMax, IsoMax |
+| ``mds`` | :func:`min_distance_score` | ``-min_j |f^ - p^_j| = max_j z_j / |d_s|`` | IsoMax+ |
+| ``energy`` | :func:`energy_score` | ``T logsumexp(z / T)`` | any |
+| ``max_logit`` | :func:`max_logit` | ``max_j z_j`` | any |
+
+For an "outlier score" (higher = more OOD), negate: ``-score``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ._validation import check_finite, check_tensor
+
+__all__ = ["max_probability", "entropic_score", "min_distance_score", "energy_score", "max_logit", "SCORES", "compute_scores"]
+
+
+def _check_logits(logits: Tensor) -> Tensor:
+    check_tensor("logits", logits, ndim=2, floating=True)
+    if logits.shape[1] < 1:
+        raise ValueError(f"Expected `logits` to have at least one class column, but got shape {tuple(logits.shape)}")
+    return check_finite("logits", logits)
+
+
+def max_probability(logits: Tensor) -> Tensor:
+    """Maximum probability score (MPS, Hendrycks & Gimpel): ``max_j softmax(logits)_j``, shape (B,)."""
+    return torch.softmax(_check_logits(logits), dim=1).amax(dim=1)
+
+
+def entropic_score(logits: Tensor) -> Tensor:
+    """Entropic score (ES): negative entropy ``sum_j p_j log p_j`` of ``softmax(logits)``, shape (B,).
+
+    Computed from ``log_softmax`` so it stays finite when probabilities underflow (``0 log 0 = 0``).
+    Ranges from ``-log(num_classes)`` (uniform) to 0 (one-hot).
+    """
+    log_p = torch.log_softmax(_check_logits(logits), dim=1)
+    return (log_p.exp() * log_p).sum(dim=1)
+
+
+def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> Tensor:
+    """Minimum distance score (MDS, 2021 paper Eq. 5), negated so higher = in-distribution.
+
+    For IsoMax+ logits ``-|d_s| * |f^ - p^_j|`` this is ``max_j logits_j / |d_s|`` =
+    ``-min_j |f^ - p^_j|``. ``distance_scale`` does not change any metric (a positive constant);
+    pass ``head.distance_scale`` to get the distances themselves.
+    """
+    scale = torch.as_tensor(distance_scale, dtype=logits.dtype if isinstance(logits, Tensor) else None).abs()
+    if not bool(scale > 0):
+        raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {float(scale)}")
+    return _check_logits(logits).amax(dim=1) / scale.to(logits.device)
+
+
+def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Energy score (Liu et al. 2020): ``T * logsumexp(logits / T)``, shape (B,)."""
+    if not temperature > 0:
+        raise ValueError(f"Expected `temperature` to be > 0, but got: {temperature!r}")
+    return temperature * torch.logsumexp(_check_logits(logits) / temperature, dim=1)
+
+
+def max_logit(logits: Tensor) -> Tensor:
+    """Maximum logit score (Hendrycks et al. 2022): ``max_j logits_j``, shape (B,)."""
+    return _check_logits(logits).amax(dim=1)
+
+
+SCORES: dict[str, Callable[[Tensor], Tensor]] = {
+    "mps": max_probability,
+    "es": entropic_score,
+    "mds": min_distance_score,
+    "energy": energy_score,
+    "max_logit": max_logit,
+}
+
+
+def compute_scores(logits: Tensor, names: list[str] | tuple[str, ...] = tuple(SCORES)) -> dict[str, Tensor]:
+    """Several scores at once, by short name (see the module table)."""
+    unknown = [n for n in names if n not in SCORES]
+    if unknown:
+        raise ValueError(f"Expected score names in {list(SCORES)}, but got: {unknown}")
+    return {name: SCORES[name](logits) for name in names}
