@@ -90,6 +90,8 @@ class _EuclideanDistance(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable, fail loudly
+            raise RuntimeError("isomax distance heads do not support double backward (create_graph=True)")
         f, p, d, inv_d, f_norm, p_norm, coef = ctx.saved_tensors
         grad_coef = None
         if ctx.has_coef:

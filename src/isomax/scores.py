@@ -43,6 +43,8 @@ def entropic_score(logits: Tensor) -> Tensor:
     Ranges from ``-log(num_classes)`` (uniform) to 0 (one-hot).
     """
     log_p = torch.log_softmax(_check_logits(logits), dim=1)
+    # log_p is -inf where logits differ by more than the float range; clamp so 0 * log 0 = 0, not NaN.
+    log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
     return (log_p.exp() * log_p).sum(dim=1)
 
 

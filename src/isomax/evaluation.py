@@ -1,0 +1,125 @@
+"""Evaluation: test accuracy and, for every out-distribution, every applicable score and metric.
+
+Records (one per in-distribution x out-distribution x score) have the keys of ``results.json``:
+``in_dataset, out_dataset, model, loss, score, seed, accuracy, tnr_at_tpr95, auroc, dtacc, auin,
+auout, fpr_at_tpr95`` (fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
+run for figures (:mod:`isomax.report`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .heads import canonical_head_name
+from .metrics import ood_metrics
+from .scores import SCORES
+from .training import _autocast, load_run, resolve_device
+
+__all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_run", "save_results", "RECORD_KEYS"]
+
+RECORD_KEYS = ("in_dataset", "out_dataset", "model", "loss", "score", "seed", "accuracy",
+               "tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+
+
+def applicable_scores(loss: str) -> tuple[str, ...]:
+    """The plain scores that make sense for a head: MDS needs distance logits (IsoMax, IsoMax+)."""
+    if canonical_head_name(loss) == "softmax":
+        return ("mps", "es", "energy", "max_logit")
+    return ("mps", "es", "mds", "energy", "max_logit")
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batch_size: int = 1000,
+                   amp: bool = True, desc: str | None = None, progress: bool = True) -> Tensor:
+    """Logits (N, C) as float32 on the CPU, in the order of ``data``."""
+    from .data import BatchLoader
+
+    model.eval()
+    loader = BatchLoader(data, batch_size, mean=mean, std=std, device=device)
+    out = []
+    for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
+        with _autocast(device, amp):
+            out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mean, std, *, device: torch.device,
+                   batch_size: int = 1000, amp: bool = True, scores: Iterable[str] | None = None,
+                   meta: dict | None = None, progress: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Records for every out-distribution x score, and the arrays to keep (logits, labels)."""
+    scores = tuple(scores) if scores is not None else applicable_scores(loss)
+    logits_in = predict_logits(model, in_test, mean, std, device, batch_size, amp, f"{in_test.name} (in)", progress)
+    accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
+    score_in = {s: SCORES[s](logits_in) for s in scores}
+    arrays = {"logits/in": logits_in.numpy(), "labels/in": in_test.labels.numpy()}
+    head = getattr(model, "head", None)
+    if getattr(head, "distance_scale", None) is not None:
+        arrays["distance_scale"] = np.asarray(float(head.distance_scale.detach().abs()))
+    records = []
+    base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
+                seed=(meta or {}).get("seed"), accuracy=accuracy)
+    for ood in ood_sets:
+        logits_out = predict_logits(model, ood, mean, std, device, batch_size, amp, f"{ood.name} (out)", progress)
+        arrays[f"logits/{ood.name}"] = logits_out.numpy()
+        for s in scores:
+            m = ood_metrics(score_in[s], SCORES[s](logits_out))
+            rec = dict(base, out_dataset=ood.name, score=s, **m)
+            if ood.conversion:
+                rec["conversion"] = ood.conversion
+            records.append(rec)
+    return records, arrays
+
+
+def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print) -> list:
+    from .data import load_ood
+
+    sets = []
+    for name in names:
+        data = load_ood(name, like=like, data_dir=data_dir)
+        if data.conversion:
+            log(f"out-distribution {data.name}: {len(data)} images, converted {data.conversion}")
+        sets.append(data)
+    return sets
+
+
+def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *, data_dir: str | None = None,
+                 device: str = "auto", scores: Iterable[str] | None = None, arrays_path: str | os.PathLike | None = None,
+                 ood_sets: Sequence | None = None, progress: bool = True,
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders)."""
+    from .data import load_dataset, normalization
+
+    dev = resolve_device(device)
+    model, config, _ = load_run(run_dir, dev)
+    data_dir = data_dir or config.data_dir
+    in_test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    if ood_sets is None:
+        ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log)
+    mean, std = normalization(config.dataset)
+    records, arrays = evaluate_model(model, config.loss, in_test, ood_sets, mean, std, device=dev,
+                                     batch_size=config.eval_batch_size, amp=config.amp, scores=scores,
+                                     meta=dict(model=config.model, seed=config.seed), progress=progress)
+    if arrays_path is not None:
+        Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(arrays_path, **arrays,
+                            meta=np.asarray(json.dumps(dict(run=str(run_dir), loss=config.loss, model=config.model,
+                                                            seed=config.seed, in_dataset=in_test.name))))
+    return records
+
+
+def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
+    """Write ``results.json`` atomically (a list of records)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    tmp = path.with_name("results.json.tmp")
+    tmp.write_text(json.dumps(records, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
