@@ -174,7 +174,7 @@ def test_isomax_plus_init_normal_prototypes_and_unit_distance_scale():
     assert abs(float(head.prototypes.detach().mean())) < 0.01
     assert abs(float(head.prototypes.detach().std()) - 1.0) < 0.01
     assert isinstance(head.distance_scale, nn.Parameter)
-    assert float(head.distance_scale) == 1.0
+    assert float(head.distance_scale.detach()) == 1.0
     assert {name for name, _ in head.named_parameters()} == {"prototypes", "distance_scale"}
 
 

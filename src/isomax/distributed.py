@@ -60,14 +60,15 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def shard_batches(batches: Iterable[tuple[Tensor, Tensor]], rank_: int, world: int) -> Iterator[tuple[Tensor, Tensor]]:
+def shard_batches(batches: Iterable[tuple[Tensor, Tensor | None]], rank_: int, world: int) -> Iterator[tuple[Tensor, Tensor | None]]:
     """This process's contiguous slice of every global batch."""
     for x, y in batches:
         if world == 1:
             yield x, y
         else:
             per = x.shape[0] // world
-            yield x[rank_ * per:(rank_ + 1) * per], y[rank_ * per:(rank_ + 1) * per]
+            sl = slice(rank_ * per, (rank_ + 1) * per)
+            yield x[sl], (y[sl] if y is not None else None)
 
 
 def all_reduce_sum(*tensors: Tensor) -> tuple[Tensor, ...]:

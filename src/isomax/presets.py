@@ -40,6 +40,8 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast on CUDA (distances and loss stay float32); ignored on CPU
     eval_batch_size: int = 1000
     ood: tuple[str, ...] = ("mnist", "isun", "gaussian", "uniform")  # default out-distributions of bench/evaluate
+    outlier_data: str | None = None  # Outlier Exposure (Hendrycks et al. 2019): name or folder of outlier images
+    outlier_weight: float = 0.5  # weight of the cross-entropy to the uniform distribution on outlier batches
     data_dir: str | None = None
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
 

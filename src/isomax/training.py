@@ -82,6 +82,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _cycle(loader, epoch: int):
+    """Endless outlier batches, reshuffled deterministically from (epoch, pass) so that resume is exact."""
+    for n in range(1_000_000):
+        loader.set_epoch(epoch * 1000 + n)
+        for x, _ in dist.shard_batches(loader, dist.rank(), dist.world_size()):
+            yield x
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -140,6 +148,15 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
     loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
                          flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)
     val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device)
+    outliers = None
+    if config.outlier_data:
+        from .data import load_ood
+
+        out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=config.data_dir)
+        outliers = BatchLoader(out_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
+                               flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed + 7919)
+        if len(outliers) == 0:
+            raise ValueError(f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}")
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"Expected at least one batch per epoch, but the training set has {len(train_set)} images for batch size {config.batch_size}")
@@ -171,10 +188,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
         seen = 0
         bar = tqdm(total=steps_per_epoch, desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=not (progress and rank0), unit="batch")
+        outlier_batches = _cycle(outliers, epoch) if outliers is not None else None
         for step, (x, y) in enumerate(dist.shard_batches(loader, rank, world)):
-            with _autocast(device, config.amp):
-                logits = train_model(x)  # (B, C)
-            loss = loss_fn(logits.float(), y)
+            if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
+                x_out = next(outlier_batches)
+                with _autocast(device, config.amp):
+                    both = train_model(torch.cat([x, x_out]))  # (B + B_out, C)
+                logits, logits_out = both[: len(x)], both[len(x):]
+                # cross-entropy to the uniform distribution = -mean_j log softmax_j
+                loss = loss_fn(logits.float(), y) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
+            else:
+                with _autocast(device, config.amp):
+                    logits = train_model(x)  # (B, C)
+                loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

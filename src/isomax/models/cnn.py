@@ -5,10 +5,14 @@ a 2-core CPU possible. Both are stacks of conv3x3-BN-ReLU layers and 2x2 max-poo
 a ``plan`` (an int is a conv with that many output channels, ``"M"`` a max-pool), ending in a
 global average pool:
 
-- ``cnn-28`` (Fashion-MNIST, 28x28 grey): ``32, M, 64, M, 128, M, 128`` -> 128 features.
-  PLACEHOLDER_28
-- ``cnn-32`` (CIFAR-10, 32x32 RGB): airbench-like, three blocks of two convs with a max-pool
-  after the first conv of each block, widths PLACEHOLDER_32
+- ``cnn-28`` (Fashion-MNIST, 28x28 grey): ``32, M, 64, M, 128, M, 128`` -> 128 features,
+  241,898 parameters with a 10-class SoftMax head. On 2 CPU threads a training step at batch 128
+  takes about 45 ms, an epoch of 54,000 images about 20 s; SGD-Nesterov, one-cycle lr 0.1,
+  flips only, reaches 92.4% Fashion-MNIST test accuracy in 5 epochs (one seed).
+- ``cnn-32`` (CIFAR-10, 32x32 RGB): VGG/airbench-like, ``64, M, 64, 128, M, 128, 256, M, 256``
+  -> 256 features, 1,148,874 parameters. About 0.66 s per training step at batch 256 on 2 CPU
+  threads, about 130 s per 50,000-image epoch: 6-7 epochs in 15 minutes. The half-price
+  ``plan=(48, "M", 48, 96, "M", 96, 192, "M", 192)`` (0.65M parameters) runs about 2x faster.
 
 Both are stored channels-last by default (``channels_last=True``): about 1.5x faster for these
 small convolutions on CPU (oneDNN); inputs are converted in :meth:`SmallCNN.forward_features`.
@@ -127,13 +131,13 @@ CNN_32_PLAN: tuple[PlanItem, ...] = (64, "M", 64, 128, "M", 128, 256, "M", 256)
 
 @register_model
 def cnn_28(num_classes: int = 10, head: str = "softmax", in_channels: int = 1, **kwargs) -> SmallCNN:
-    """Small CNN for 28x28 grey images (Fashion-MNIST): PLACEHOLDER parameters."""
+    """Small CNN for 28x28 grey images (Fashion-MNIST): 241,898 parameters with 10 classes."""
     kwargs.setdefault("plan", CNN_28_PLAN)
     return SmallCNN(input_hw=(28, 28), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)
 
 
 @register_model
 def cnn_32(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> SmallCNN:
-    """Small CNN for 32x32 RGB images (CIFAR-10): PLACEHOLDER parameters."""
+    """Small CNN for 32x32 RGB images (CIFAR-10): 1,148,874 parameters with 10 classes."""
     kwargs.setdefault("plan", CNN_32_PLAN)
     return SmallCNN(input_hw=(32, 32), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)

@@ -10,7 +10,7 @@ Two CIFAR variants, both built from the same :class:`BasicBlock`:
   ``pytorch_resnet_cifar10``: 3x3 stem conv with 16 channels, three stages of 18 BasicBlocks
   with 16/32/64 channels, parameter-free identity shortcuts (option A: subsample by 2 and pad
   the new channels with zeros), Kaiming-normal (fan-in) init, ``num_features = 64``.
-  1.73M parameters with a 10-class SoftMax head.
+  1.73M parameters (1,727,962) with a 10-class SoftMax head.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def resnet34(num_classes: int = 10, head: str = "softmax", in_channels: int = 3,
 
 @register_model
 def resnet110(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> CifarResNet:
-    """CIFAR ResNet-110, option-A shortcuts: 1.73M parameters (1,730,714 with 10 classes)."""
+    """CIFAR ResNet-110, option-A shortcuts: 1.73M parameters (1,727,962 with 10 classes)."""
     return CifarResNet(
         (18, 18, 18), (16, 32, 64), shortcut="A", init_mode="fan_in",
         num_classes=num_classes, head=head, in_channels=in_channels, **kwargs,

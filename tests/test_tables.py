@@ -1,0 +1,37 @@
+import pytest
+
+from isomax import tables
+
+
+def rec(loss, score, seed, out="svhn", **m):
+    return dict(in_dataset="cifar10", out_dataset=out, model="densenet-bc-100", loss=loss, score=score, seed=seed,
+                accuracy=m.pop("accuracy", 0.9), **{k: m.get(k, 0.5) for k in ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")})
+
+
+def test_fmt_mean_std_rounding_and_sample_std():
+    assert tables.fmt_mean_std([0.953, 0.951, 0.955]) == "95.3±0.2"
+    assert tables.fmt_mean_std([0.5]) == "50.0±0.0"
+    assert tables.fmt_mean_std([0.12345, 0.12355], digits=2) == "12.35±0.01"
+    assert tables.fmt_mean_std([0.9], bold=True) == "**90.0±0.0**"
+    assert tables.fmt_mean_std([]) == "–"
+    mean, std, n = tables.aggregate([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and std == pytest.approx(1.0)
+
+
+def test_seamless_table_bolds_the_best_mean():
+    records = [rec("softmax", "es", s, tnr_at_tpr95=0.40 + 0.01 * s, auroc=0.89) for s in range(3)]
+    records += [rec("isomax", "es", s, tnr_at_tpr95=0.78, auroc=0.96) for s in range(3)]
+    records += [rec("isomaxplus", "mds", s, tnr_at_tpr95=0.97, auroc=0.994) for s in range(3)]
+    records += [rec("isomaxplus", "es", s, tnr_at_tpr95=0.99) for s in range(3)]  # not in the layout
+    table = tables.seamless_table(records)
+    row = [line for line in table.splitlines() if "| svhn |" in line][0]
+    assert "41.0±1.0 / 78.0±0.0 / **97.0±0.0**" in row
+    assert "89.0±0.0 / 96.0±0.0 / **99.4±0.0**" in row
+    assert "SoftMax<sub>ES</sub> / IsoMax<sub>ES</sub> / IsoMax+<sub>MDS</sub>" in table
+
+
+def test_accuracy_table_layout():
+    records = [rec("softmax", "es", s, accuracy=0.95) for s in range(2)] + [rec("isomaxplus", "mds", s, accuracy=0.96) for s in range(2)]
+    table = tables.accuracy_table(records)
+    assert table.splitlines()[0] == "| Model | Data | SoftMax test accuracy (%) | IsoMax+ test accuracy (%) |"
+    assert "| densenet-bc-100 | cifar10 | 95.0±0.0 | 96.0±0.0 |" in table

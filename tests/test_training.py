@@ -1,0 +1,131 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fixture_data import make_fashion_mnist
+from isomax.presets import TrainConfig, get_preset
+from isomax.training import load_run, make_scheduler, train
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_fashion_mnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(autouse=True)
+def _no_checksums(monkeypatch):
+    monkeypatch.setenv("ISOMAX_VERIFY", "0")  # fixture files are not the published ones
+
+
+def tiny_config(data_dir, **kw):
+    base = dict(dataset="fashion-mnist", model="cnn-28", epochs=2, batch_size=32, lr=0.05, train_limit=256,
+                eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1, loss="isomaxplus")
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_train_writes_run_dir_and_learns(data_dir, tmp_path):
+    result = train(tiny_config(data_dir, epochs=3), tmp_path / "run", progress=False, log=lambda s: None)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "checkpoint.pt", "log.jsonl"} <= files
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    assert result.history[-1]["val_accuracy"] > 0.5  # the fixture classes are easy
+    assert result.history[-1]["distance_scale"] > 0
+    model, config, meta = load_run(tmp_path / "run")
+    assert config == tiny_config(data_dir, epochs=3) and meta["epoch"] == 3
+    for k, v in _weights(result.model).items():
+        assert torch.equal(v, model.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("loss", ["softmax", "isomax", "isomaxplus"])
+def test_same_seed_same_weights_and_seed_matters(data_dir, tmp_path, loss):
+    cfg = tiny_config(data_dir, epochs=1, loss=loss)
+    a = train(cfg, tmp_path / "a", progress=False, log=lambda s: None).model
+    b = train(cfg, tmp_path / "b", progress=False, log=lambda s: None).model
+    c = train(cfg.replace(seed=1), tmp_path / "c", progress=False, log=lambda s: None).model
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(data_dir, tmp_path):
+    epochs = 4
+    cmd = [sys.executable, "-m", "isomax", "train", "--preset", "fashion-mnist-quick", "--loss", "isomaxplus",
+           "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--train-limit", "512", "--threads", "1",
+           "--device", "cpu", "--data-dir", str(data_dir), "--no-progress"]
+    env = {**os.environ, "ISOMAX_VERIFY": "0"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = killed / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before_kill = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
+    assert 1 <= done_before_kill < epochs
+
+    subprocess.run(cmd + ["--out", str(killed)], env=env, check=True, capture_output=True)
+    subprocess.run(cmd + ["--out", str(tmp_path / "straight")], env=env, check=True, capture_output=True)
+    resumed, _, meta_r = load_run(killed)
+    straight, _, meta_s = load_run(tmp_path / "straight")
+    assert meta_r["epoch"] == meta_s["epoch"] == epochs
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    logged = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert logged[-1] == epochs
+
+
+def test_different_config_in_existing_run_dir_is_refused(data_dir, tmp_path):
+    train(tiny_config(data_dir, epochs=1), tmp_path / "run", progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="different configuration"):
+        train(tiny_config(data_dir, epochs=1, lr=0.2), tmp_path / "run", progress=False, log=lambda s: None)
+
+
+def test_schedules():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    step = make_scheduler(opt, TrainConfig(schedule="step", milestones=(2, 3), epochs=4, lr=1.0), steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        step.step()
+    assert lrs[0] == 1.0 and lrs[19] == 1.0 and lrs[20] == pytest.approx(0.1) and lrs[30] == pytest.approx(0.01)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    cyc = make_scheduler(opt, TrainConfig(schedule="onecycle", warmup_epochs=1, epochs=4, lr=1.0), steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        cyc.step()
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.05
+    with pytest.raises(ValueError, match="schedule"):
+        make_scheduler(opt, TrainConfig(schedule="cosine"), 10)
+
+
+def test_preset_and_config_errors():
+    with pytest.raises(ValueError, match="available presets"):
+        get_preset("nope")
+    with pytest.raises(ValueError, match="Unknown configuration"):
+        TrainConfig().replace(learning_rate=1)
+    paper = get_preset("paper").config()
+    assert (paper.epochs, paper.batch_size, paper.lr, paper.milestones, paper.weight_decay, paper.nesterov) == (
+        300, 64, 0.1, (150, 200, 250), 1e-4, True)
+
+
+def test_missing_run_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        load_run(tmp_path)
