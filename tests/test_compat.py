@@ -97,12 +97,12 @@ def test_first_and_second_part_train_together():
     head, criterion = IsoMaxPlusLossFirstPart(10, 3), IsoMaxPlusLossSecondPart()
     features, targets = torch.randn(12, 10), torch.randint(0, 3, (12,))
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
-    first = float(criterion(head(features), targets))
+    first = criterion(head(features), targets).item()
     for _ in range(20):
         optimizer.zero_grad()
         criterion(head(features), targets).backward()
         optimizer.step()
-    assert float(criterion(head(features), targets)) < first
+    assert criterion(head(features), targets).item() < first
 
 
 def test_compat_names_exported():

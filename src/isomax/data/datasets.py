@@ -30,7 +30,6 @@ from .formats import (
     convert_like,
     decode_images,
     list_image_files,
-    natural_key,
     parse_idx,
     read_cifar_pickle,
     read_file_bytes,
@@ -393,7 +392,8 @@ def _cifar_from_buffers(name: str, split: str, get: Callable[[str], tuple[bytes,
     classes = None
     try:
         data, where = get(spec["meta"])
-        classes = [str(c) for c in read_cifar_pickle(data, where)[spec["meta_key"]]]
+        classes = [c.decode("latin1") if isinstance(c, bytes) else str(c)
+                   for c in read_cifar_pickle(data, where)[spec["meta_key"]]]
     except (FileNotFoundError, KeyError, DatasetError):
         pass
     if classes is None and name == "cifar10":
@@ -576,14 +576,23 @@ def _load_in(name: str, split: str, roots: list[Path], verify: bool) -> ImageDat
     raise ValueError(f"{name!r} is not an in-distribution data set; known: {', '.join(IN_DATASETS)}")
 
 
+def _verify_default(verify: bool | None) -> bool:
+    """Checksums are verified unless asked not to (argument, or ``ISOMAX_VERIFY=0`` for test fixtures)."""
+    if verify is not None:
+        return bool(verify)
+    return os.environ.get("ISOMAX_VERIFY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
-                 download: bool = False, verify: bool = True) -> ImageData:
+                 download: bool = False, verify: bool | None = None) -> ImageData:
     """Load an in-distribution set (``IN_DATASETS``, plus ``"mnist"``) as uint8 (N, C, H, W).
 
     Searches :func:`find_data_dir`'s roots for the original formats (idx, CIFAR pickles or archive,
     CIFAR image folders, SVHN .mat). ``download=True`` falls back to torchvision's download into
-    ``~/.cache/isomax``. ``verify`` checks published checksums.
+    ``~/.cache/isomax``. ``verify`` checks published checksums (default: on, unless the
+    environment sets ``ISOMAX_VERIFY=0``).
     """
+    verify = _verify_default(verify)
     key = canonical_name(name)
     if key not in IN_DATASETS + ("mnist",):
         raise ValueError(f"{name!r} is not an in-distribution data set; known: "
@@ -622,11 +631,11 @@ _ODIN = {
 def _images_from_archive(name: str, arc: Path, verify: bool) -> tuple[np.ndarray, str]:
     st = arc.stat()
     key = f"{name}-{_fingerprint([arc], arc.parent, extra=name)}"
+    if verify:  # cheap (only small archives have a known md5) and done even on a cache hit
+        _verify_md5(name, arc)
     cached = _cache_load(key)
     if cached is not None:
         return cached[0], str(arc)
-    if verify:
-        _verify_md5(name, arc)
     items = read_tar_images(arc)
     if not items:
         raise DatasetError(f"{arc}: archive holds no images")
@@ -639,6 +648,7 @@ def _images_from_archive(name: str, arc: Path, verify: bool) -> tuple[np.ndarray
 
 def _images_from_folder(name: str, folder: Path, tree_key: str | None = None,
                         post_like: tuple[int, int, int] | None = None,
+                        stack_like: tuple[int, int, int] | None = None,
                         ) -> tuple[np.ndarray, str, str | None]:
     """All images under ``folder`` (natural order), decoded, optionally converted to ``post_like``,
     cached by a (path, size, mtime) fingerprint. With ``tree_key`` the sha256 of every file under
@@ -647,7 +657,7 @@ def _images_from_folder(name: str, folder: Path, tree_key: str | None = None,
     scan = _scan_tree(folder, images_only=tree_key is None)
     if not any(r.lower().endswith(IMAGE_EXTENSIONS) for r, _, _ in scan):
         raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
-    key = f"{name}-{_tree_fingerprint(folder, scan, extra=f'{name}|{post_like}')}"
+    key = f"{name}-{_tree_fingerprint(folder, scan, extra=f'{name}|{post_like}|{stack_like}')}"
     cached = _cache_load(key)
     if cached is not None:
         return cached[0], str(folder), cached[2].get("conversion")
@@ -659,7 +669,7 @@ def _images_from_folder(name: str, folder: Path, tree_key: str | None = None,
     files = list_image_files(folder)
     blobs = _read_files(files)
     arrays = decode_images([(str(p), b) for p, b in zip(files, blobs)])
-    images, rec = stack_images(arrays, None, f"{name} ({folder})")
+    images, rec = stack_images(arrays, stack_like, f"{name} ({folder})")
     images, rec2 = convert_like(images, post_like)
     images = images.numpy()
     rec = _join(rec, rec2)
@@ -697,7 +707,7 @@ def _load_odin(name: str, roots: list[Path], verify: bool) -> tuple[ImageData | 
     return None, searched
 
 
-def _load_path(path: Path, verify: bool) -> ImageData:
+def _load_path(path: Path, like: tuple[int, int, int] | None) -> ImageData:
     """An arbitrary image folder (class-folder layout or flat, recursive) or image archive."""
     name = path.name
     if path.is_file():
@@ -708,13 +718,13 @@ def _load_path(path: Path, verify: bool) -> ImageData:
         raise DatasetError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found (recursive)")
     rel = [p.relative_to(path).parts for p in files]
     class_layout = all(len(r) > 1 for r in rel)
-    x, src, _ = _images_from_folder(name, path)
+    x, src, rec = _images_from_folder(name, path, stack_like=like)
     if class_layout:
         classes = sorted({r[0] for r in rel})
         cidx = {c: i for i, c in enumerate(classes)}
         labels = torch.tensor([cidx[r[0]] for r in rel], dtype=torch.int64)
-        return ImageData(torch.from_numpy(x), labels, name, classes, source=src)
-    return ImageData(torch.from_numpy(x), None, name, None, source=src)
+        return ImageData(torch.from_numpy(x), labels, name, classes, conversion=rec, source=src)
+    return ImageData(torch.from_numpy(x), None, name, None, conversion=rec, source=src)
 
 
 def _synthetic(name: str, like: tuple[int, int, int] | None, num_samples: int, seed: int
@@ -739,7 +749,7 @@ def _join(*recs: str | None) -> str | None:
 
 def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None = None,
              data_dir: str | os.PathLike | None = None, download: bool = False,
-             num_samples: int = 10000, seed: int = 0, verify: bool = True) -> ImageData:
+             num_samples: int = 10000, seed: int = 0, verify: bool | None = None) -> ImageData:
     """Load an out-of-distribution set by name (``OOD_DATASETS``) or from a path (image folder,
     class-folder or flat, recursive; or a tar archive of images).
 
@@ -747,8 +757,9 @@ def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None 
     antialiased resize, center crop if aspect ratios differ); the conversion is recorded in
     ``.conversion``. Named in-distribution sets give their test split. ``"gaussian"`` and
     ``"uniform"`` make ``num_samples`` images deterministically from ``seed``; ``num_samples``
-    does not subsample real sets (use :meth:`ImageData.subset`).
+    does not subsample real sets (use :meth:`ImageData.subset`). ``verify`` as in :func:`load_dataset`.
     """
+    verify = _verify_default(verify)
     like = None if like is None else tuple(int(v) for v in like)
     if like is not None and (len(like) != 3 or like[0] not in (1, 3) or min(like) < 1):
         raise ValueError(f"like must be (C, H, W) with C in (1, 3); got {like}")
@@ -759,7 +770,7 @@ def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None 
     if key is None or key not in OOD_DATASETS:
         p = Path(name_or_path).expanduser()
         if p.exists():
-            data = _load_path(p, verify)
+            data = _load_path(p, like)
             x, rec = convert_like(data.images, like)
             data.images, data.conversion = x, _join(data.conversion, rec)
             return data

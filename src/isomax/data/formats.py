@@ -169,13 +169,33 @@ def list_image_files(root: Path) -> list[Path]:
     return out
 
 
-def _decode_jpeg_fast(data: bytes) -> np.ndarray | None:
-    """libjpeg(-turbo) through torchvision: ~2x faster than PIL and releases the GIL."""
-    try:
-        from torchvision.io import ImageReadMode, decode_jpeg
+_JPEG_OP: list = []
 
-        t = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                        mode=ImageReadMode.UNCHANGED)
+
+def _jpeg_op():
+    """torchvision's libjpeg-turbo decoder op (``None`` if unavailable). Called directly: the
+    public wrapper warns on every call since torchvision 0.29; PIL is the fallback."""
+    if not _JPEG_OP:
+        op = None
+        try:
+            from torchvision.io import image as _tv_image
+
+            if _tv_image._has_image_ops():
+                op = torch.ops.image.decode_jpeg
+        except Exception:  # noqa: BLE001
+            op = None
+        _JPEG_OP.append(op)
+    return _JPEG_OP[0]
+
+
+def _decode_jpeg_fast(data: bytes) -> np.ndarray | None:
+    """~2x faster than PIL for small JPEGs, releases the GIL; identical pixels (same libjpeg)."""
+    op = _jpeg_op()
+    if op is None:
+        return None
+    try:
+        # mode 0 = ImageReadMode.UNCHANGED; no EXIF rotation (as PIL's Image.open)
+        t = op(torch.frombuffer(bytearray(data), dtype=torch.uint8), 0, False)
     except Exception:  # noqa: BLE001 - fall back to PIL (which gives the real error message)
         return None
     if t.dim() != 3 or t.shape[0] not in (1, 3):
