@@ -9,9 +9,9 @@ from fixture_data import make_fashion_mnist, make_image_folder
 from isomax.evaluation import RECORD_KEYS
 
 
-def run_cli(*args, data_dir=None, check=True):
+def run_cli(*args, check=True, cwd=None):
     env = {**os.environ, "ISOMAX_VERIFY": "0"}
-    proc = subprocess.run([sys.executable, "-m", "isomax", *map(str, args)], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "isomax", *map(str, args)], env=env, capture_output=True, text=True, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -68,7 +68,8 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
     ids=["unknown-preset", "unknown-loss", "missing-run"],
 )
 def test_errors_are_clear(tmp_path, args, message):
-    proc = run_cli(*args, check=False)
+    proc = run_cli(*args, check=False, cwd=tmp_path)
     assert proc.returncode == 2
+    assert not (tmp_path / "x").exists()  # nothing written before the arguments are checked
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -45,6 +45,23 @@ class TrainConfig:
     data_dir: str | None = None
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
 
+    def __post_init__(self) -> None:
+        from .heads import canonical_head_name
+
+        canonical_head_name(self.loss)  # raises on an unknown loss name
+        if self.schedule not in ("step", "onecycle"):
+            raise ValueError(f"Expected `schedule` to be 'step' or 'onecycle', but got: {self.schedule!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"Expected `{name}` to be a positive int, but got: {getattr(self, name)!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"Expected `val_fraction` to be in [0, 1), but got: {self.val_fraction!r}")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"Expected `train_limit` to be positive, but got: {self.train_limit!r}")
+        for name in ("lr", "entropic_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Expected `{name}` to be > 0, but got: {getattr(self, name)!r}")
+
     def replace(self, **changes) -> "TrainConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
