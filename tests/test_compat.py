@@ -108,3 +108,17 @@ def test_first_and_second_part_train_together():
 def test_compat_names_exported():
     for name in ("IsoMaxLossFirstPart", "IsoMaxLossSecondPart", "IsoMaxPlusLossFirstPart", "IsoMaxPlusLossSecondPart"):
         assert name in isomax.__all__ and hasattr(isomax, name)
+
+
+def test_reference_checkpoint_loads_strictly():
+    """A state_dict saved by the papers' IsoMaxPlusLossFirstPart (no temperature buffer) loads with strict=True."""
+    import torch
+
+    from isomax import IsoMaxPlusLossFirstPart
+
+    reference_state = {"prototypes": torch.randn(10, 16), "distance_scale": torch.tensor([2.5])}
+    head = IsoMaxPlusLossFirstPart(16, 10)
+    head.load_state_dict(reference_state, strict=True)
+    assert torch.equal(head.prototypes, reference_state["prototypes"])
+    assert head.distance_scale.shape == (1,) and float(head.distance_scale) == 2.5
+    assert float(head.temperature) == 1.0

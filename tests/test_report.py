@@ -2,8 +2,6 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -169,14 +167,17 @@ def test_posthoc_and_oe_tables_when_records_exist(tmp_path):
         for o in OODS:
             for score in ("odin", "mahalanobis", "oe"):
                 extra.append(dict(in_dataset="fashion-mnist", out_dataset=o, model="cnn-28", loss="softmax", score=score,
-                                  seed=s, accuracy=0.9, tnr_at_tpr95=0.5, auroc=0.9, dtacc=0.85, auin=0.9, auout=0.9,
+                                  seed=s, accuracy=0.5 if score == "oe" else 1.0, tnr_at_tpr95=0.5, auroc=0.9, dtacc=0.85, auin=0.9, auout=0.9,
                                   fpr_at_tpr95=0.5))
     bench = make_bench(tmp_path / "b", seeds=(0, 1), n=60, npz=False, extra_records=extra)
     out = tmp_path / "r"
     md = report.write_report([bench], out, log=lambda s: None).read_text()
     assert (out / "tables" / "table4_posthoc.tex").exists() and (out / "tables" / "table5_outlier_exposure.csv").exists()
     t4 = (out / "tables" / "table4_posthoc.md").read_text()
-    assert "SoftMax<sub>ODIN</sub> / SoftMax<sub>Mahalanobis</sub> / IsoMax+<sub>MDS</sub>" in t4
+    assert "ODIN / Mahalanobis / IsoMax+<sub>MDS</sub>" in t4
+    # OE runs are other SoftMax models: their accuracy stays out of the accuracy table
+    t2 = (out / "tables" / "table2_accuracy.csv").read_text()
+    assert "accuracy_softmax_mean" in t2 and "50.0000" not in t2 and "75.0000" not in t2
     assert "No logit files" in md and "histograms and ROC curves skipped" in md  # no npz: noted, no crash
     assert list((out / "figures").glob("*.png")) == [out / "figures" / "training_fashion-mnist-cnn-28.png"]
 
@@ -198,12 +199,11 @@ def test_missing_inputs_are_noted_and_bad_paths_refused(tmp_path, bench, small_b
         report.write_report([tmp_path / "nope"], tmp_path / "r3")
 
 
-def test_cli_report(small_bench, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "isomax", "report", str(small_bench), "--out", str(tmp_path / "r"), "--seed", "1"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def test_cli_report(small_bench, tmp_path, capsys):
+    from isomax.cli import main
+
+    assert main(["report", str(small_bench), "--out", str(tmp_path / "r"), "--seed", "1", "--no-progress"]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert "SoftMax seed 1" in md and "isomax report" in md
-    bad = subprocess.run([sys.executable, "-m", "isomax", "report", str(tmp_path), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "neither a bench" in bad.stderr
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "neither a bench" in capsys.readouterr().err

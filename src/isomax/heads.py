@@ -21,7 +21,9 @@ Distances are computed in float32 (also under ``torch.autocast``) with the matri
 expansion ``|f|^2 + |p|^2 - 2 f.p`` (one GEMM, as fast as ``nn.Linear``), then *refined*: the
 entries where that expansion loses precision through cancellation (squared distance below
 ``1e-2`` of ``|f|^2 + |p|^2``) are recomputed exactly as ``|f - p|^2`` from the vectors
-themselves. The square root has a zero (sub)gradient at distance zero instead of ``inf``.
+themselves, so small distances keep full relative precision (for IsoMax+, down to the precision
+with which the normalised vectors themselves are represented: about 1e-7 absolute in float32).
+The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 """
 from __future__ import annotations
 
@@ -96,7 +98,7 @@ class _EuclideanDistance(torch.autograd.Function):
         grad_coef = None
         if ctx.has_coef:
             if ctx.needs_input_grad[3]:
-                grad_coef = (grad_out * d).sum()
+                grad_coef = (grad_out * d).sum().reshape(coef.shape)
             g = grad_out * (inv_d * coef)  # (B, C): dL/dd / d
         else:
             g = grad_out * inv_d
@@ -159,7 +161,7 @@ class DistanceHead(nn.Module):
 
     Attributes:
         prototypes: ``nn.Parameter`` of shape (num_classes, num_features).
-        distance_scale: ``nn.Parameter`` of shape () when enabled, else None.
+        distance_scale: ``nn.Parameter`` of shape (1,) when enabled (as in the papers' code), else None.
         temperature: buffer (saved in the ``state_dict``), 1 by default; logits are divided by it.
             Set it after training, e.g. for calibration; it is not meant to change during training.
     """
@@ -200,9 +202,15 @@ class DistanceHead(nn.Module):
         self.validate_args = validate_args
         self.init = init
         self.prototypes = nn.Parameter(torch.empty(num_classes, num_features))
-        self.distance_scale = nn.Parameter(torch.empty(())) if distance_scale else None
+        # shape (1,) as in the papers' code, so its checkpoints load
+        self.distance_scale = nn.Parameter(torch.empty(1)) if distance_scale else None
         self.register_buffer("temperature", torch.tensor(float(temperature)))
         self.reset_parameters()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints of the papers' code have no temperature buffer (it was a plain attribute).
+        state_dict.setdefault(prefix + "temperature", self.temperature.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_parameters(self) -> None:
         if self.init == "zeros":
