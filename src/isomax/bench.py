@@ -7,8 +7,11 @@ Writes into ``out``:
 * ``outputs/<loss>-seed<seed>.npz``: per-sample logits for figures (``isomax report``);
 * ``results.json``: every record (updated after each run, so an interrupted bench loses nothing:
   rerunning it resumes the unfinished run and skips the finished ones);
-* ``results.md``: the accuracy table (Table 2 layout), the seamless comparison (Table 3 layout)
-  and every loss x score;
+* ``results.md``: the accuracy table (Table 2 layout), the seamless comparison (Table 3 layout),
+  with ``methods`` the comparisons with ODIN / Mahalanobis (Table 4) and Outlier Exposure
+  (Table 5 layout), and every loss x score;
+* with ``methods=("oe",)``: ``runs/softmax-oe-seed<seed>/``, SoftMax trained with Outlier Exposure
+  (records: loss ``softmax``, score ``oe``; no logits file);
 * ``bench.json``: preset, configuration overrides, software versions, device, timings.
 """
 from __future__ import annotations
@@ -37,8 +40,16 @@ def write_markdown(records: Sequence[dict], path: Path, title: str, command: str
     if command:
         parts += ["Produced by:", "", "```", command, "```", ""]
     parts += ["## Test accuracy (Table 2 layout; mean ± std over seeds)", "", tables.accuracy_table(records), "",
-              "## Seamless OOD detection (Table 3 layout; best mean in bold)", "", tables.seamless_table(records), "",
-              "## Every loss and score", "", tables.all_scores_table(records), ""]
+              "## Seamless OOD detection (Table 3 layout; best mean in bold)", "", tables.seamless_table(records), ""]
+    present = {(r["loss"], r["score"]) for r in records}
+    if present & {("softmax", "odin"), ("softmax", "mahalanobis")}:
+        parts += ["## Comparison with input preprocessing and adversarial validation (Table 4 layout; ODIN and "
+                  "Mahalanobis on SoftMax models, hyperparameters chosen on validation vs FGSM samples)", "",
+                  tables.preprocessing_table(records), ""]
+    if ("softmax", "oe") in present:
+        parts += ["## Comparison with Outlier Exposure (Table 5 layout; averaged over out-distributions)", "",
+                  tables.outlier_exposure_table(records), ""]
+    parts += ["## Every loss and score", "", tables.all_scores_table(records), ""]
     conversions = sorted({(r["out_dataset"], r["conversion"]) for r in records if r.get("conversion")})
     if conversions:
         parts += ["Out-distribution conversions: " + "; ".join(f"{o}: {c}" for o, c in conversions), ""]
@@ -47,13 +58,31 @@ def write_markdown(records: Sequence[dict], path: Path, title: str, command: str
 
 def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Sequence[str] = LOSSES,
               ood: Sequence[str] | None = None, overrides: dict | None = None, progress: bool = True,
-              command: str | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Train and evaluate every loss x seed of a preset; returns all records."""
+              command: str | None = None, methods: Sequence[str] = (), methods_on: Sequence[str] = ("softmax",),
+              outlier_data: str | None = None, detector_options: dict | None = None,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Train and evaluate every loss x seed of a preset; returns all records.
+
+    ``methods``: comparison methods of the 2021 paper's Tables 4-5. ``"odin"`` and ``"mahalanobis"``
+    are fitted on each run of a loss in ``methods_on`` (default: SoftMax, as in the paper;
+    ``detector_options`` go to :func:`isomax.detectors.fit_detectors`). ``"oe"`` trains one more
+    SoftMax run per seed with Outlier Exposure on ``outlier_data`` (``runs/softmax-oe-seed<s>``),
+    recorded as loss ``softmax``, score ``oe`` (its entropic score).
+    """
+    from .evaluation import DETECTOR_METHODS
+
+    unknown = [m for m in methods if m not in DETECTOR_METHODS + ("oe",)]
+    if unknown:
+        raise ValueError(f"Expected methods in {list(DETECTOR_METHODS) + ['oe']}, but got: {unknown}")
+    if "oe" in methods and not outlier_data:
+        raise ValueError("Expected --outlier-data (a name or folder of outlier images) for the 'oe' method")
+    detectors = [m for m in methods if m in DETECTOR_METHODS]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = get_preset(preset).config(**(overrides or {}))
     ood = tuple(ood or base.ood)
     meta = dict(preset=preset, overrides=overrides or {}, seeds=list(seeds), losses=list(losses), ood=list(ood),
+                methods=list(methods), methods_on=list(methods_on), outlier_data=outlier_data,
                 command=command, python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform(),
                 device=str(base.device), cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                 threads=torch.get_num_threads(), runs={})
@@ -61,12 +90,20 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
     records: list[dict] = json.loads(results_path.read_text()) if results_path.exists() else []
     ood_sets = None
     t_start = time.perf_counter()
+    runs = [(loss, f"{loss}-seed", dict(loss=loss), None) for loss in losses]
+    if "oe" in methods:
+        runs.append(("softmax", "softmax-oe-seed", dict(loss="softmax", outlier_data=outlier_data), "oe"))
     for seed in seeds:
-        for loss in losses:
-            name = f"{loss}-seed{seed}"
-            config = base.replace(loss=loss, seed=seed, ood=ood)
-            done = any(r["loss"] == loss and r["seed"] == seed for r in records)
-            if done:
+        for loss, prefix, changes, tag in runs:
+            name = f"{prefix}{seed}"
+            config = base.replace(seed=seed, ood=ood, **changes)
+            mine = [r for r in records if r["loss"] == loss and r["seed"] == seed]
+            if tag == "oe":
+                todo_plain, todo_methods = not any(r["score"] == "oe" for r in mine), []
+            else:
+                todo_plain = not any(r["score"] not in DETECTOR_METHODS + ("oe",) for r in mine)
+                todo_methods = [m for m in detectors if loss in methods_on and not any(r["score"] == m for r in mine)]
+            if not todo_plain and not todo_methods:
                 log(f"[{name}] already evaluated in {results_path}, skipping")
                 continue
             t0 = time.perf_counter()
@@ -77,9 +114,16 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
 
                 like = load_dataset(config.dataset, "test", data_dir=config.data_dir).shape
                 ood_sets = load_ood_sets(ood, like, config.data_dir, log)
+            scores = ("es",) if tag == "oe" else (None if todo_plain else ())
             new = evaluate_run(out / "runs" / name, ood_sets=ood_sets, device=config.device, progress=progress,
-                               arrays_path=out / "outputs" / f"{name}.npz", log=log)
-            records = [r for r in records if not (r["loss"] == loss and r["seed"] == seed)] + new
+                               # no logits file for OE runs: figures would take them for the plain SoftMax run
+                               arrays_path=out / "outputs" / f"{name}.npz" if todo_plain and not tag else None,
+                               scores=scores,
+                               methods=todo_methods, detector_options=detector_options, log=log)
+            if tag == "oe":
+                new = [dict(r, score="oe", outlier_data=outlier_data) for r in new]
+            replaced = {(r["loss"], r["seed"], r["score"]) for r in new}
+            records = [r for r in records if (r["loss"], r["seed"], r["score"]) not in replaced] + new
             save_results(records, out)
             meta["runs"][name] = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1))
             acc = new[0]["accuracy"] if new else float("nan")

@@ -22,10 +22,13 @@ from .metrics import ood_metrics
 from .scores import SCORES
 from .training import _autocast, load_run, resolve_device
 
-__all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_run", "save_results", "RECORD_KEYS"]
+__all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_detectors", "evaluate_run", "save_results",
+           "RECORD_KEYS", "DETECTOR_METHODS"]
 
 RECORD_KEYS = ("in_dataset", "out_dataset", "model", "loss", "score", "seed", "accuracy",
                "tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+# Post-hoc detectors fitted per model (isomax.detectors); their records also hold "params" (chosen hyperparameters)
+DETECTOR_METHODS = ("odin", "mahalanobis")
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
@@ -77,6 +80,47 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
     return records, arrays
 
 
+def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mean, std, *, methods: Sequence[str],
+                       train_data, val_data, device: torch.device, accuracy: float, batch_size: int = 500,
+                       meta: dict | None = None, detector_options: dict | None = None, progress: bool = True,
+                       log: Callable[[str], None] = print) -> list[dict]:
+    """Records of the post-hoc detectors (:mod:`isomax.detectors`) for every out-distribution.
+
+    ODIN and Mahalanobis choose their hyperparameters on ``val_data`` against FGSM samples made
+    from it (never on ``ood_sets``); Mahalanobis fits its class statistics on ``train_data``.
+    ``detector_options`` go to :func:`isomax.detectors.fit_detectors` (e.g. ``max_samples``).
+    Each record has ``score`` = the method name and ``params`` = the chosen hyperparameters.
+    """
+    from .detectors import fit_detectors
+
+    unknown = [m for m in methods if m not in DETECTOR_METHODS]
+    if unknown:
+        raise ValueError(f"Expected detector methods in {list(DETECTOR_METHODS)}, but got: {unknown}")
+    detectors = fit_detectors(model, methods, train_data=train_data, val_data=val_data, mean=mean, std=std, device=device,
+                              batch_size=batch_size, log=log, **(detector_options or {}))
+    base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
+                seed=(meta or {}).get("seed"), accuracy=accuracy)
+    records = []
+    for name, det in detectors.items():
+        def run(data, what):
+            return det.predict_data(tqdm(_batches(data, mean, std, device, batch_size), desc=f"{name} {what}",
+                                         leave=False, disable=not progress, unit="batch"))
+        s_in = run(in_test, f"{in_test.name} (in)")
+        for ood in ood_sets:
+            m = ood_metrics(s_in, run(ood, f"{ood.name} (out)"))
+            rec = dict(base, out_dataset=ood.name, score=name, **m, params=det.params())
+            if ood.conversion:
+                rec["conversion"] = ood.conversion
+            records.append(rec)
+    return records
+
+
+def _batches(data, mean, std, device, batch_size):
+    from .data import BatchLoader
+
+    return BatchLoader(data, batch_size, mean=mean, std=std, device=device)
+
+
 def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print) -> list:
     from .data import load_ood
 
@@ -91,9 +135,13 @@ def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=Non
 
 def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *, data_dir: str | None = None,
                  device: str = "auto", scores: Iterable[str] | None = None, arrays_path: str | os.PathLike | None = None,
-                 ood_sets: Sequence | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print) -> list[dict]:
-    """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders)."""
+                 ood_sets: Sequence | None = None, progress: bool = True, methods: Sequence[str] = (),
+                 detector_options: dict | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders).
+
+    ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
+    validation splits and evaluate too; ``scores=()`` with ``methods`` evaluates only them.
+    """
     from .data import load_dataset, normalization
 
     dev = resolve_device(device)
@@ -103,10 +151,26 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     if ood_sets is None:
         ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log)
     mean, std = normalization(config.dataset)
-    records, arrays = evaluate_model(model, config.loss, in_test, ood_sets, mean, std, device=dev,
-                                     batch_size=config.eval_batch_size, amp=config.amp, scores=scores,
-                                     meta=dict(model=config.model, seed=config.seed), progress=progress)
-    if arrays_path is not None:
+    meta = dict(model=config.model, seed=config.seed)
+    scores = tuple(scores) if scores is not None else None
+    if scores == () and methods:  # detectors only: no plain-score records nor arrays
+        records, arrays = [], None
+        logits_in = predict_logits(model, in_test, mean, std, dev, config.eval_batch_size, config.amp, None, progress)
+        accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
+    else:
+        records, arrays = evaluate_model(model, config.loss, in_test, ood_sets, mean, std, device=dev,
+                                         batch_size=config.eval_batch_size, amp=config.amp, scores=scores,
+                                         meta=meta, progress=progress)
+        accuracy = records[0]["accuracy"] if records else float("nan")
+    if methods:
+        from .training import load_data
+
+        train_data, val_data, _ = load_data(config.replace(data_dir=data_dir))
+        records += evaluate_detectors(model, config.loss, in_test, ood_sets, mean, std, methods=methods,
+                                      train_data=train_data, val_data=val_data, device=dev, accuracy=accuracy,
+                                      batch_size=min(500, config.eval_batch_size), meta=meta,
+                                      detector_options=detector_options, progress=progress, log=log)
+    if arrays_path is not None and arrays is not None:
         Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(arrays_path, **arrays,
                             meta=np.asarray(json.dumps(dict(run=str(run_dir), loss=config.loss, model=config.model,

@@ -1,0 +1,105 @@
+"""Per-image inference cost of the OOD scores, as ratios to one plain forward pass (2021 paper, Sec. 4).
+
+    python benchmarks/inference_cost.py [--model cnn-28 | --run RUN_DIR] [--threads 2] [--batch-size 100]
+
+Times, on the SAME model and the SAME batch, in one run:
+
+* ``forward``: ``model(x)`` under ``torch.no_grad()`` (the reference);
+* ``mds``, ``mps``: the plain scores (one forward pass + a reduction over the logits);
+* ``odin``: ODIN with input preprocessing (forward, backward to the input, second forward);
+* ``mahalanobis``: the Mahalanobis ensemble with input preprocessing (one forward, one backward
+  per layer of ``feature_list``, one forward per layer, then the logistic regression).
+
+The detectors are fitted on random inputs and labels (the time does not depend on fit quality):
+ODIN with fixed ``T = 1000, eps = 0.0014``; Mahalanobis with fixed ``eps = 0.0014``, class
+statistics from random training features and its logistic regression from random validation vs
+perturbed samples. The methods are timed round-robin (``--repeats`` rounds after ``--warmup``) and
+each reports its median, so load from other processes spreads evenly. The last line reads
+``ratios: mds=<x> mps=<x> odin=<x> mahalanobis=<x>``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from isomax.detectors import ODIN, Mahalanobis, ScoreDetector
+from isomax.models import create_model
+
+METHODS = ("forward", "mds", "mps", "odin", "mahalanobis")
+
+
+def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
+    if args.run:
+        from isomax.training import load_run
+
+        model, config, _ = load_run(args.run, "cpu")
+        c = next(p for p in model.parameters() if p.ndim == 4).shape[1]
+        hw = getattr(model, "input_size", (c, 28, 28))[1:]
+        return model.eval(), (c, *hw), f"{config.model} ({config.loss}) from {args.run}"
+    torch.manual_seed(0)
+    model = create_model(args.model, num_classes=10, head=args.head).eval()
+    return model, tuple(model.input_size), f"{args.model} ({args.head}, random weights)"
+
+
+def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int) -> dict:
+    g = torch.Generator().manual_seed(1)
+    num_classes = model.num_classes
+    x_train = torch.randn(n_fit, *shape, generator=g)
+    y_train = torch.arange(n_fit) % num_classes
+    x_val = torch.randn(n_fit // 2, *shape, generator=g)
+    x_adv = x_val + 0.1 * torch.randn(x_val.shape, generator=g)
+    std = (0.5,) * shape[0]
+    maha = Mahalanobis(noise=0.0014, std=std).fit(model, [(x_train, y_train)], adversarial=(x_val, x_adv))
+    return {
+        "mds": ScoreDetector("mds", model),
+        "mps": ScoreDetector("mps", model),
+        "odin": ODIN(model, temperature=1000, noise=0.0014, std=std),
+        "mahalanobis": maha,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="cnn-28", help="registered model name (random weights)")
+    parser.add_argument("--head", default="isomaxplus", choices=["softmax", "isomax", "isomaxplus"])
+    parser.add_argument("--run", default=None, help="a run directory (isomax train/bench) instead of --model")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=15, help="timed rounds (each times every method once)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds")
+    parser.add_argument("--fit-samples", type=int, default=400, help="random samples to fit the detectors")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model, shape, desc = build(args)
+    detectors = fitted_detectors(model, shape, args.fit_samples)
+    x = torch.randn(args.batch_size, *shape, generator=torch.Generator().manual_seed(2))
+
+    def forward():
+        with torch.no_grad():
+            return model(x)
+
+    calls = {"forward": forward, **{name: (lambda d=d: d(x)) for name, d in detectors.items()}}
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    for i in range(args.warmup + args.repeats):
+        for name in METHODS:
+            start = time.perf_counter()
+            calls[name]()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+
+    per_image = {m: statistics.median(t) / args.batch_size for m, t in times.items()}
+    ratios = {m: per_image[m] / per_image["forward"] for m in METHODS}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {desc}, input {shape}, "
+          f"batch {args.batch_size}, median of {args.repeats} rounds")
+    print(f"{'method':<13}{'ms/image':>10}{'x forward':>11}")
+    for m in METHODS:
+        print(f"{m:<13}{1e3 * per_image[m]:>10.3f}{ratios[m]:>11.2f}")
+    print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in ("mds", "mps", "odin", "mahalanobis")))
+
+
+if __name__ == "__main__":
+    main()

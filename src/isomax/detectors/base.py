@@ -1,0 +1,262 @@
+"""The :class:`Detector` base class and the input helpers shared by the post-hoc detectors.
+
+Score direction (the one rule of this package): every ``predict`` returns a tensor ``(B,)`` where
+**higher means more in-distribution**, exactly as :mod:`isomax.scores` and as the papers report.
+For an outlier score, negate it.
+
+API (pytorch-ood / scikit-learn style)::
+
+    det = Mahalanobis().fit(model, train_data, val_data, mean=mean, std=std)  # returns det
+    scores = det(x)                       # = det.predict(x); x normalised like the model's input
+    det.predict_features(features)        # from features already extracted (no preprocessing)
+    det.fit_features(features, labels)    # fit from one shared extraction pass
+
+Inputs: ``x`` is always a *normalised* float batch ``(B, C, H, W)`` as fed to the model. Data
+passed to ``fit`` may be an :class:`isomax.data.ImageData` (uint8; normalised here with ``mean``
+and ``std``, or :func:`isomax.data.normalization` of its name), a :class:`isomax.data.BatchLoader`
+(its ``mean``/``std`` are used) or any iterable of ``(x, y)`` / ``x`` normalised batches.
+
+Noise magnitudes (ODIN, Mahalanobis, FGSM) are in **[0, 1]-pixel units**, as in the reference code
+of Lee et al. (2018): the sign of the gradient is divided by the per-channel normalisation ``std``
+before it is added to the normalised input, so ``noise=0.0014`` means the same on every data set.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Detector", "NotFittedError", "extract_features", "iter_batches", "collect", "pixel_scale"]
+
+
+class NotFittedError(ValueError, RuntimeError):
+    """A detector was used before :meth:`Detector.fit` (or ``fit_features``) was called."""
+
+
+class Detector:
+    """Base class of the OOD detectors: ``fit`` returns ``self``, ``predict`` gives scores ``(B,)``.
+
+    Subclasses store their constructor arguments unchanged and put what ``fit`` learns in
+    attributes ending with ``_`` (scikit-learn convention). ``model`` may be given to the
+    constructor or to :meth:`fit`.
+    """
+
+    #: short name used in result records (``score`` field)
+    name: str = "detector"
+
+    def __init__(self, model: nn.Module | None = None) -> None:
+        self.model = model
+
+    # -- to implement -------------------------------------------------------------------------
+    def fit(self, model: nn.Module | None = None, data=None, *args, **kwargs) -> "Detector":
+        raise NotImplementedError
+
+    def fit_features(self, features, labels=None) -> "Detector":
+        raise NotImplementedError
+
+    def predict(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def predict_features(self, features) -> Tensor:
+        raise NotImplementedError
+
+    def is_fitted(self) -> bool:
+        return True
+
+    def params(self) -> dict:
+        """The (chosen) hyperparameters, JSON-serialisable, for result records."""
+        return {}
+
+    # -- shared ------------------------------------------------------------------------------
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.predict(x)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: call `fit(model, data, ...)` "
+                "(or `fit_features(...)`) before using it to score inputs.")
+
+    def _check_model(self) -> nn.Module:
+        if self.model is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance has no model: pass `model=` to the constructor or "
+                "call `fit(model, ...)` before `predict`.")
+        return self.model
+
+    def predict_data(self, data, *, mean=None, std=None, device=None, batch_size: int = 500) -> Tensor:
+        """Scores of a whole data set (ImageData, BatchLoader or iterable of batches), on the CPU."""
+        out = [self.predict(x).detach().float().cpu() for x, _ in
+               iter_batches(data, mean=mean, std=std, device=device or _model_device(self.model), batch_size=batch_size)]
+        return torch.cat(out) if out else torch.empty(0)
+
+    def __repr__(self) -> str:
+        fitted = ", ".join(f"{k}={v!r}" for k, v in self.params().items()) if self.is_fitted() else "not fitted"
+        return f"{type(self).__name__}({fitted})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Input helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _model_device(model: nn.Module | None) -> torch.device:
+    p = next(iter(model.parameters()), None) if model is not None else None
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _is_image_data(data) -> bool:
+    return hasattr(data, "images") and hasattr(data, "labels") and hasattr(data, "subset")
+
+
+def _data_norm(data, mean, std):
+    """(mean, std) for ``data``: explicit values, a BatchLoader's, or the data set's normalisation."""
+    if mean is not None and std is not None:
+        return mean, std
+    if hasattr(data, "mean") and hasattr(data, "std") and not isinstance(data, Tensor):
+        return (mean if mean is not None else data.mean), (std if std is not None else data.std)
+    if _is_image_data(data):
+        from ..data import normalization
+
+        dmean, dstd = normalization(data.name)
+        return (mean if mean is not None else dmean), (std if std is not None else dstd)
+    return mean, std
+
+
+def iter_batches(data, *, mean=None, std=None, device=None, batch_size: int = 500) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """Normalised ``(x, y)`` batches from ImageData, a BatchLoader, a float tensor or an iterable."""
+    device = torch.device(device) if device is not None else None
+    if _is_image_data(data):
+        from ..data import BatchLoader
+
+        mean, std = _data_norm(data, mean, std)
+        yield from BatchLoader(data, batch_size, mean=mean, std=std, device=device or "cpu")
+        return
+    if isinstance(data, Tensor):
+        for i in range(0, len(data), batch_size):
+            x = data[i:i + batch_size]
+            yield (x.to(device) if device is not None else x), None
+        return
+    for batch in data:
+        x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+        if device is not None:
+            x = x.to(device)
+            y = y.to(device) if isinstance(y, Tensor) else y
+        yield x, y
+
+
+def collect(data, max_samples: int | None = None, *, mean=None, std=None, device=None, batch_size: int = 500,
+            seed: int = 0) -> tuple[Tensor, Tensor | None]:
+    """At most ``max_samples`` normalised inputs (and labels) as two tensors.
+
+    An ImageData larger than ``max_samples`` is subsampled at random (seeded, without
+    replacement); iterables are read until ``max_samples`` are collected.
+    """
+    if max_samples is not None and _is_image_data(data) and len(data) > max_samples:
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(len(data), generator=g)[:max_samples].sort().values
+        mean, std = _data_norm(data, mean, std)
+        data = data.subset(idx)
+    xs, ys, n = [], [], 0
+    for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=batch_size):
+        if max_samples is not None and n + len(x) > max_samples:
+            x = x[: max_samples - n]
+            y = y[: max_samples - n] if y is not None else None
+        xs.append(x)
+        ys.append(y)
+        n += len(x)
+        if max_samples is not None and n >= max_samples:
+            break
+    if not xs:
+        raise ValueError("Expected `data` to hold at least one sample, but it is empty")
+    labels = torch.cat(ys) if all(y is not None for y in ys) else None
+    return torch.cat(xs), labels
+
+
+def pixel_scale(std, x: Tensor) -> Tensor | float:
+    """``1 / std`` shaped ``(1, C, 1, 1)`` for ``x``: turns a [0, 1]-pixel step into a normalised one."""
+    if std is None:
+        return 1.0
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).flatten()
+    if s.numel() == 1:
+        s = s.expand(x.shape[1])
+    if s.numel() != x.shape[1]:
+        raise ValueError(f"Expected `std` to have 1 or {x.shape[1]} values (one per channel), but got {s.numel()}")
+    return (1.0 / s).view(1, -1, 1, 1)
+
+
+def pooled_features(model: nn.Module, x: Tensor) -> list[Tensor]:
+    """Spatially mean-pooled maps of ``model.feature_list(x)``: a list of ``(B, C_l)``."""
+    if not hasattr(model, "feature_list"):
+        raise TypeError(f"Expected a model with `feature_list(x)` (an isomax model), but got {type(model).__name__}")
+    return [m.mean(dim=(2, 3)) if m.ndim == 4 else m.flatten(1) for m in model.feature_list(x)]
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, data, *, mean=None, std=None, device=None, batch_size: int = 500,
+                     max_samples: int | None = None, seed: int = 0) -> dict[str, Tensor | list[Tensor]]:
+    """One pass over ``data``: ``{"logits", "features", "layers", "labels"}`` on the CPU (float32).
+
+    ``layers`` is the list of pooled ``feature_list`` maps ``(N, C_l)``; ``features`` the last
+    of them (the penultimate features ``forward_features``). Pass the dict to several detectors'
+    ``fit_features`` / ``predict_features`` to share the pass.
+    """
+    model.eval()
+    device = device or _model_device(model)
+    if max_samples is not None and _is_image_data(data) and len(data) > max_samples:
+        mean, std = _data_norm(data, mean, std)
+        g = torch.Generator().manual_seed(int(seed))
+        data = data.subset(torch.randperm(len(data), generator=g)[:max_samples].sort().values)
+    layers: list[list[Tensor]] = []
+    logits, labels, n = [], [], 0
+    for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=batch_size):
+        pooled = pooled_features(model, x)
+        head_in = pooled[-1]
+        out = model.forward_head(head_in) if hasattr(model, "forward_head") else model(x)
+        if not layers:
+            layers = [[] for _ in pooled]
+        for acc, f in zip(layers, pooled):
+            acc.append(f.float().cpu())
+        logits.append(out.float().cpu())
+        labels.append(y.cpu() if y is not None else None)
+        n += len(x)
+        if max_samples is not None and n >= max_samples:
+            break
+    if not logits:
+        raise ValueError("Expected `data` to hold at least one sample, but it is empty")
+    layer_t = [torch.cat(acc) for acc in layers]
+    return {"logits": torch.cat(logits), "features": layer_t[-1], "layers": layer_t,
+            "labels": torch.cat(labels) if all(y is not None for y in labels) else None}
+
+
+def as_layer_list(features) -> list[Tensor]:
+    """Per-layer features from a dict of :func:`extract_features`, a list, or one ``(N, C)`` tensor."""
+    if isinstance(features, dict):
+        if "layers" in features:
+            features = features["layers"]
+        elif "features" in features:
+            features = [features["features"]]
+        else:
+            raise ValueError(f"Expected a dict with a 'layers' or 'features' entry, but got keys {sorted(features)}")
+    if isinstance(features, Tensor):
+        features = [features]
+    if not isinstance(features, Sequence) or not features or not all(isinstance(f, Tensor) and f.ndim == 2 for f in features):
+        raise ValueError("Expected per-layer features: a (N, C) tensor, a list of them, or extract_features' dict")
+    return list(features)
+
+
+def as_logits(features) -> Tensor:
+    """Logits from a dict of :func:`extract_features` or a ``(N, K)`` tensor."""
+    if isinstance(features, dict):
+        if "logits" not in features:
+            raise ValueError(f"Expected a dict with a 'logits' entry, but got keys {sorted(features)}")
+        features = features["logits"]
+    if not isinstance(features, Tensor) or features.ndim != 2:
+        raise ValueError("Expected logits: a (N, num_classes) tensor or extract_features' dict")
+    return features
+
+
+def chunks(x: Tensor, size: int) -> Iterable[Tensor]:
+    for i in range(0, len(x), size):
+        yield x[i:i + size]
