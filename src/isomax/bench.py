@@ -86,6 +86,10 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
                 command=command, python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform(),
                 device=str(base.device), cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                 threads=torch.get_num_threads(), runs={})
+    meta_path = out / "bench.json"
+    if meta_path.exists():  # keep the timings of earlier invocations (a bench run in several goes)
+        earlier = json.loads(meta_path.read_text()).get("runs", {})
+        meta["runs"] = {k: v if isinstance(v, list) else [v] for k, v in earlier.items()}
     results_path = out / "results.json"
     records: list[dict] = json.loads(results_path.read_text()) if results_path.exists() else []
     ood_sets = None
@@ -125,10 +129,14 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
             replaced = {(r["loss"], r["seed"], r["score"]) for r in new}
             records = [r for r in records if (r["loss"], r["seed"], r["score"]) not in replaced] + new
             save_results(records, out)
-            meta["runs"][name] = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1))
+            timing = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1),
+                          methods=todo_methods, threads=torch.get_num_threads())
+            meta["runs"].setdefault(name, []).append(timing)
+            meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+            meta_path.write_text(json.dumps(meta, indent=2) + "\n")
             acc = new[0]["accuracy"] if new else float("nan")
-            log(f"[{name}] test accuracy {100 * acc:.2f}%  ({meta['runs'][name]['total_seconds']:.0f}s)")
+            log(f"[{name}] test accuracy {100 * acc:.2f}%  ({timing['total_seconds']:.0f}s)")
     meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    (out / "bench.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     write_markdown(records, out / "results.md", f"isomax bench: preset `{preset}`, seeds {list(seeds)}", command)
     return records

@@ -100,17 +100,23 @@ def _atomic_save(obj, path: Path) -> None:
 
 @torch.no_grad()
 def accuracy_and_loss(model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, amp: bool) -> tuple[float, float]:
+    """Accuracy and mean loss over ``loader``; under DDP each process takes a slice of every batch
+    and the sums are all-reduced (pass the unwrapped model, with buffers synchronised)."""
     model.eval()
     correct = torch.zeros((), device=device)
     total_loss = torch.zeros((), device=device)
-    n = 0
-    for x, y in loader:
+    n = torch.zeros((), device=device)
+    for x, y in dist.shard_batches(loader, dist.rank(), dist.world_size()):
+        if y.numel() == 0:  # an empty slice of a short last batch
+            continue
         with _autocast(device, amp):
             logits = model(x)
         total_loss += loss_fn(logits.float(), y) * y.numel()
         correct += (logits.argmax(1) == y).sum()
         n += y.numel()
-    return float(correct) / max(n, 1), float(total_loss) / max(n, 1)
+    dist.all_reduce_sum(correct, total_loss, n)
+    n_ = max(float(n), 1.0)
+    return float(correct) / n_, float(total_loss) / n_
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -125,16 +131,17 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
     run_dir = Path(run_dir)
     rank0 = dist.is_main_process()
     config_path, ckpt_path = run_dir / CONFIG, run_dir / CHECKPOINT
+    if config_path.exists() and resume:  # every rank checks (and raises) before rank 0 writes anything
+        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        if saved != config:
+            diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
+            raise ValueError(
+                f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
+                "use another output directory or --no-resume to start over"
+            )
+    dist.barrier()
     if rank0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if config_path.exists() and resume:
-            saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
-            if saved != config:
-                diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
-                raise ValueError(
-                    f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
-                    "use another output directory or --no-resume to start over"
-                )
         config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -163,6 +170,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
 
     torch.manual_seed(config.seed)
     model = build_model(config, train_set.num_classes, train_set.shape[0]).to(device)
+    if device.type != "cpu":  # the finiteness checks of the IsoMax heads cost a device sync per step; the loss is checked per epoch
+        for m in model.modules():
+            if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
+                m.validate_args = False
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=device.type == "cpu").to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
@@ -177,6 +190,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
         start_epoch, history = state["epoch"], state["history"]
         if rank0 and start_epoch < config.epochs:
             log(f"resuming {run_dir} from epoch {start_epoch}/{config.epochs}")
+    if rank0:  # the log holds exactly the checkpoint's epochs (a kill between the two writes, --no-resume)
+        tmp = run_dir / (LOG + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+        os.replace(tmp, run_dir / LOG)
     train_model = dist.wrap_model(model, device)
 
     for epoch in range(start_epoch, config.epochs):
@@ -214,6 +231,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
         bar.close()
         loss_sum, correct, seen_t = dist.all_reduce_sum(loss_sum, correct, torch.tensor(float(seen), device=device))
         train_loss, train_acc = float(loss_sum) / float(seen_t), float(correct) / float(seen_t)
+        dist.broadcast_buffers(model)  # BatchNorm running statistics of rank 0 everywhere (per-process BN on CPU)
         val_acc, val_loss = accuracy_and_loss(model, val_loader, loss_fn, device, config.amp) if len(val_set) else (float("nan"),) * 2
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch + 1}; lower --lr")
