@@ -66,10 +66,10 @@ def main() -> None:
         papers = PapersHead(f, c)
         iters = max(5, int(2e8 / (b * f * c + 1e6)))
         rounds = {"linear": [], "ours": [], "papers": []}
-        for _ in range(args.repeats):
-            rounds["linear"].append(step_time(linear, ce, x, y, iters))
-            rounds["ours"].append(step_time(ours, ours_loss, x, y, iters))
-            rounds["papers"].append(step_time(papers, papers_loss, x, y, iters))
+        contenders = [("linear", linear, ce), ("ours", ours, ours_loss), ("papers", papers, papers_loss)]
+        for r in range(args.repeats):
+            for key, head, loss in contenders[r % 3:] + contenders[: r % 3]:  # rotated order
+                rounds[key].append(step_time(head, loss, x, y, iters))
         med = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
         r_lin, r_pap = med["ours"] / med["linear"], med["papers"] / med["ours"]
         print(

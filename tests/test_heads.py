@@ -395,3 +395,18 @@ def test_heads_exported_at_top_level():
     assert isomax.IsoMaxHead is IsoMaxHead and isomax.IsoMaxPlusHead is IsoMaxPlusHead
     assert isomax.DistanceHead is DistanceHead and isomax.make_head is make_head
     assert set(isomax.DISTANCES) >= {"euclidean", "squared_euclidean", "cosine", "manhattan"}
+
+
+def test_gradcheck_temperature_and_negative_distance_scale():
+    """Temperature can be calibrated by gradient (as a tensor requiring grad); d_s < 0 uses |d_s|."""
+    torch.manual_seed(3)
+    head = isomax.IsoMaxPlusHead(6, 4).double()
+    x = torch.randn(3, 6, dtype=torch.double, requires_grad=True)
+    params = (head.prototypes.detach().clone().requires_grad_(),
+              torch.tensor([-1.3], dtype=torch.double, requires_grad=True),
+              torch.tensor(1.7, dtype=torch.double, requires_grad=True))
+
+    def fn(x, p, s, t):
+        return torch.func.functional_call(head, {"prototypes": p, "distance_scale": s, "temperature": t}, (x,))
+
+    assert torch.autograd.gradcheck(fn, (x, *params))

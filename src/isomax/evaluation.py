@@ -128,7 +128,7 @@ def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=Non
     for name in names:
         data = load_ood(name, like=like, data_dir=data_dir)
         if data.conversion:
-            log(f"out-distribution {data.name}: {len(data)} images, converted {data.conversion}")
+            log(f"out-distribution {data.name}: {len(data)} images ({data.conversion})")
         sets.append(data)
     return sets
 

@@ -55,17 +55,19 @@ _REFINE_BELOW = 1e-2
 
 
 class _EuclideanDistance(torch.autograd.Function):
-    """``coef * |f_i - p_j|`` (or between L2-normalised vectors) with a hand-written backward.
+    """``-|scale| * |f_i - p_j| / temperature`` (or between L2-normalised vectors), hand-written backward.
 
     Written by hand rather than left to autograd because autograd records ~20 small kernels for
     normalise + GEMM expansion + clamp + sqrt + scaling and as many in the backward; here the
     forward is one GEMM plus a few elementwise passes and the backward two GEMMs, as for
-    ``nn.Linear`` (see ``benchmarks/bench_core.py``). ``coef`` is an optional 0-d tensor
-    (``-|d_s| / T`` for the heads) folded in to save two more passes.
+    ``nn.Linear`` (see ``benchmarks/bench_core.py``). ``scale`` (``d_s``) and ``temperature`` are
+    folded in (their gradients too) to spare the autograd nodes of the scalar arithmetic; with both
+    None the plain distances are returned.
     """
 
     @staticmethod
-    def forward(ctx, features: Tensor, prototypes: Tensor, normalized: bool, coef: Tensor | None) -> Tensor:
+    def forward(ctx, features: Tensor, prototypes: Tensor, normalized: bool,
+                scale: Tensor | None, temperature: Tensor | None) -> Tensor:
         if normalized:
             f_norm = torch.linalg.vector_norm(features, dim=1, keepdim=True).clamp_min_(1e-12)  # (B, 1)
             p_norm = torch.linalg.vector_norm(prototypes, dim=1, keepdim=True).clamp_min_(1e-12)  # (C, 1)
@@ -78,30 +80,43 @@ class _EuclideanDistance(torch.autograd.Function):
             f_sq, p_sq = f.pow(2).sum(1, keepdim=True), p.pow(2).sum(1).unsqueeze(0)  # (B, 1), (1, C)
             threshold = None
         d2 = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C)
-        close = d2 < (threshold if normalized else _REFINE_BELOW * (f_sq + p_sq))
-        if bool(close.any()):
+        # One reduction decides whether any pair needs the exact path (cheaper than a full mask
+        # when, as usual, none does); the bound is conservative for unnormalised vectors.
+        bound = threshold if normalized else _REFINE_BELOW * float(f_sq.max() + p_sq.max())
+        refine = d2.numel() > 0 and float(d2.min()) < bound
+        if refine:
+            close = d2 < (threshold if normalized else _REFINE_BELOW * (f_sq + p_sq))
             i, j = close.nonzero(as_tuple=True)
             d2[i, j] = (f[i] - p[j]).pow(2).sum(1)
         inv_d = d2.rsqrt()  # 1/d, the backward's factor; 0 where d == 0 (zero subgradient)
-        inv_d.masked_fill_(d2 == 0, 0.0)
+        if refine:  # d == 0 can only occur among the refined pairs
+            inv_d.masked_fill_(d2 == 0, 0.0)
         d = d2.mul_(inv_d)  # sqrt(d2), in place
         ctx.normalized = normalized
-        ctx.has_coef = coef is not None
-        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, coef)
-        return d * coef if coef is not None else d
+        ctx.scaled = scale is not None or temperature is not None
+        if not ctx.scaled:
+            ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, None, None, None)
+            return d
+        coef = _coef(scale, temperature)  # d logits / d distance
+        out = d * coef
+        inv_d.mul_(coef)  # the backward needs (d logits / d distance) / d
+        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, scale, temperature, coef)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable, fail loudly
             raise RuntimeError("isomax distance heads do not support double backward (create_graph=True)")
-        f, p, d, inv_d, f_norm, p_norm, coef = ctx.saved_tensors
-        grad_coef = None
-        if ctx.has_coef:
-            if ctx.needs_input_grad[3]:
-                grad_coef = (grad_out * d).sum().reshape(coef.shape)
-            g = grad_out * (inv_d * coef)  # (B, C): dL/dd / d
-        else:
-            g = grad_out * inv_d
+        f, p, d, inv_d, f_norm, p_norm, scale, temperature, coef = ctx.saved_tensors
+        grad_scale = grad_temperature = None
+        if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
+            grad_d_sum = torch.dot(grad_out.reshape(-1), d.reshape(-1))  # sum_ij grad_ij * d_ij
+            if ctx.needs_input_grad[3]:  # logits = -|s| d / T
+                inv_t = 1.0 / temperature if temperature is not None else 1.0
+                grad_scale = (grad_d_sum * -torch.sign(scale) * inv_t).reshape(scale.shape)
+            if ctx.needs_input_grad[4]:
+                grad_temperature = (-grad_d_sum * coef / temperature).reshape(temperature.shape)
+        g = grad_out * inv_d  # (B, C): dL/dd / d (inv_d carries coef when scaled)
         # dd/df = (f - p) / d ; dd/dp = (p - f) / d
         grad_f = torch.addmm(f * g.sum(1, keepdim=True), g, p, alpha=-1.0)  # (B, F)
         grad_p = torch.addmm(p * g.sum(0).unsqueeze(1), g.t(), f, alpha=-1.0)  # (C, F)
@@ -109,7 +124,15 @@ class _EuclideanDistance(torch.autograd.Function):
             # Backward of x / |x|: remove the radial component, divide by |x|.
             grad_f = grad_f.sub_(f * (f * grad_f).sum(1, keepdim=True)).div_(f_norm)
             grad_p = grad_p.sub_(p * (p * grad_p).sum(1, keepdim=True)).div_(p_norm)
-        return grad_f, grad_p, None, grad_coef
+        return grad_f, grad_p, None, grad_scale, grad_temperature
+
+
+def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
+    """``-|scale| / temperature`` (either may be None, not both)."""
+    if scale is None:
+        return -1.0 / temperature
+    coef = -scale.abs()
+    return coef / temperature if temperature is not None else coef
 
 
 def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: bool = False) -> Tensor:
@@ -120,7 +143,7 @@ def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: boo
     precision. With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
     (an all-zero vector normalises to zero, as with ``F.normalize``).
     """
-    return _EuclideanDistance.apply(features, prototypes, normalized, None)
+    return _EuclideanDistance.apply(features, prototypes, normalized, None, None)
 
 
 def squared_euclidean_distances(features: Tensor, prototypes: Tensor) -> Tensor:
@@ -238,12 +261,9 @@ class DistanceHead(nn.Module):
         f, p = features.to(dtype), self.prototypes.to(dtype)  # float32 at least, float64 kept
         fused = self._distance is euclidean_distances and (not scaled or self.h is None)
         if fused:  # one autograd node for distances, |d_s|, temperature and sign
-            coef = None
-            if scaled:
-                coef = -1.0 / self.temperature
-                if self.distance_scale is not None:
-                    coef = coef * self.distance_scale.to(dtype).abs()
-            return _EuclideanDistance.apply(f, p, self.normalize, coef)
+            if not scaled:
+                return _EuclideanDistance.apply(f, p, self.normalize, None, None)
+            return _EuclideanDistance.apply(f, p, self.normalize, self.distance_scale, self.temperature)
         if self.normalize:
             f, p = F.normalize(f, dim=1), F.normalize(p, dim=1)
         d = self._distance(f, p)
