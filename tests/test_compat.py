@@ -120,5 +120,5 @@ def test_reference_checkpoint_loads_strictly():
     head = IsoMaxPlusLossFirstPart(16, 10)
     head.load_state_dict(reference_state, strict=True)
     assert torch.equal(head.prototypes, reference_state["prototypes"])
-    assert head.distance_scale.shape == (1,) and float(head.distance_scale) == 2.5
+    assert head.distance_scale.shape == (1,) and float(head.distance_scale.detach()) == 2.5
     assert float(head.temperature) == 1.0
