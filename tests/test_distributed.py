@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 
-from fixture_data import make_fashion_mnist
 from isomax import distributed as dist
 from isomax.presets import TrainConfig
 from isomax.training import train
@@ -23,13 +22,8 @@ EPOCHS, BATCH, LR, LIMIT = 2, 32, 0.05, 256
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_fashion_mnist(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(autouse=True)
-def _no_checksums(monkeypatch):
-    monkeypatch.setenv("ISOMAX_VERIFY", "0")  # fixture files are not the published ones
+def data_dir(fm_fixture_dir, no_checksums):
+    return fm_fixture_dir
 
 
 def _config(data_dir, model="mlp-28"):

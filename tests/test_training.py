@@ -8,19 +8,13 @@ import time
 import pytest
 import torch
 
-from fixture_data import make_fashion_mnist
 from isomax.presets import TrainConfig, get_preset
 from isomax.training import load_run, make_scheduler, train
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_fashion_mnist(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(autouse=True)
-def _no_checksums(monkeypatch):
-    monkeypatch.setenv("ISOMAX_VERIFY", "0")  # fixture files are not the published ones
+def data_dir(fm_fixture_dir, no_checksums):
+    return fm_fixture_dir
 
 
 def tiny_config(data_dir, **kw):
