@@ -123,3 +123,15 @@ def test_preset_and_config_errors():
 def test_missing_run_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         load_run(tmp_path)
+
+
+def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
+    from isomax.evaluation import evaluate_run
+
+    cfg = tiny_config(data_dir, epochs=1, loss="softmax", outlier_data="gaussian", threads=1)
+    result = train(cfg, tmp_path / "oe", progress=False, log=lambda s: None)
+    assert result.history[-1]["train_loss"] > 0
+    records = evaluate_run(tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None,
+                           arrays_path=tmp_path / "oe.npz")
+    assert [(r["loss"], r["score"], r["outlier_data"]) for r in records] == [("softmax", "oe", "gaussian")]
+    assert not (tmp_path / "oe.npz").exists()  # no logits file that figures could take for plain SoftMax

@@ -118,14 +118,10 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
 
                 like = load_dataset(config.dataset, "test", data_dir=config.data_dir).shape
                 ood_sets = load_ood_sets(ood, like, config.data_dir, log)
-            scores = ("es",) if tag == "oe" else (None if todo_plain else ())
+            scores = None if todo_plain else ()
             new = evaluate_run(out / "runs" / name, ood_sets=ood_sets, device=config.device, progress=progress,
-                               # no logits file for OE runs: figures would take them for the plain SoftMax run
-                               arrays_path=out / "outputs" / f"{name}.npz" if todo_plain and not tag else None,
-                               scores=scores,
+                               arrays_path=out / "outputs" / f"{name}.npz" if todo_plain else None, scores=scores,
                                methods=todo_methods, detector_options=detector_options, log=log)
-            if tag == "oe":
-                new = [dict(r, score="oe", outlier_data=outlier_data) for r in new]
             replaced = {(r["loss"], r["seed"], r["score"]) for r in new}
             records = [r for r in records if (r["loss"], r["seed"], r["score"]) not in replaced] + new
             save_results(records, out)

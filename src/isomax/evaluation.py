@@ -153,6 +153,8 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     mean, std = normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
+    if config.outlier_data:  # an Outlier Exposure run: its entropic score, recorded as score "oe"
+        scores, methods = ("es",), ()
     if scores == () and methods:  # detectors only: no plain-score records nor arrays
         records, arrays = [], None
         logits_in = predict_logits(model, in_test, mean, std, dev, config.eval_batch_size, config.amp, None, progress)
@@ -170,6 +172,9 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
                                       train_data=train_data, val_data=val_data, device=dev, accuracy=accuracy,
                                       batch_size=min(500, config.eval_batch_size), meta=meta,
                                       detector_options=detector_options, progress=progress, log=log)
+    if config.outlier_data:
+        records = [dict(r, score="oe", outlier_data=config.outlier_data) for r in records]
+        arrays = None  # no logits file: figures would take them for a plain SoftMax run
     if arrays_path is not None and arrays is not None:
         Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(arrays_path, **arrays,
