@@ -94,9 +94,9 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
 
     result = {
         "tnr_at_tpr95": float(tnr_at_tpr95),
-        "auroc": float(auroc),
+        "auroc": float(auroc) + 0.0,  # no -0.0 from the negated area
         "dtacc": float(dtacc),
-        "auin": float(auin),
+        "auin": float(auin) + 0.0,
         "auout": float(auout),
         "fpr_at_tpr95": float(fpr[i95]),
     }
