@@ -169,13 +169,18 @@ def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
         roots.extend(Path(p).expanduser() for p in env.split(os.pathsep) if p.strip())
     roots.append(cache_dir())
     roots.extend(SYSTEM_DATA_DIRS)
-    out: list[Path] = []
+    return unique_paths(roots)
+
+
+def unique_paths(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` in order without repeats (compared as absolute paths)."""
     seen: set[str] = set()
-    for r in roots:
-        key = os.path.abspath(r)
+    out: list[Path] = []
+    for p in paths:
+        key = os.path.abspath(p)
         if key not in seen:
             seen.add(key)
-            out.append(r)
+            out.append(p)
     return out
 
 

@@ -23,6 +23,7 @@ from ._common import (
     md5_bytes,
     md5_file,
     search_roots,
+    unique_paths,
 )
 from .formats import (
     IMAGE_EXTENSIONS,
@@ -163,13 +164,7 @@ def _candidate_dirs(roots: Sequence[Path], subdirs: Sequence[str], bare: bool = 
     out = [r / s for r in roots for s in subdirs]
     if bare:
         out += list(roots)
-    seen, uniq = set(), []
-    for p in out:
-        k = os.path.abspath(p)
-        if k not in seen:
-            seen.add(k)
-            uniq.append(p)
-    return uniq
+    return unique_paths(out)
 
 
 def _first_file(dirs: Iterable[Path], names: Sequence[str]) -> Path | None:
