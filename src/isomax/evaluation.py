@@ -167,7 +167,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     if methods:
         from .training import load_data
 
-        train_data, val_data, _ = load_data(config.replace(data_dir=data_dir))
+        train_data, val_data = load_data(config.replace(data_dir=data_dir))
         records += evaluate_detectors(model, config.loss, in_test, ood_sets, mean, std, methods=methods,
                                       train_data=train_data, val_data=val_data, device=dev, accuracy=accuracy,
                                       batch_size=min(500, config.eval_batch_size), meta=meta,

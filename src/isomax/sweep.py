@@ -93,9 +93,9 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     path = out / "sweep.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     runs: dict = previous.get("runs", {}) if previous.get("val_ood") == val_ood else {}
-    _, val_set, test_set = load_data(base)
+    _, val_set = load_data(base)
     val_sets = load_ood_sets([val_ood], val_set.shape, base.data_dir, log)
-    test_sets = load_ood_sets(test_ood, test_set.shape, base.data_dir, log) if test_ood else []
+    test_sets = load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else []
     mean, std = normalization(base.dataset)
     for seed in seeds:
         for loss in losses:

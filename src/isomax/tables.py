@@ -69,23 +69,10 @@ def accuracy_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _metric_cells(recs: Sequence[dict], combos: Sequence[tuple[str, str]], metric: str) -> list[str]:
-    values = [[r[metric] for r in recs if (r["loss"], r["score"]) == c] for c in combos]
-    return [fmt_mean_std(v, bold=b) for v, b in zip(values, best_flags(values, metric))]
-
-
 def seamless_table(records: Sequence[dict], combos: Sequence[tuple[str, str]] = SEAMLESS,
                    metrics: Sequence[str] = ("tnr_at_tpr95", "auroc")) -> str:
     """Table 3 layout: per model x in x out, ``a / b / c`` for each metric; the best mean in bold."""
-    names = {"tnr_at_tpr95": "TNR@TPR95 (%)", "auroc": "AUROC (%)", "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)"}
-    combos = [c for c in combos if any((r["loss"], r["score"]) == c for r in records)]
-    header = " / ".join(f"{LOSS_LABELS.get(l, l)}<sub>{SCORE_LABELS.get(s, s)}</sub>" for l, s in combos)
-    lines = ["| Model | Data (training) | OOD (unseen) | " + " | ".join(f"{names.get(m, m)} {header}" for m in metrics) + " |",
-             "|---|---|---|" + "---|" * len(metrics)]
-    for (model, data, out), recs in _group(records, "model", "in_dataset", "out_dataset").items():
-        cells = [" / ".join(_metric_cells(recs, combos, m)) for m in metrics]
-        lines.append(f"| {model} | {data} | {out} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return to_markdown(comparison(records, combos, metrics))
 
 
 def all_scores_table(records: Sequence[dict], metrics: Sequence[str] = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")) -> str:

@@ -56,7 +56,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
 
 
 def load_data(config: TrainConfig):
-    """(train, val, test) ImageData for the configuration's in-distribution."""
+    """(train, val) ImageData for the configuration's in-distribution (the test split is never used here)."""
     from .data import load_dataset, train_val_split
 
     full = load_dataset(config.dataset, "train", data_dir=config.data_dir)
@@ -64,8 +64,7 @@ def load_data(config: TrainConfig):
     if config.train_limit is not None:
         g = torch.Generator().manual_seed(_SPLIT_SEED)
         train_set = train_set.subset(torch.randperm(len(train_set), generator=g)[: config.train_limit])
-    test_set = load_dataset(config.dataset, "test", data_dir=config.data_dir)
-    return train_set, val_set, test_set
+    return train_set, val_set
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -147,7 +146,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
         torch.set_num_threads(config.threads)
     device = dist.device_for_rank(resolve_device(config.device))
 
-    train_set, val_set, _ = load_data(config)
+    train_set, val_set = load_data(config)
     mean, std = normalization(config.dataset)
     world, rank = dist.world_size(), dist.rank()
     if config.batch_size % world:
