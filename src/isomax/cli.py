@@ -16,6 +16,8 @@ _CONFIG_FLAGS = {
     "--batch-size": ("batch_size", int, "global batch size"),
     "--lr": ("lr", float, "peak learning rate"),
     "--weight-decay": ("weight_decay", float, "SGD weight decay"),
+    "--head-weight-decay": ("head_weight_decay", float, "weight decay of the head's prototypes and distance scale "
+                                                         "(default: --weight-decay)"),
     "--entropic-scale": ("entropic_scale", float, "E_s of the IsoMax losses (default 10, as in the papers)"),
     "--train-limit": ("train_limit", int, "train on only this many images (quick checks)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N (default auto)"),

@@ -26,6 +26,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD, Nesterov
     nesterov: bool = True
     weight_decay: float = 5e-4
+    head_weight_decay: float | None = None  # weight decay of the head's prototypes and distance scale (None: weight_decay)
     schedule: str = "onecycle"  # "step": lr * gamma at each milestone epoch; "onecycle": linear warm-up then linear decay to 0
     milestones: tuple[int, ...] = ()  # epochs, for schedule="step"
     gamma: float = 0.1
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"Expected `val_fraction` to be in [0, 1), but got: {self.val_fraction!r}")
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"Expected `train_limit` to be positive, but got: {self.train_limit!r}")
+        if self.head_weight_decay is not None and not self.head_weight_decay >= 0:
+            raise ValueError(f"Expected `head_weight_decay` to be >= 0 or None, but got: {self.head_weight_decay!r}")
         for name in ("lr", "entropic_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Expected `{name}` to be > 0, but got: {getattr(self, name)!r}")

@@ -81,6 +81,19 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _param_groups(model: nn.Module, config: TrainConfig):
+    """All parameters in one group, or the head's own (prototypes, distance scale) apart when
+    ``config.head_weight_decay`` sets a different weight decay for them."""
+    if config.head_weight_decay is None:
+        return model.parameters()
+    head = getattr(model, "head", None)
+    if head is None:
+        raise ValueError(f"`head_weight_decay` needs a model with a `head` module; {config.model!r} has none")
+    head_ids = {id(p) for p in head.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in head_ids]
+    return [{"params": rest}, {"params": list(head.parameters()), "weight_decay": config.head_weight_decay}]
+
+
 def _cycle(loader, epoch: int):
     """Endless outlier batches, reshuffled deterministically from (epoch, pass) so that resume is exact."""
     for n in range(1_000_000):
@@ -176,7 +189,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=device.type == "cpu").to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+    optimizer = torch.optim.SGD(_param_groups(model, config), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
 
