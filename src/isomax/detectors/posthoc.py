@@ -71,7 +71,7 @@ def _as_maps(activation: Tensor) -> Tensor:
     if activation.ndim == 2:
         return activation[:, :, None, None]
     if activation.ndim == 4:
-        return activation
+        return activation.contiguous()  # channels-last maps (the isomax CNNs) to the layout pytorch-ood views
     raise ValueError(f"Expected the tapped activation to be (B, C) or (B, C, H, W), but got {tuple(activation.shape)}")
 
 
