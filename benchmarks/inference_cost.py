@@ -77,7 +77,8 @@ def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int,
             detectors[name] = create_detector(name).fit(linear if name in LINEAR_HEAD else model, train=train)
     knn = detectors["knn"]
     dim = knn.detector_.knn.n_features_in_  # sklearn NearestNeighbors inside pytorch-ood's KNN
-    knn.detector_.fit_features(torch.randn(knn_train, dim, generator=g).relu(), torch.zeros(knn_train, dtype=torch.long))
+    features = torch.randn(knn_train, dim, generator=g).relu()  # (knn_train, D), non-negative as after a ReLU
+    knn.detector_.fit_features(features, torch.zeros(knn_train, dtype=torch.long))
     return detectors
 
 

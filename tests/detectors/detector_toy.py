@@ -55,7 +55,7 @@ def make_toy(seed: int = 0, n_per_class: int = 60):
 
 
 class ReluNet(nn.Module):
-    """A small ReLU classifier (``body`` -> penultimate ``(B, 32)`` non-negative features -> ``fc``), torchvision-like."""
+    """A small torchvision-like ReLU classifier: ``body`` -> non-negative features ``(B, 32)`` -> ``fc``."""
 
     def __init__(self) -> None:
         super().__init__()

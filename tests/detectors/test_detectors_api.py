@@ -39,9 +39,10 @@ def test_odin_and_mahalanobis_reproduce_the_previous_implementation(toy):
                                              0.335210382938385]), rtol=1e-5, atol=1e-6)
     maha = Mahalanobis(noises=(0, 0.001, 0.01), std=(0.5,)).fit(model, train=[(x_tr, y_tr)], val=[(x_val, y_val)])
     assert maha.params() == {"noise": 0.01, "layers": 2, "ensemble": True}
-    torch.testing.assert_close(maha(x[:4]), torch.tensor([-0.024007750675082207, 0.11309511959552765,
-                                                          0.02695353701710701, 0.05286349356174469]), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(maha(x_out[:2]), torch.tensor([-4.589597225189209, -4.70993709564209]), rtol=1e-4, atol=1e-4)
+    expected_in = torch.tensor([-0.024007750675082207, 0.11309511959552765, 0.02695353701710701, 0.05286349356174469])
+    torch.testing.assert_close(maha(x[:4]), expected_in, rtol=1e-4, atol=1e-4)
+    expected_out = torch.tensor([-4.589597225189209, -4.70993709564209])
+    torch.testing.assert_close(maha(x_out[:2]), expected_out, rtol=1e-4, atol=1e-4)
 
 
 def test_mahalanobis_hooks_on_named_layers_equal_feature_list():
@@ -50,7 +51,8 @@ def test_mahalanobis_hooks_on_named_layers_equal_feature_list():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 1, 28, 28, generator=g), torch.arange(40) % 10
     default = Mahalanobis(noise=0.0014).fit(model, train=[(x, y)])  # model.feature_list
-    hooked = Mahalanobis(noise=0.0014, layers=["stages.0", "stages.1", "stages.2", "stages.3"]).fit(model, train=[(x, y)])
+    stages = ["stages.0", "stages.1", "stages.2", "stages.3"]  # forward hooks on the modules feature_list returns
+    hooked = Mahalanobis(noise=0.0014, layers=stages).fit(model, train=[(x, y)])
     torch.testing.assert_close(hooked.layer_scores(x[:8]), default.layer_scores(x[:8]), rtol=0, atol=0)
 
 

@@ -168,7 +168,8 @@ class Mahalanobis(Detector):
 
     Attributes (after ``fit``):
         means_, precisions_: per used layer, class means (K, C_l) and precision (C_l, C_l), float64.
-        layers_: indices of the used layers among those read. reader_: the LayerReader. noise_: the preprocessing magnitude.
+        layers_: indices of the used layers among those read (reader_: the LayerReader).
+        noise_: the preprocessing magnitude.
         regression_: the fitted sklearn pipeline (None without ensemble); weights_, bias_: its
             linear form on the raw layer scores. selection_, grid_: validation results.
     """

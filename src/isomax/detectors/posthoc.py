@@ -157,7 +157,8 @@ class PostHocDetector(Detector):
             if self.max_train is not None and n >= self.max_train:
                 break
         if not zs:
-            raise ValueError(f"Expected `train` to hold at least one sample to fit {type(self).__name__}, but it is empty")
+            raise ValueError(f"Expected `train` to hold at least one sample to fit {type(self).__name__}, "
+                             "but it is empty")
         return torch.cat(zs), torch.cat(ys)
 
     # -- scoring -------------------------------------------------------------------------------
