@@ -1,8 +1,10 @@
 r"""Mahalanobis detector (Lee, Lee, Lee & Shin, NeurIPS 2018, "A Simple Unified Framework for Detecting
 Out-of-Distribution Samples and Adversarial Attacks"; https://github.com/pokaxpoka/deep_Mahalanobis_detector).
 
-For every layer ``l`` of ``model.feature_list`` the feature map is mean-pooled over space,
-``f_l(x)`` of size ``C_l``. On the *training* set: class means ``mu_{l,c}`` and one tied
+For every layer ``l`` (by default every map of ``model.feature_list``, the isomax models' stem and
+stages as in the reference code; or any modules named in ``layers``, read by forward hooks; or,
+for a model without ``feature_list``, the input of its classifier) the feature map is mean-pooled
+over space, ``f_l(x)`` of size ``C_l``. On the *training* set: class means ``mu_{l,c}`` and one tied
 covariance ``Sigma_l = 1/N sum_i (f_l(x_i) - mu_{l,y_i})(f_l(x_i) - mu_{l,y_i})^T`` (what
 ``sklearn.covariance.EmpiricalCovariance`` gives on the class-centred features, as in the reference
 code; its pseudo-inverse is the precision ``P_l``). Layer score::
