@@ -1,4 +1,4 @@
-"""Per-image inference cost of the OOD scores, as ratios to one plain forward pass (2021 paper, Sec. 4).
+"""Per-image inference cost of the OOD scores and detectors, as ratios to one plain forward pass (2021 paper, Sec. 4).
 
     python benchmarks/inference_cost.py [--model cnn-28 | --run RUN_DIR] [--threads 2] [--batch-size 100]
 
@@ -6,29 +6,37 @@ Times, on the SAME model and the SAME batch, in one run:
 
 * ``forward``: ``model(x)`` under ``torch.no_grad()`` (the reference);
 * ``mds``, ``mps``: the plain scores (one forward pass + a reduction over the logits);
-* ``odin``: ODIN with input preprocessing (forward, backward to the input, second forward);
-* ``mahalanobis``: the Mahalanobis ensemble with input preprocessing (one forward, one backward
-  per layer of ``feature_list``, one forward per layer, then the logistic regression).
+* every detector of :data:`isomax.detectors.DETECTORS`: ``odin`` (forward, backward to the input,
+  second forward), ``mahalanobis`` (one forward, one backward per layer of ``feature_list``, one
+  forward per layer, then the logistic regression), and the pytorch-ood adapters ``knn``, ``vim``,
+  ``react``, ``dice``, ``ash``, ``scale``, ``gen`` (one forward with a hook, plus their own work).
 
 The detectors are fitted on random inputs and labels (the time does not depend on fit quality):
 ODIN with fixed ``T = 1000, eps = 0.0014``; Mahalanobis with fixed ``eps = 0.0014``, class
-statistics from random training features and its logistic regression from random validation vs
-perturbed samples. The methods are timed round-robin (``--repeats`` rounds after ``--warmup``) and
-each reports its median, so load from other processes spreads evenly. The last line reads
-``ratios: mds=<x> mps=<x> odin=<x> mahalanobis=<x>``.
+statistics from random training inputs and its logistic regression from random validation vs
+perturbed samples; the others on the random training inputs, except that KNN searches
+``--knn-train`` random training features (as many as ``isomax bench`` fits it on, ``max_train``),
+since its cost grows with them. ViM and DICE need a linear head: with a distance head (the default
+``--head isomaxplus``) they run on a copy of the model with a SoftMax head. The methods are timed
+round-robin (``--repeats`` rounds after ``--warmup``) and each reports its median, so load from
+other processes spreads evenly. The last line reads ``ratios: mds=<x> mps=<x> odin=<x> ...``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
 import torch
+from torch import nn
 
-from isomax.detectors import ODIN, Mahalanobis, ScoreDetector
+from isomax.detectors import DETECTORS, ODIN, Mahalanobis, ScoreDetector, create_detector
 from isomax.models import create_model
 
-METHODS = ("forward", "mds", "mps", "odin", "mahalanobis")
+METHODS = ("forward", "mds", "mps", *DETECTORS)
+#: methods that need the weights and bias of a linear classifier
+LINEAR_HEAD = ("vim", "dice")
 
 
 def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
@@ -44,7 +52,7 @@ def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
     return model, tuple(model.input_size), f"{args.model} ({args.head}, random weights)"
 
 
-def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int) -> dict:
+def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int, knn_train: int) -> dict:
     g = torch.Generator().manual_seed(1)
     num_classes = model.num_classes
     x_train = torch.randn(n_fit, *shape, generator=g)
@@ -52,13 +60,26 @@ def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int)
     x_val = torch.randn(n_fit // 2, *shape, generator=g)
     x_adv = x_val + 0.1 * torch.randn(x_val.shape, generator=g)
     std = (0.5,) * shape[0]
-    maha = Mahalanobis(noise=0.0014, std=std).fit(model, [(x_train, y_train)], adversarial=(x_val, x_adv))
-    return {
+    train = [(x_train, y_train)]
+    linear = model
+    if not isinstance(getattr(model, "head", None), nn.Linear):  # ViM, DICE: a SoftMax twin of the model
+        linear = copy.deepcopy(model)
+        linear.reset_head("softmax")
+        linear.eval()
+    detectors = {
         "mds": ScoreDetector("mds", model),
         "mps": ScoreDetector("mps", model),
         "odin": ODIN(model, temperature=1000, noise=0.0014, std=std),
-        "mahalanobis": maha,
+        "mahalanobis": Mahalanobis(noise=0.0014, std=std).fit(model, train=train, adversarial=(x_val, x_adv)),
     }
+    for name in DETECTORS:
+        if name not in detectors:
+            detectors[name] = create_detector(name).fit(linear if name in LINEAR_HEAD else model, train=train)
+    knn = detectors["knn"]
+    dim = knn.detector_.knn.n_features_in_  # sklearn NearestNeighbors inside pytorch-ood's KNN
+    features = torch.randn(knn_train, dim, generator=g).relu()  # (knn_train, D), non-negative as after a ReLU
+    knn.detector_.fit_features(features, torch.zeros(knn_train, dtype=torch.long))
+    return detectors
 
 
 def main() -> None:
@@ -71,11 +92,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds (each times every method once)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds")
     parser.add_argument("--fit-samples", type=int, default=400, help="random samples to fit the detectors")
+    parser.add_argument("--knn-train", type=int, default=20000, help="random training features KNN searches")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     model, shape, desc = build(args)
-    detectors = fitted_detectors(model, shape, args.fit_samples)
+    detectors = fitted_detectors(model, shape, args.fit_samples, args.knn_train)
     x = torch.randn(args.batch_size, *shape, generator=torch.Generator().manual_seed(2))
 
     def forward():
@@ -98,7 +120,7 @@ def main() -> None:
     print(f"{'method':<13}{'ms/image':>10}{'x forward':>11}")
     for m in METHODS:
         print(f"{m:<13}{1e3 * per_image[m]:>10.3f}{ratios[m]:>11.2f}")
-    print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in ("mds", "mps", "odin", "mahalanobis")))
+    print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in METHODS[1:]))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .detectors import DETECTORS
 from .heads import canonical_head_name
 from .metrics import ood_metrics
 from .scores import SCORES
@@ -28,7 +29,7 @@ __all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_de
 RECORD_KEYS = ("in_dataset", "out_dataset", "model", "loss", "score", "seed", "accuracy",
                "tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
 # Post-hoc detectors fitted per model (isomax.detectors); their records also hold "params" (chosen hyperparameters)
-DETECTOR_METHODS = ("odin", "mahalanobis")
+DETECTOR_METHODS = tuple(DETECTORS)
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
@@ -96,7 +97,7 @@ def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence,
     unknown = [m for m in methods if m not in DETECTOR_METHODS]
     if unknown:
         raise ValueError(f"Expected detector methods in {list(DETECTOR_METHODS)}, but got: {unknown}")
-    detectors = fit_detectors(model, methods, train_data=train_data, val_data=val_data, mean=mean, std=std, device=device,
+    detectors = fit_detectors(model, methods, train=train_data, val=val_data, mean=mean, std=std, device=device,
                               batch_size=batch_size, log=log, **(detector_options or {}))
     base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
                 seed=(meta or {}).get("seed"), accuracy=accuracy)

@@ -52,3 +52,41 @@ def make_toy(seed: int = 0, n_per_class: int = 60):
     x_out = (0.3 * torch.randn(n_per_class * NUM_CLASSES, DIM, generator=g)).view(-1, 1, 4, 4)
     n = n_per_class * NUM_CLASSES
     return model, sample(n), sample(n), sample(n), x_out
+
+
+class ReluNet(nn.Module):
+    """A small torchvision-like ReLU classifier: ``body`` -> non-negative features ``(B, 32)`` -> ``fc``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
+        self.fc = nn.Linear(32, NUM_CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.body(x))
+
+
+def make_relu_toy(seed: int = 0, n_per_class: int = 100):
+    """A trained :class:`ReluNet` on 3 Gaussian classes: (model, (x_train, y_train), (x_test, y_test), x_out).
+
+    Out-distribution: small noise around the origin, where a ReLU network's activations and logits are small.
+    """
+    g = torch.Generator().manual_seed(seed)
+    centers = 3.0 * torch.randn(NUM_CLASSES, DIM, generator=g)
+
+    def sample(n):
+        y = torch.arange(n) % NUM_CLASSES
+        return (centers[y] + 0.7 * torch.randn(n, DIM, generator=g)).view(n, 1, 4, 4), y
+
+    n = n_per_class * NUM_CLASSES
+    train, test = sample(n), sample(n)
+    torch.manual_seed(seed)
+    model = ReluNet()
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(model(train[0]), train[1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x_out = (0.3 * torch.randn(n, DIM, generator=g)).view(n, 1, 4, 4)
+    return model.eval(), train, test, x_out

@@ -52,3 +52,23 @@ def test_bench_and_evaluate_with_comparison_methods(tmp_path, monkeypatch, capsy
     ev_records = json.loads((ev / "results.json").read_text())
     assert {r["score"] for r in ev_records} == {"mps", "es", "mds", "energy", "max_logit", "odin"}
     assert all(r["loss"] == "isomaxplus" for r in ev_records)
+
+
+def test_evaluate_run_with_the_pytorch_ood_detectors(tmp_path, monkeypatch):
+    """The registry's modern detectors go through the same evaluation path as ODIN and Mahalanobis."""
+    from isomax.evaluation import evaluate_run
+
+    monkeypatch.setenv("ISOMAX_VERIFY", "0")
+    data = make_fashion_mnist(tmp_path / "data")
+    folder = make_image_folder(tmp_path / "my-ood", n=30)
+    out = tmp_path / "bench"
+    assert main(["bench", "--preset", "fashion-mnist", "--seeds", "1", "--losses", "softmax", "--epochs", "1",
+                 "--train-limit", "64", "--batch-size", "32", "--threads", "1", "--device", "cpu", "--ood", str(folder),
+                 "--data-dir", str(data), "--out", str(out), "--no-progress"]) == 0
+    methods = ["knn", "vim", "react", "dice", "ash", "scale", "gen"]
+    records = evaluate_run(out / "runs" / "softmax-seed0", [str(folder)], data_dir=str(data), device="cpu",
+                           progress=False, methods=methods, detector_options=dict(max_samples=20, max_train=60),
+                           log=lambda _: None)
+    mine = [r for r in records if r["score"] in methods]
+    assert sorted(r["score"] for r in mine) == sorted(methods)
+    assert all(set(RECORD_KEYS) <= set(r) and 0 <= r["auroc"] <= 1 and isinstance(r["params"], dict) for r in mine)

@@ -5,18 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from detector_toy import make_toy
-from isomax.detectors import (
-    ODIN,
-    Mahalanobis,
-    NotFittedError,
-    ScoreDetector,
-    class_statistics,
-    create_detector,
-    extract_features,
-    fgsm,
-    mahalanobis_score,
-    odin_perturb,
-)
+from isomax.detectors import ODIN, Mahalanobis, NotFittedError, ScoreDetector, create_detector
+from isomax.detectors.adversarial import fgsm
+from isomax.detectors.base import extract_features
+from isomax.detectors.mahalanobis import class_statistics, mahalanobis_score
+from isomax.detectors.odin import odin_perturb
 from isomax.metrics import ood_metrics
 from isomax.models import create_model
 from isomax.scores import SCORES, max_probability
@@ -78,7 +71,7 @@ def test_odin_preprocessing_raises_the_max_softmax(toy):
 
 def test_odin_fit_chooses_from_the_grid_on_validation_vs_fgsm(toy):
     model, _, (x_val, y_val), (x, _), x_out = toy
-    odin = ODIN(temperatures=(1, 1000), noises=(0, 0.01)).fit(model, [(x_val, y_val)])
+    odin = ODIN(temperatures=(1, 1000), noises=(0, 0.01)).fit(model, val=[(x_val, y_val)])
     assert odin.params()["temperature"] in (1.0, 1000.0) and odin.params()["noise"] in (0.0, 0.01)
     assert len(odin.grid_) == 4 and set(odin.selection_) >= {"tnr_at_tpr95", "auroc"}
     assert ood_metrics(odin(x), odin(x_out))["auroc"] > 0.9  # in-distribution scores higher
@@ -124,7 +117,7 @@ def test_layer_score_matches_numpy_on_gaussian_features():
 
 def test_mahalanobis_ensemble_fits_and_scores_in_higher(toy):
     model, (x_tr, y_tr), (x_val, y_val), (x, _), x_out = toy
-    det = Mahalanobis(noises=(0, 0.001, 0.01)).fit(model, [(x_tr, y_tr)], [(x_val, y_val)])
+    det = Mahalanobis(noises=(0, 0.001, 0.01)).fit(model, train=[(x_tr, y_tr)], val=[(x_val, y_val)])
     assert det.params()["ensemble"] is True and det.params()["layers"] == 2
     assert det.params()["noise"] in (0.0, 0.001, 0.01)
     s_in, s_out = det(x), det(x_out)
@@ -137,7 +130,7 @@ def test_mahalanobis_ensemble_fits_and_scores_in_higher(toy):
 
 def test_mahalanobis_preprocessing_decreases_the_distance(toy):
     model, (x_tr, y_tr), _, (x, _), _ = toy
-    det = Mahalanobis(model, noise=0.0).fit(model, [(x_tr, y_tr)])
+    det = Mahalanobis(model, noise=0.0).fit(model, train=[(x_tr, y_tr)])
     before, after = det.layer_scores(x, 0.0), det.layer_scores(x, 0.01)
     assert float((after >= before).float().mean()) > 0.95  # higher score = smaller distance
 
@@ -149,7 +142,7 @@ def test_shared_extraction_pass(toy):
     assert len(train_feats["layers"]) == 2 and train_feats["labels"].shape == (len(x_tr),)
     maha = Mahalanobis(model).fit_features(train_feats)
     torch.testing.assert_close(maha.predict_features(test_feats), maha(x))
-    direct = Mahalanobis().fit(model, [(x_tr, y_tr)])
+    direct = Mahalanobis().fit(model, train=[(x_tr, y_tr)])
     torch.testing.assert_close(direct(x), maha(x))
     mps = ScoreDetector("mps", model)
     torch.testing.assert_close(mps.predict_features(test_feats), mps(x))

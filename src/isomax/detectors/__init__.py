@@ -1,48 +1,79 @@
-"""Post-hoc OOD detectors the papers compare against: ODIN, Mahalanobis, and the plain scores.
+"""Post-hoc OOD detectors: the papers' ODIN and Mahalanobis, modern ones from pytorch-ood, the plain scores.
 
-Every detector follows one API (pytorch-ood / scikit-learn style, see :mod:`.base`)::
+Every detector has one API (:class:`Detector`, scikit-learn / pytorch-ood style)::
 
-    from isomax.detectors import ODIN, Mahalanobis, ScoreDetector
-    odin = ODIN().fit(model, val_data)                         # T, eps on validation vs FGSM
-    maha = Mahalanobis().fit(model, train_data, val_data)       # stats on train, ensemble on val
-    scores = maha(x)                                            # (B,), higher = more in-distribution
-    ScoreDetector("mds", model)(x)                              # plain scores: nothing to fit
+    det = DETECTORS["knn"]().fit(model, train=train_data, val=val_data)   # data by keyword; returns det
+    scores = det(x)                      # = det.predict(x): (B,), higher = more in-distribution
+    scores = det.predict_data(batches)   # a whole data set
 
-Scores have the direction of :mod:`isomax.scores`: **higher = more in-distribution**. Detectors
-used before fitting raise :class:`NotFittedError`. Noise magnitudes are in [0, 1]-pixel units.
+What ``fit`` reads (never out-distribution data):
 
-* :mod:`.plain`: :class:`ScoreDetector` (``mps``, ``es``, ``mds``, ``energy``, ``max_logit``).
-* :mod:`.odin`: :class:`ODIN` (Liang et al. 2018).
-* :mod:`.mahalanobis`: :class:`Mahalanobis` (Lee et al. 2018), with input preprocessing and
-  feature ensemble.
-* :mod:`.adversarial`: :func:`fgsm`, the adversarial samples used to choose hyperparameters.
+===============  ====================================================================  ===========
+name             method                                                                fit on
+===============  ====================================================================  ===========
+``odin``         :class:`ODIN`: temperature + input preprocessing                      ``val``
+``mahalanobis``  :class:`Mahalanobis`: class statistics per layer, preprocessing,      ``train``,
+                 feature ensemble                                                      ``val``
+``knn``          :class:`KNN`: k-th nearest training feature (pytorch-ood)             ``train``
+``vim``          :class:`ViM`: virtual-logit matching, linear heads only (pytorch-ood)  ``train``
+``react``        :class:`ReAct`: clipped activations + energy (pytorch-ood)            ``train``
+``dice``         :class:`DICE`: sparsified linear head + energy (pytorch-ood)          ``train``
+``ash``          :class:`ASH`: activation shaping + energy (pytorch-ood)               nothing
+``scale``        :class:`SCALE`: activation scaling + energy (pytorch-ood)             nothing
+``gen``          :class:`GEN`: generalised entropy (pytorch-ood)                       nothing
+===============  ====================================================================  ===========
+
+``val`` means labelled in-distribution validation data: ODIN and Mahalanobis tune their
+hyperparameters on it against FGSM adversarial samples made from it (Lee et al., 2018).
+:class:`ScoreDetector` wraps the plain scores of :mod:`isomax.scores` (``mps``, ``es``, ``mds``,
+``energy``, ``max_logit``; nothing to fit). Features are read by forward hooks on any
+``nn.Module`` (:mod:`.hooks`); detectors used before fitting raise :class:`NotFittedError`.
+Noise magnitudes are in [0, 1]-pixel units.
+
+Modules: :mod:`.base` (the base class, input helpers), :mod:`.hooks`, :mod:`.odin`,
+:mod:`.mahalanobis`, :mod:`.posthoc` (the pytorch-ood adapters), :mod:`.plain`,
+:mod:`.adversarial` (FGSM).
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 from torch import nn
 
 from ..scores import SCORES
-from .adversarial import FGSM_EPS, adversarial_validation, fgsm
-from .base import Detector, NotFittedError, collect, extract_features, iter_batches
-from .mahalanobis import Mahalanobis, class_statistics, mahalanobis_distances, mahalanobis_score
-from .odin import NOISES, ODIN, TEMPERATURES, odin_perturb, odin_score
+from .adversarial import adversarial_validation
+from .base import DATA_MEANING, Detector, NotFittedError
+from .mahalanobis import Mahalanobis
+from .odin import ODIN
 from .plain import ScoreDetector
+from .posthoc import ASH, DICE, GEN, KNN, SCALE, ReAct, ViM
 
 __all__ = [
-    "Detector", "NotFittedError", "ScoreDetector", "ODIN", "Mahalanobis", "fgsm", "adversarial_validation",
-    "extract_features", "collect", "iter_batches", "odin_score", "odin_perturb", "mahalanobis_score",
-    "mahalanobis_distances", "class_statistics", "create_detector", "fit_detectors", "DETECTORS", "TEMPERATURES",
-    "NOISES", "FGSM_EPS",
+    "Detector", "NotFittedError", "ScoreDetector", "ODIN", "Mahalanobis", "KNN", "ViM", "ReAct", "DICE", "ASH",
+    "SCALE", "GEN", "DETECTORS", "register_detector", "create_detector", "fit_detectors",
 ]
 
-#: detectors that need fitting, by the name used in result records (``score`` field)
-DETECTORS: dict[str, type[Detector]] = {"odin": ODIN, "mahalanobis": Mahalanobis}
+#: detectors fitted per model, by the name used in result records (``score`` field) and on the command line
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    """Add a :class:`Detector` subclass to :data:`DETECTORS` under ``cls.name`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise TypeError(f"Expected a Detector subclass, but got: {cls!r}")
+    if cls.name in DETECTORS or cls.name in SCORES:
+        raise ValueError(f"A detector or score named {cls.name!r} already exists")
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+for _cls in (ODIN, Mahalanobis, KNN, ViM, ReAct, DICE, ASH, SCALE, GEN):
+    register_detector(_cls)
 
 
 def create_detector(name: str, model: nn.Module | None = None, **kwargs) -> Detector:
-    """A detector by name: ``"odin"``, ``"mahalanobis"`` or a plain score of :data:`isomax.scores.SCORES`."""
+    """A detector by name: one of :data:`DETECTORS` or a plain score of :data:`isomax.scores.SCORES`."""
     if name in DETECTORS:
         return DETECTORS[name](model, **kwargs)
     if name in SCORES:
@@ -50,41 +81,40 @@ def create_detector(name: str, model: nn.Module | None = None, **kwargs) -> Dete
     raise ValueError(f"Expected a detector name in {list(DETECTORS) + list(SCORES)}, but got: {name!r}")
 
 
-def fit_detectors(model: nn.Module, methods: Sequence[str], *, train_data=None, val_data=None, mean=None, std=None,
+def fit_detectors(model: nn.Module, methods: Sequence[str], *, train=None, val=None, mean=None, std=None,
                   device=None, max_samples: int | None = 500, max_train: int | None = 20000, batch_size: int = 500,
                   seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Detector]:
-    """Fit several detectors on one model, sharing the validation / FGSM samples between them.
+    """Fit several detectors of :data:`DETECTORS` on one model, sharing the validation / FGSM samples.
 
-    ``train_data`` (Mahalanobis class statistics) and ``val_data`` (the hyperparameter search)
-    are labelled in-distribution splits; no out-distribution data is used. ``max_samples`` caps
-    the validation samples (and as many adversarial ones), ``max_train`` the training images.
+    ``train`` and ``val`` are labelled in-distribution splits (each detector reads what its
+    ``requires`` names; no out-distribution data is used). ``max_samples`` caps the validation
+    samples (and as many adversarial ones), ``max_train`` the training samples; these, ``std``,
+    ``batch_size`` and ``seed`` go to every constructor that accepts them
+    (:meth:`Detector.from_options`).
     """
-    import time
-
+    unknown = [m for m in methods if m not in DETECTORS]
+    if unknown:
+        raise ValueError(f"Expected detector names in {list(DETECTORS)}, but got: {unknown}")
+    classes = [DETECTORS[m] for m in methods]
+    for name, cls in zip(methods, classes):
+        needed = set(cls.requires) | ({"val"} if cls.uses_adversarial else set())
+        missing = [k for k, data in (("train", train), ("val", val)) if k in needed and data is None]
+        if missing:
+            what = " and ".join(f"`{k}` ({DATA_MEANING[k]})" for k in missing)
+            raise ValueError(f"Expected {what} to fit {name!r}, but got None")
     model.eval()
-    need_val = [m for m in methods if m in DETECTORS]
     adversarial = None
-    if need_val:
-        if val_data is None:
-            raise ValueError(f"Expected `val_data` (in-distribution validation data) to fit {need_val}")
-        x_val, x_adv, used_std = adversarial_validation(model, val_data, max_samples, mean=mean, std=std, device=device,
+    if any(cls.uses_adversarial for cls in classes):
+        x_val, x_adv, used_std = adversarial_validation(model, val, max_samples, mean=mean, std=std, device=device,
                                                         batch_size=batch_size, seed=seed)
         std = std if std is not None else used_std
         adversarial = (x_val, x_adv)
+    options = dict(std=std, max_samples=max_samples, max_train=max_train, batch_size=batch_size, seed=seed)
     fitted: dict[str, Detector] = {}
-    for name in methods:
+    for name, cls in zip(methods, classes):
         t0 = time.perf_counter()
-        if name == "odin":
-            det = ODIN(std=std, max_samples=max_samples, batch_size=batch_size, seed=seed)
-            det.fit(model, adversarial=adversarial)
-        elif name == "mahalanobis":
-            if train_data is None:
-                raise ValueError("Expected `train_data` (in-distribution training data) to fit the Mahalanobis detector")
-            det = Mahalanobis(std=std, max_train=max_train, max_samples=max_samples, batch_size=batch_size, seed=seed)
-            det.fit(model, train_data, adversarial=adversarial, mean=mean, std=std, device=device)
-        else:
-            det = create_detector(name, model)
-        fitted[name] = det
-        if log is not None and name in DETECTORS:
+        det = cls.from_options(**options)
+        fitted[name] = det.fit(model, train=train, val=val, mean=mean, std=std, device=device, adversarial=adversarial)
+        if log is not None:
             log(f"fitted {name}: {det.params()} in {time.perf_counter() - t0:.1f}s")
     return fitted

@@ -1,8 +1,10 @@
 r"""Mahalanobis detector (Lee, Lee, Lee & Shin, NeurIPS 2018, "A Simple Unified Framework for Detecting
 Out-of-Distribution Samples and Adversarial Attacks"; https://github.com/pokaxpoka/deep_Mahalanobis_detector).
 
-For every layer ``l`` of ``model.feature_list`` the feature map is mean-pooled over space,
-``f_l(x)`` of size ``C_l``. On the *training* set: class means ``mu_{l,c}`` and one tied
+For every layer ``l`` (by default every map of ``model.feature_list``, the isomax models' stem and
+stages as in the reference code; or any modules named in ``layers``, read by forward hooks; or,
+for a model without ``feature_list``, the input of its classifier) the feature map is mean-pooled
+over space, ``f_l(x)`` of size ``C_l``. On the *training* set: class means ``mu_{l,c}`` and one tied
 covariance ``Sigma_l = 1/N sum_i (f_l(x_i) - mu_{l,y_i})(f_l(x_i) - mu_{l,y_i})^T`` (what
 ``sklearn.covariance.EmpiricalCovariance`` gives on the class-centred features, as in the reference
 code; its pseudo-inverse is the precision ``P_l``). Layer score::
@@ -37,7 +39,8 @@ from torch import Tensor, nn
 
 from ..metrics import ood_metrics
 from .adversarial import FGSM_EPS, adversarial_validation
-from .base import Detector, _data_norm, _model_device, as_layer_list, chunks, iter_batches, pixel_scale, pooled_features
+from .base import Detector, LayerReader, _data_norm, _model_device, as_layer_list, chunks, iter_batches, pixel_scale
+from .hooks import find_classifier
 from .odin import NOISES
 
 __all__ = ["Mahalanobis", "class_statistics", "mahalanobis_distances", "mahalanobis_score"]
@@ -140,11 +143,19 @@ def _linear_from_pipeline(pipe) -> tuple[Tensor, Tensor]:
 class Mahalanobis(Detector):
     """Mahalanobis detector with input preprocessing and feature ensemble (see module docstring).
 
+    Fit: ``fit(model, train=..., val=...)``: class means and covariances on the training split,
+    then the noise and the ensemble on the validation split vs FGSM samples made from it.
+    ``val`` is optional (without it: no ensemble, see below); ``train`` is required.
+
     Args:
-        model: an isomax model (with ``feature_list``); or give it to :meth:`fit`.
+        model: the classifier (any ``nn.Module``); or give it to :meth:`fit`.
         noise: fix the preprocessing magnitude instead of searching :data:`NOISES`.
         noises: the search grid ([0, 1]-pixel units).
-        layers: indices into ``model.feature_list`` to use (default: all).
+        layers: which features, read by :class:`~isomax.detectors.base.LayerReader`: ``None``
+            (default) every map of ``model.feature_list`` when the model has one (the isomax
+            models: stem and stages, as Lee et al.), else the input of the classifier; indices
+            into ``feature_list``; or module names (``["stages.1", "stages.3"]``), read by
+            forward hooks on any ``nn.Module`` (4-D maps mean-pooled over space).
         std: per-channel input std for the noise units (default: from the data given to ``fit``).
         max_train: cap on training images for the class statistics (default 20,000, random
             subset; ``None``: all of them).
@@ -159,15 +170,18 @@ class Mahalanobis(Detector):
 
     Attributes (after ``fit``):
         means_, precisions_: per used layer, class means (K, C_l) and precision (C_l, C_l), float64.
-        layers_: the feature_list indices used. noise_: the preprocessing magnitude.
+        layers_: indices of the used layers among those read (reader_: the LayerReader).
+        noise_: the preprocessing magnitude.
         regression_: the fitted sklearn pipeline (None without ensemble); weights_, bias_: its
             linear form on the raw layer scores. selection_, grid_: validation results.
     """
 
     name = "mahalanobis"
+    requires = ("train",)
+    uses_adversarial = True
 
     def __init__(self, model: nn.Module | None = None, noise: float | None = None, *, noises: Sequence[float] = NOISES,
-                 layers: Sequence[int] | None = None, std=None, max_train: int | None = 20000,
+                 layers: Sequence[int] | Sequence[str] | None = None, std=None, max_train: int | None = 20000,
                  max_samples: int | None = 500, fgsm_eps: float = FGSM_EPS, batch_size: int = 500, seed: int = 0) -> None:
         super().__init__(model)
         self.noise = noise
@@ -181,12 +195,33 @@ class Mahalanobis(Detector):
         self.seed = seed
 
     # -- fitting -------------------------------------------------------------------------------
+    def _names(self) -> list[str] | None:
+        """The module names of ``layers`` (read by hooks), or None for feature_list indices / the default."""
+        if self.layers is not None and all(isinstance(i, str) for i in self.layers):
+            return list(self.layers)
+        if self.layers is not None and not all(isinstance(i, int) for i in self.layers):
+            raise ValueError(f"Expected `layers` to be feature_list indices or module names, but got: {self.layers}")
+        return None
+
     def _select_layers(self, n_layers: int) -> list[int]:
-        if self.layers is None:
+        if self.layers is None or self._names() is not None:
             return list(range(n_layers))
         if not self.layers or any(not -n_layers <= i < n_layers for i in self.layers):
             raise ValueError(f"Expected `layers` to index the model's {n_layers} feature maps, but got: {self.layers}")
         return [i % n_layers for i in self.layers]
+
+    def _reader(self, model: nn.Module) -> LayerReader:
+        if getattr(self, "reader_", None) is None or getattr(self, "_reader_model", None) is not model:
+            names = self._names()
+            if names is None and self.layers is not None and not hasattr(model, "feature_list"):
+                raise ValueError(f"Expected module names in `layers` for {type(model).__name__} (it has no "
+                                 f"`feature_list` to index), but got: {self.layers}")
+            self.reader_, self._reader_model = LayerReader(model, names), model
+        return self.reader_
+
+    def _pooled(self, x: Tensor) -> list[Tensor]:
+        model = self._check_model()
+        return self._reader(model)(model, x)
 
     def _set_statistics(self, stats: list[_ClassStats]) -> None:
         finalized = [s.finalize() for s in stats]
@@ -196,25 +231,15 @@ class Mahalanobis(Detector):
         self.regression_, self.weights_, self.bias_ = None, None, None
         self.selection_, self.grid_ = {}, []
 
-    def fit(self, model: nn.Module | None = None, train_data=None, val_data=None, *,
-            adversarial: tuple[Tensor, Tensor] | None = None, mean=None, std=None, device=None) -> "Mahalanobis":
-        """Class statistics on ``train_data``; then, with ``val_data`` (or ``adversarial``), the ensemble.
+    def _fit(self, model: nn.Module, *, train, val, mean, std, device, adversarial) -> "Mahalanobis":
+        """Class statistics on ``train``; then, with ``val`` (or ``adversarial``), the ensemble.
 
-        Args:
-            model: the classifier.
-            train_data: labelled in-distribution *training* data (at most ``max_train`` used).
-            val_data: labelled in-distribution *validation* data for the ensemble and the noise.
-            adversarial: ``(x_val, x_adv)`` tensors from
-                :func:`~isomax.detectors.adversarial.adversarial_validation` (shared with ODIN).
-            mean, std: input normalisation (default: from the data / the constructor).
-            device: where to compute (default: the model's).
+        ``train``: labelled in-distribution training data (at most ``max_train`` used); ``val``:
+        labelled in-distribution validation data for the ensemble and the noise;
+        ``adversarial=(x_val, x_adv)`` from
+        :func:`~isomax.detectors.adversarial.adversarial_validation` replaces ``val`` (shared with ODIN).
         """
-        if model is not None:
-            self.model = model
-        model = self._check_model()
-        model.eval()
-        if train_data is None:
-            raise ValueError("Expected `train_data` (labelled in-distribution training data) to fit the class statistics")
+        train_data = train
         device = device or _model_device(model)
         tmean, tstd = _data_norm(train_data, mean, std)
         self.std_ = self.std if self.std is not None else (std if std is not None else tstd)
@@ -230,7 +255,7 @@ class Mahalanobis(Detector):
                     raise ValueError("Expected labelled training data for the Mahalanobis class statistics")
                 if self.max_train is not None and seen + len(x) > self.max_train:
                     x, y = x[: self.max_train - seen], y[: self.max_train - seen]
-                pooled = pooled_features(model, x)
+                pooled = self._pooled(x)
                 if not stats:
                     self.layers_ = self._select_layers(len(pooled))
                     stats = [_ClassStats() for _ in self.layers_]
@@ -240,10 +265,10 @@ class Mahalanobis(Detector):
                 if self.max_train is not None and seen >= self.max_train:
                     break
         if not stats:
-            raise ValueError("Expected `train_data` to hold at least one sample, but it is empty")
+            raise ValueError("Expected `train` to hold at least one sample, but it is empty")
         self._set_statistics(stats)
-        if val_data is not None or adversarial is not None:
-            self.fit_ensemble(val_data, adversarial=adversarial, mean=mean, std=std, device=device)
+        if val is not None or adversarial is not None:
+            self.fit_ensemble(val, adversarial=adversarial, mean=mean, std=std, device=device)
         return self
 
     def fit_features(self, features, labels=None) -> "Mahalanobis":
@@ -272,15 +297,15 @@ class Mahalanobis(Detector):
         self._set_statistics(stats)
         return self
 
-    def fit_ensemble(self, val_data=None, *, adversarial: tuple[Tensor, Tensor] | None = None, mean=None, std=None,
+    def fit_ensemble(self, val=None, *, adversarial: tuple[Tensor, Tensor] | None = None, mean=None, std=None,
                      device=None) -> "Mahalanobis":
         """Choose the noise and fit the logistic-regression ensemble on validation vs FGSM samples."""
         self._check_fitted()
         model = self._check_model()
         if adversarial is None:
-            if val_data is None:
-                raise ValueError("Expected `val_data` or `adversarial=(x_val, x_adv)` to fit the feature ensemble")
-            x_val, x_adv, data_std = adversarial_validation(model, val_data, self.max_samples, eps=self.fgsm_eps,
+            if val is None:
+                raise ValueError("Expected `val` or `adversarial=(x_val, x_adv)` to fit the feature ensemble")
+            x_val, x_adv, data_std = adversarial_validation(model, val, self.max_samples, eps=self.fgsm_eps,
                                                             mean=mean, std=self.std_, device=device,
                                                             batch_size=self.batch_size, seed=self.seed)
             if self.std_ is None:
@@ -329,7 +354,7 @@ class Mahalanobis(Detector):
         xg = x.detach().clone().requires_grad_(True)
         signs = []
         with torch.enable_grad():
-            pooled = pooled_features(model, xg)
+            pooled = self._pooled(xg)
             for j, i in enumerate(self.layers_):
                 d2 = mahalanobis_distances(pooled[i], self.means_[j], self.precisions_[j])
                 closest = d2.detach().argmin(1)
@@ -340,17 +365,18 @@ class Mahalanobis(Detector):
 
     def _scores_of_layer(self, x: Tensor, j: int) -> Tensor:
         with torch.no_grad():
-            pooled = pooled_features(self._check_model(), x)
+            pooled = self._pooled(x)
         return mahalanobis_score(pooled[self.layers_[j]], self.means_[j], self.precisions_[j])
 
     def layer_scores(self, x: Tensor, noise: float | None = None) -> Tensor:
         """Per-layer scores ``M_l(x~_l)``, shape (B, L), float64 (``noise``: default ``noise_``)."""
         self._check_fitted()
-        model = self._check_model()
+        self._check_model()
+        self._check_input(x)
         noise = self.noise_ if noise is None else noise
         if noise == 0:
             with torch.no_grad():
-                pooled = pooled_features(model, x)
+                pooled = self._pooled(x)
             return torch.stack([mahalanobis_score(pooled[i], self.means_[j], self.precisions_[j])
                                 for j, i in enumerate(self.layers_)], dim=1)
         scale = pixel_scale(self.std_, x)
@@ -411,4 +437,11 @@ def _num_classes(model: nn.Module, data) -> int:
     k = getattr(data, "num_classes", None)
     if isinstance(k, int) and k > 0:
         return k
-    raise ValueError("Cannot tell the number of classes: use a model with `num_classes` or labelled ImageData")
+    try:  # any nn.Module: the classifier's number of outputs (nn.Linear.out_features)
+        k = getattr(find_classifier(model)[1], "out_features", None)
+    except ValueError:
+        k = None
+    if isinstance(k, int) and k > 0:
+        return k
+    raise ValueError("Cannot tell the number of classes: use a model with `num_classes`, an nn.Linear classifier "
+                     "or labelled ImageData")

@@ -91,6 +91,9 @@ def odin_grid_scores(model: nn.Module, x: Tensor, temperatures: Sequence[float],
 class ODIN(Detector):
     """ODIN detector; ``fit`` chooses ``temperature_`` and ``noise_`` on adversarial validation.
 
+    Fit: ``fit(model, val=...)`` tunes ``(T, eps)`` on the validation split vs FGSM samples made
+    from it; ``train`` is not used; with both hyperparameters fixed, nothing is needed.
+
     Args:
         model: the classifier (or give it to :meth:`fit`).
         temperature, noise: fix a hyperparameter instead of searching it (both fixed: no fitting
@@ -113,6 +116,8 @@ class ODIN(Detector):
     """
 
     name = "odin"
+    requires = ("val",)
+    uses_adversarial = True
 
     def __init__(self, model: nn.Module | None = None, temperature: float | None = None, noise: float | None = None, *,
                  temperatures: Sequence[float] = TEMPERATURES, noises: Sequence[float] = NOISES, std=None,
@@ -138,34 +143,24 @@ class ODIN(Detector):
             raise ValueError(f"Expected non-negative noise magnitudes, but got: {noises}")
         return temps, noises
 
-    def fit(self, model: nn.Module | None = None, val_data=None, *, adversarial: tuple[Tensor, Tensor] | None = None,
-            mean=None, std=None, device=None) -> "ODIN":
-        """Choose ``(T, eps)`` on in-distribution validation data vs FGSM samples made from it.
+    def _can_skip(self, data: str) -> bool:
+        return self.temperature is not None and self.noise is not None  # nothing to choose
 
-        Args:
-            model: the classifier.
-            val_data: labelled in-distribution validation data (never the test out-distributions).
-            adversarial: ``(x_val, x_adv)`` normalised tensors already made by
-                :func:`~isomax.detectors.adversarial.adversarial_validation` (shared with other
-                detectors); then ``val_data`` is not needed.
-            mean, std: input normalisation (default: from ``val_data`` / the constructor).
-            device: where to compute (default: the model's).
+    def _fit(self, model: nn.Module, *, train, val, mean, std, device, adversarial) -> "ODIN":
+        """Choose ``(T, eps)`` on ``val`` (in-distribution validation data) vs FGSM samples made from it.
+
+        ``train`` is not used. ``adversarial=(x_val, x_adv)`` (normalised tensors from
+        :func:`~isomax.detectors.adversarial.adversarial_validation`, shared with Mahalanobis)
+        replaces ``val``. With both hyperparameters fixed in the constructor nothing is needed.
         """
-        if model is not None:
-            self.model = model
-        model = self._check_model()
-        model.eval()
         self.std_ = self.std if self.std is not None else std
         temps, noises = self._grids()
-        if adversarial is None and val_data is None:
-            if self.temperature is not None and self.noise is not None:
-                self.temperature_, self.noise_ = float(self.temperature), float(self.noise)
-                self.selection_, self.grid_ = {}, []
-                return self
-            raise ValueError("Expected `val_data` (in-distribution validation data) or `adversarial=(x_val, x_adv)` "
-                             "to choose ODIN's temperature and noise; or fix both in the constructor")
+        if adversarial is None and val is None:  # both hyperparameters fixed (see _can_skip)
+            self.temperature_, self.noise_ = float(self.temperature), float(self.noise)
+            self.selection_, self.grid_ = {}, []
+            return self
         if adversarial is None:
-            x_val, x_adv, data_std = adversarial_validation(model, val_data, self.max_samples, eps=self.fgsm_eps, mean=mean,
+            x_val, x_adv, data_std = adversarial_validation(model, val, self.max_samples, eps=self.fgsm_eps, mean=mean,
                                                             std=self.std_, device=device, batch_size=self.batch_size,
                                                             seed=self.seed)
             self.std_ = self.std_ if self.std_ is not None else data_std
@@ -222,7 +217,7 @@ class ODIN(Detector):
         """ODIN scores of normalised inputs ``x`` (B, C, H, W): forward, backward, forward."""
         t, e, std = self._hyper()
         model = self._check_model()
-        return odin_score(model, x, t, e, std)
+        return odin_score(model, self._check_input(x), t, e, std)
 
     def predict_features(self, features) -> Tensor:
         """``max softmax(logits / T)``: valid only when ``noise_ == 0`` (preprocessing needs inputs)."""

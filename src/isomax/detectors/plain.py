@@ -38,10 +38,8 @@ class ScoreDetector(Detector):
         self.score_kwargs = score_kwargs
         self.name = score
 
-    def fit(self, model: nn.Module | None = None, data=None, *args, **kwargs) -> "ScoreDetector":
-        """Nothing to learn: stores ``model`` (``data`` is ignored)."""
-        if model is not None:
-            self.model = model
+    def _fit(self, model: nn.Module, *, train, val, mean, std, device, adversarial) -> "ScoreDetector":
+        """Nothing to learn: ``fit(model)`` only stores the model (the data are ignored)."""
         return self
 
     def fit_features(self, features=None, labels=None) -> "ScoreDetector":
@@ -54,7 +52,7 @@ class ScoreDetector(Detector):
     def predict(self, x: Tensor) -> Tensor:
         model = self._check_model()
         with torch.no_grad():
-            return self.predict_features(model(x).float())
+            return self.predict_features(model(self._check_input(x)).float())
 
     def params(self) -> dict:
         return dict(self.score_kwargs)
