@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from .heads import canonical_head_name
 from .metrics import ood_metrics
 from .scores import SCORES
-from .training import _autocast, load_run, resolve_device
+from .devices import autocast, resolve_device
+from .runs import load_run, savez_atomic, write_json
 
 __all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_detectors", "evaluate_run", "save_results",
            "RECORD_KEYS", "DETECTOR_METHODS"]
@@ -48,7 +49,7 @@ def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batc
     loader = BatchLoader(data, batch_size, mean=mean, std=std, device=device)
     out = []
     for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out.append(model(x).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
@@ -145,12 +146,17 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     from .data import load_dataset, normalization
 
     dev = resolve_device(device)
-    model, config, _ = load_run(run_dir, dev)
+    model, config, run_meta = load_run(run_dir, dev)
+    if methods and config.val_fraction == 0:
+        raise ValueError(f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
+                         "hyperparameters on the validation split, which this run does not have; train with "
+                         "--val-fraction > 0 or drop --methods")
     data_dir = data_dir or config.data_dir
     in_test = load_dataset(config.dataset, "test", data_dir=data_dir)
     if ood_sets is None:
         ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log)
-    mean, std = normalization(config.dataset)
+    recorded = run_meta.get("data") or {}
+    mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
     if config.outlier_data:  # an Outlier Exposure run: its entropic score, recorded as score "oe"
@@ -175,20 +181,27 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     if config.outlier_data:
         records = [dict(r, score="oe", outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
+    warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
         Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(arrays_path, **arrays,
-                            meta=np.asarray(json.dumps(dict(run=str(run_dir), loss=config.loss, model=config.model,
-                                                            seed=config.seed, in_dataset=in_test.name))))
+        savez_atomic(arrays_path, **arrays, meta=np.asarray(json.dumps(dict(
+            run=str(run_dir), loss=config.loss, model=config.model, seed=config.seed, in_dataset=in_test.name))))
     return records
+
+
+def near_chance(accuracy: float, num_classes: int | None) -> bool:
+    """True when ``accuracy`` is below 1.5x chance (1 / ``num_classes``): OOD metrics of such a model mean nothing."""
+    return bool(num_classes) and accuracy == accuracy and accuracy < 1.5 / num_classes
+
+
+def warn_if_near_chance(accuracy: float, num_classes: int | None, what: str, log: Callable[[str], None] = print) -> None:
+    if near_chance(accuracy, num_classes):
+        log(f"warning: {what}: test accuracy {100 * accuracy:.2f}% is near chance ({100 / num_classes:.1f}%); "
+            "its OOD detection numbers are meaningless (did training diverge? lower --lr)")
 
 
 def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
     """Write ``results.json`` atomically (a list of records)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    tmp = path.with_name("results.json.tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(out_dir / "results.json", records, indent=1)
