@@ -21,7 +21,7 @@ from .heads import canonical_head_name
 from .metrics import ood_metrics
 from .scores import SCORES
 from .devices import autocast, resolve_device
-from .runs import load_run, savez_atomic, write_json
+from .runs import load_run, savez_atomic, unique_keys, write_json
 
 __all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_detectors", "evaluate_run", "save_results",
            "RECORD_KEYS", "DETECTOR_METHODS"]
@@ -123,14 +123,18 @@ def _batches(data, mean, std, device, batch_size):
 
 
 def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print) -> list:
+    """Out-distribution sets converted ``like`` the in-distribution, each under a unique name (see
+    :func:`isomax.runs.unique_keys`; the same input listed twice is refused)."""
     from .data import load_ood
 
-    sets = []
-    for name in names:
-        data = load_ood(name, like=like, data_dir=data_dir)
+    sets = [load_ood(name, like=like, data_dir=data_dir) for name in names]
+    keys, notes = unique_keys(names, [d.name for d in sets])  # two folders named imgs/ are never merged
+    for note in notes:
+        log(f"note: out-distributions: {note}")
+    for data, key in zip(sets, keys):
+        data.name = key
         if data.conversion:
             log(f"out-distribution {data.name}: {len(data)} images ({data.conversion})")
-        sets.append(data)
     return sets
 
 

@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ from .presets import TrainConfig
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "write_json", "savez_atomic", "read_config", "check_config", "write_config",
-           "save_checkpoint", "load_checkpoint", "data_info", "load_run", "write_log", "append_log"]
+           "save_checkpoint", "load_checkpoint", "load_state", "data_info", "load_run", "write_log", "append_log",
+           "unique_keys"]
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -282,3 +283,36 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# ---- unique keys -------------------------------------------------------------------------------
+def unique_keys(inputs: Sequence[str | os.PathLike], names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Keys that tell ``inputs`` apart: ``names[i]`` where it is unique, else the shortest trailing part
+    of the input's resolved path that is (``a/imgs``, ``b/imgs``); and one note per renamed group.
+
+    Raises ``ValueError`` when two inputs are the same (same resolved path, or the same name that is
+    no path): merging them would count one input twice.
+    """
+    keys, notes = list(names), []
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    for name, idx in groups.items():
+        if len(idx) < 2:
+            continue
+        parts = {}
+        for i in idx:
+            p = Path(inputs[i]).expanduser()
+            parts[i] = p.resolve().parts if p.exists() else (str(inputs[i]),)
+        for a in idx:
+            for b in idx:
+                if a < b and parts[a] == parts[b]:
+                    raise ValueError(f"{str(inputs[a])!r} and {str(inputs[b])!r} are the same input; list it once")
+        for i in idx:
+            for k in range(1, len(parts[i]) + 1):
+                key = "/".join(parts[i][-k:]).lstrip("/") or "/"
+                if all(tuple(parts[j][-k:]) != tuple(parts[i][-k:]) for j in idx if j != i):
+                    break
+            keys[i] = key
+        notes.append(f"{len(idx)} inputs are named {name!r}; told apart as " + ", ".join(repr(keys[i]) for i in idx))
+    return keys, notes
