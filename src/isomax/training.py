@@ -263,8 +263,9 @@ def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int
     """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
     rec = history[-1]
     epoch, loss = rec["epoch"], rec["train_loss"]
-    advice = (f"the learning rate (--lr {config.lr:g}) is the likely cause: lower it (e.g. --lr {config.lr / 10:g}). "
-              f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out")
+    kept = (f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
+            if epoch > 1 else "no checkpoint was written")
+    advice = f"the learning rate (--lr {config.lr:g}) is the likely cause: lower it (e.g. --lr {config.lr / 10:g}); {kept}"
     if not math.isfinite(loss):
         raise DivergenceError(f"training diverged: the loss became {loss} at epoch {epoch}; {advice}")
     limit = EXPLODED_LOSS * max(1.0, config.entropic_scale / 10) * math.log(max(num_classes, 2))
