@@ -151,10 +151,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
 
     dev = resolve_device(device)
     model, config, run_meta = load_run(run_dir, dev)
-    if methods and config.val_fraction == 0:
-        raise ValueError(f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
-                         "hyperparameters on the validation split, which this run does not have; train with "
-                         "--val-fraction > 0 or drop --methods")
+    _check_validation_split(run_dir, config, methods)
     data_dir = data_dir or config.data_dir
     in_test = load_dataset(config.dataset, "test", data_dir=data_dir)
     if ood_sets is None:
@@ -187,10 +184,22 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
     warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
-        Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
-        savez_atomic(arrays_path, **arrays, meta=np.asarray(json.dumps(dict(
-            run=str(run_dir), loss=config.loss, model=config.model, seed=config.seed, in_dataset=in_test.name))))
+        _save_arrays(arrays_path, arrays, dict(run=str(run_dir), loss=config.loss, model=config.model,
+                                               seed=config.seed, in_dataset=in_test.name))
     return records
+
+
+def _check_validation_split(run_dir, config, methods: Sequence[str]) -> None:
+    if methods and config.val_fraction == 0:
+        raise ValueError(f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
+                         "hyperparameters on the validation split, which this run does not have; train with "
+                         "--val-fraction > 0 or drop --methods")
+
+
+def _save_arrays(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
+    """The per-sample logits of one run, written atomically (a kill never leaves a truncated .npz)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    savez_atomic(path, **arrays, meta=np.asarray(json.dumps(meta)))
 
 
 def near_chance(accuracy: float, num_classes: int | None) -> bool:

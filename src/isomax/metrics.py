@@ -82,6 +82,31 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
+def _aupr(tp: np.ndarray, fp: np.ndarray, tpr_c: np.ndarray, fpr_c: np.ndarray) -> tuple[float, float]:
+    """AUPR-in and AUPR-out over the sweep, as described in the module docstring."""
+    n_in, n_out = tp[0], fp[0]
+    denom = tp + fp
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_in = np.concatenate([[0.5], tp / np.where(denom > 0, denom, 1), [0.0]])
+    auin = -_trapezoid(prec_in[keep], tpr_c[keep])
+
+    denom = (n_in - tp) + (n_out - fp)
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_out = np.concatenate([[0.0], (n_out - fp) / np.where(denom > 0, denom, 1), [0.5]])
+    auout = _trapezoid(prec_out[keep], (1.0 - fpr_c)[keep])
+    return auin, auout
+
+
+def _report_ties(result: dict, scores_in, scores_out) -> None:
+    """Warn and add ``auroc_midpoint`` when ties move AUROC by more than ``TIE_TOLERANCE``."""
+    midpoint = auroc_midpoint(scores_in, scores_out)
+    if abs(midpoint - result["auroc"]) > TIE_TOLERANCE:
+        warnings.warn(f"tied in/out scores: AUROC {result['auroc']:.4f} under the papers' tie rule (in-distribution "
+                      f"removed first) but {midpoint:.4f} with ties counted one half (sklearn); both are reported "
+                      "(key auroc_midpoint)", TieWarning, stacklevel=3)
+        result["auroc_midpoint"] = midpoint
+
+
 def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[str, float]:
     """TNR at 95% TPR, AUROC, detection accuracy, AUPR-in, AUPR-out and FPR at 95% TPR.
 
@@ -118,15 +143,7 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
 
     dtacc = 0.5 * float(np.max(tpr + 1.0 - fpr))
 
-    denom = tp + fp
-    keep = np.concatenate([[True], denom > 0, [True]])
-    prec_in = np.concatenate([[0.5], tp / np.where(denom > 0, denom, 1), [0.0]])
-    auin = -_trapezoid(prec_in[keep], tpr_c[keep])
-
-    denom = (n_in - tp) + (n_out - fp)
-    keep = np.concatenate([[True], denom > 0, [True]])
-    prec_out = np.concatenate([[0.0], (n_out - fp) / np.where(denom > 0, denom, 1), [0.5]])
-    auout = _trapezoid(prec_out[keep], (1.0 - fpr_c)[keep])
+    auin, auout = _aupr(tp, fp, tpr_c, fpr_c)
 
     result = {
         "tnr_at_tpr95": float(tnr_at_tpr95),
@@ -136,12 +153,7 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
         "auout": float(auout),
         "fpr_at_tpr95": float(fpr[i95]),
     }
-    midpoint = auroc_midpoint(scores_in, scores_out)
-    if abs(midpoint - result["auroc"]) > TIE_TOLERANCE:
-        warnings.warn(f"tied in/out scores: AUROC {result['auroc']:.4f} under the papers' tie rule (in-distribution "
-                      f"removed first) but {midpoint:.4f} with ties counted one half (sklearn); both are reported "
-                      "(key auroc_midpoint)", TieWarning, stacklevel=2)
-        result["auroc_midpoint"] = midpoint
+    _report_ties(result, scores_in, scores_out)
     if out_positive:
         flipped = ood_metrics(-as_numpy_scores("scores_out", scores_out), -as_numpy_scores("scores_in", scores_in))
         result.update(
