@@ -248,13 +248,19 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
 
 def _run_keys(run_dirs: list[Path]) -> list[str]:
     """One unique key per run directory (``a/seed0``, ``b/seed0``); refuses the same run twice."""
-    from .runs import load_run, unique_keys  # noqa: F401 - load_run checks below
+    from .runs import CHECKPOINT, CONFIG, read_config, unique_keys
 
     for run_dir in run_dirs:  # every run is checked before the first one is evaluated
-        if not (run_dir / "config.json").is_file() or not (run_dir / "checkpoint.pt").is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory: config.json or checkpoint.pt is missing "
+        if not (run_dir / CONFIG).is_file() or not (run_dir / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG} or {CHECKPOINT} is missing "
                                     "(made by `isomax train`)")
     keys, notes = unique_keys(run_dirs, [d.resolve().name for d in run_dirs])
+    same: dict[tuple, list[str]] = {}
+    for run_dir, key in zip(run_dirs, keys):
+        c = read_config(run_dir)
+        same.setdefault((c.dataset, c.model, c.loss, c.seed), []).append(key)
+    notes += [f"{', '.join(k)} share dataset, model, loss and seed {s[3]}: the tables' mean ± std counts each of "
+              "them (results.json keeps them apart under `run`)" for s, k in same.items() if len(k) > 1]
     for note in notes:
         print(f"note: runs: {note}")
     return keys
