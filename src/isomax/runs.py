@@ -256,7 +256,8 @@ class RunLock:
                     if pid is not None and (host != socket.gethostname() or _alive(pid)):
                         where = "" if host == socket.gethostname() else f" on {host}"
                         raise RunLockedError(f"{self.run_dir} is in use: process {pid}{where} is training in it "
-                                             f"(lock {self.path}); wait for it, or use another --out") from None
+                                             f"(lock {self.path}); wait for it or use another --out (if that process is not isomax, "
+                                             "delete the lock)") from None
                     if pid is None and time.time() - self._mtime() < 5:  # being replaced right now: look again
                         time.sleep(0.2)
                         continue
