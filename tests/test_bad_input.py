@@ -247,6 +247,8 @@ BAD_CLI = [
     pytest.param(["bench", "--preset", "fashion-mnist-quick", "--detector-samples", "1", "--out", "{tmp}/x"],
                  "--detector-samples", id="cli-bench-detector-samples"),
     pytest.param(["report", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-report-out-is-a-file"),
+    pytest.param(["evaluate", "{tmp}", "--ood", "{tmp}", "{tmp}/", "--out", "{tmp}/x"], "list it once", id="cli-ood-twice"),
+    pytest.param(["evaluate", "{tmp}", "{tmp}/.", "--out", "{tmp}/x"], "list it once", id="cli-run-twice"),
 ]
 
 

@@ -203,6 +203,12 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"--data-dir {data_dir} is not an existing directory")
     if getattr(args, "detector_samples", 2) < 2:
         raise ValueError(f"Expected --detector-samples to be >= 2, but got {args.detector_samples}")
+    for flag in ("ood", "run_dirs"):  # the same input twice, refused before anything is loaded
+        items = getattr(args, flag, None) or []
+        seen = [str(Path(i).expanduser().resolve()) if Path(i).expanduser().exists() else str(i) for i in items]
+        twice = sorted({str(i) for i, k in zip(items, seen) if seen.count(k) > 1})
+        if twice:
+            raise ValueError(f"--{flag.replace('_', '-')}: {', '.join(twice)} name the same input; list it once")
     if getattr(args, "out", None) is not None:
         _check_out(args.out)
 
