@@ -116,3 +116,221 @@ BAD_INPUTS = [
 def test_bad_input_raises_and_names_argument(call, error, argument):
     with pytest.raises(error, match=f"`{argument}`"):
         call()
+
+
+# =============================================================================================
+# Files, flags and run directories (issue 13): checkpoints, the CLI, locks, ties, collisions
+# =============================================================================================
+import io  # noqa: E402
+import os  # noqa: E402
+import pickle  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from isomax import runs  # noqa: E402
+from isomax.cli import main  # noqa: E402
+from isomax.metrics import TieWarning  # noqa: E402
+from isomax.presets import TrainConfig  # noqa: E402
+
+
+class _Payload:
+    """Unpickling this writes a file: the proof that a loader executed code."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.target), "pwned"))
+
+
+def _state(model=None, **extra):
+    import torch.nn as nn
+
+    model = model or nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
+    return dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=1,
+                history=[], **extra)
+
+
+def _write_checkpoint(path: Path, kind: str, tmp: Path) -> Path:
+    if kind == "pickle-payload":
+        path.write_bytes(pickle.dumps({"model": _Payload(tmp / "pwned.txt")}))
+    elif kind == "torch-payload":
+        buf = io.BytesIO()
+        torch.save({"model": {}, "x": _Payload(tmp / "pwned.txt")}, buf)
+        path.write_bytes(buf.getvalue())
+    elif kind == "truncated":
+        buf = io.BytesIO()
+        torch.save(_state(), buf)
+        path.write_bytes(buf.getvalue()[:200])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "bare-tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "no-model-key":
+        state = _state()
+        del state["model"]
+        torch.save(state, path)
+    return path
+
+
+CHECKPOINTS = [
+    pytest.param("pickle-payload", "not a checkpoint written by isomax", id="ckpt-pickle-payload-not-executed"),
+    pytest.param("torch-payload", "not a checkpoint written by isomax", id="ckpt-torch-save-payload-not-executed"),
+    pytest.param("truncated", "not a checkpoint written by isomax", id="ckpt-truncated"),
+    pytest.param("random", "not a checkpoint written by isomax", id="ckpt-random-bytes"),
+    pytest.param("empty", "not a checkpoint written by isomax", id="ckpt-empty"),
+    pytest.param("bare-tensor", "missing", id="ckpt-bare-tensor"),
+    pytest.param("no-model-key", "'model'", id="ckpt-no-model-key"),
+]
+
+
+@pytest.mark.parametrize("kind, message", CHECKPOINTS)
+def test_bad_checkpoint_is_refused_without_running_code(tmp_path, kind, message):
+    path = _write_checkpoint(tmp_path / "checkpoint.pt", kind, tmp_path)
+    with pytest.raises(runs.CheckpointError, match=message) as info:
+        runs.load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_checkpoint_of_the_wrong_kind_is_a_clear_error(tmp_path):
+    from isomax.models import create_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(model="mlp-28", loss="isomaxplus")
+    runs.write_config(run, config)
+    softmax = create_model("mlp-28", num_classes=10, head="softmax", in_channels=1)
+    runs.save_checkpoint(run / runs.CHECKPOINT, _state(softmax, data=dict(num_classes=10, channels=1)))
+    with pytest.raises(runs.CheckpointError, match="does not match its configuration"):
+        runs.load_run(run)
+
+
+def test_checkpoints_round_trip_with_weights_only(tmp_path):
+    state = _state(config=TrainConfig().to_dict(), data=dict(num_classes=3, channels=1, mean=[0.5], std=[0.2]))
+    runs.save_checkpoint(tmp_path / "c.pt", state)
+    loaded = runs.load_checkpoint(tmp_path / "c.pt")
+    assert loaded["data"]["mean"] == [0.5] and torch.equal(loaded["model"]["weight"], state["model"]["weight"])
+
+
+# ---- the CLI: one line naming the flag or path, exit 2, nothing written --------------------------
+def _loop(tmp: Path) -> Path:
+    os.symlink(tmp / "loop-b", tmp / "loop-a")
+    os.symlink(tmp / "loop-a", tmp / "loop-b")
+    return tmp / "loop-a"
+
+
+TRAIN_ANY_DEVICE = ["train", "--epochs", "1", "--train-limit", "64", "--no-progress"]
+TRAIN = TRAIN_ANY_DEVICE + ["--device", "cpu"]
+BAD_CLI = [
+    pytest.param(TRAIN + ["--threads", "-3", "--out", "{tmp}/x"], "--threads", id="cli-threads-negative"),
+    pytest.param(TRAIN + ["--threads", "0", "--out", "{tmp}/x"], "--threads", id="cli-threads-zero"),
+    pytest.param(TRAIN_ANY_DEVICE + ["--device", "bogus", "--out", "{tmp}/x"], "--device bogus", id="cli-device-bogus"),
+    pytest.param(TRAIN_ANY_DEVICE + ["--device", "tpu", "--out", "{tmp}/x"], "--device tpu", id="cli-device-unsupported"),
+    pytest.param(TRAIN + ["--seed", str(2**70), "--out", "{tmp}/x"], "--seed", id="cli-seed-too-large"),
+    pytest.param(TRAIN + ["--seed", "-1", "--out", "{tmp}/x"], "--seed", id="cli-seed-negative"),
+    pytest.param(TRAIN + ["--data-dir", "{tmp}/nonexistent", "--out", "{tmp}/x"], "--data-dir", id="cli-data-dir-missing"),
+    pytest.param(TRAIN + ["--val-fraction", "1", "--out", "{tmp}/x"], "val_fraction", id="cli-val-fraction-one"),
+    pytest.param(TRAIN + ["--model", "nope", "--out", "{tmp}/x"], "`model`", id="cli-model-unknown"),
+    pytest.param(TRAIN + ["--out", "{tmp}/afile"], "--out", id="cli-out-is-a-file"),
+    pytest.param(TRAIN + ["--out", "{tmp}/afile/sub"], "not a directory", id="cli-out-under-a-file"),
+    pytest.param(TRAIN + ["--out", "{loop}/x"], "symbolic link", id="cli-out-symlink-loop"),
+    pytest.param(["evaluate", "{tmp}/nope", "--out", "{tmp}/x"], "not a run directory", id="cli-evaluate-missing-run"),
+    pytest.param(["evaluate", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-evaluate-out-is-a-file"),
+    pytest.param(["evaluate", "{tmp}/nope", "--device", "cuda:99", "--out", "{tmp}/x"], "--device", id="cli-evaluate-device"),
+    pytest.param(["evaluate", "{tmp}/nope", "--data-dir", "{tmp}/none", "--out", "{tmp}/x"], "--data-dir", id="cli-evaluate-data-dir"),
+    pytest.param(["bench", "--preset", "fashion-mnist-quick", "--seeds", "0", "--out", "{tmp}/x"], "--seeds", id="cli-bench-seeds-zero"),
+    pytest.param(["bench", "--preset", "fashion-mnist-quick", "--detector-samples", "1", "--out", "{tmp}/x"],
+                 "--detector-samples", id="cli-bench-detector-samples"),
+    pytest.param(["report", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-report-out-is-a-file"),
+    pytest.param(["evaluate", "{tmp}", "--ood", "{tmp}", "{tmp}/", "--out", "{tmp}/x"], "list it once", id="cli-ood-twice"),
+    pytest.param(["evaluate", "{tmp}", "{tmp}/.", "--out", "{tmp}/x"], "list it once", id="cli-run-twice"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_CLI)
+def test_cli_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, argv, message):
+    (tmp_path / "afile").write_text("")
+    loop = _loop(tmp_path)
+    argv = [a.format(tmp=tmp_path, loop=loop) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists()  # a failed start leaves nothing behind
+
+
+def test_cli_unwritable_out_is_refused_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # also meaningful when the tests run as root
+    assert main(TRAIN + ["--out", str(tmp_path / "x")]) == 2
+    assert "no permission" in capsys.readouterr().err
+
+
+def test_cli_unexpected_exceptions_keep_their_traceback(tmp_path, monkeypatch):
+    import isomax.training
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(isomax.training, "train", boom)
+    with pytest.raises(ZeroDivisionError):
+        main(TRAIN + ["--out", str(tmp_path / "x")])
+
+
+# ---- run directory lock -------------------------------------------------------------------------
+def test_second_process_in_a_run_dir_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / runs.LOCK).write_text(f"{holder.pid} {__import__('socket').gethostname()}\n")
+        with pytest.raises(runs.RunLockedError, match=f"process {holder.pid}"):
+            runs.RunLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with runs.RunLock(tmp_path) as lock:  # the holder is gone: its lock is stale and taken over
+        assert (tmp_path / runs.LOCK).read_text().split()[0] == str(os.getpid())
+        with pytest.raises(runs.RunLockedError, match="in use"):
+            runs.RunLock(tmp_path).acquire()
+    assert lock.held is False and not (tmp_path / runs.LOCK).exists()
+
+
+def test_cli_reports_a_locked_run_dir(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with runs.RunLock(out):
+        assert main(TRAIN + ["--out", str(out)]) == 2
+    assert "is in use" in capsys.readouterr().err
+
+
+# ---- collisions -----------------------------------------------------------------------------
+def test_same_named_inputs_are_told_apart_and_duplicates_refused(tmp_path):
+    a, b = tmp_path / "a" / "imgs", tmp_path / "b" / "imgs"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    keys, notes = runs.unique_keys([a, b, "mnist"], ["imgs", "imgs", "mnist"])
+    assert keys == ["a/imgs", "b/imgs", "mnist"] and len(notes) == 1
+    with pytest.raises(ValueError, match="same input"):
+        runs.unique_keys([a, str(a) + "/"], ["imgs", "imgs"])
+
+
+def test_outputs_are_written_atomically(tmp_path, monkeypatch):
+    runs.savez_atomic(tmp_path / "x.npz", a=np.arange(3))
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        runs.savez_atomic(tmp_path / "x.npz", a=np.arange(5))
+    with np.load(tmp_path / "x.npz") as z:  # the old file is intact, no temporary left
+        assert z["a"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npz"]
+
+
+# ---- ties -----------------------------------------------------------------------------------
+def test_all_equal_scores_warn_and_report_the_midpoint_auroc():
+    with pytest.warns(TieWarning):
+        m = ood_metrics(np.ones(10), np.ones(10))
+    assert m["auroc"] == 0.0 and m["auroc_midpoint"] == 0.5

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,6 +52,22 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
     ev_records = json.loads((ev / "results.json").read_text())
     assert {r["score"] for r in ev_records} == {"mps", "es", "mds", "energy", "max_logit"}
     assert all(set(RECORD_KEYS) <= set(r) and r["out_dataset"] == "uniform" for r in ev_records)
+    # two runs named alike under different parents and two --ood folders named alike are never merged
+    twin = tmp_path / "copy" / "isomaxplus-seed1"
+    shutil.copytree(out / "runs" / "isomaxplus-seed1", twin)
+    imgs_a, imgs_b = make_image_folder(tmp_path / "a" / "imgs", n=10, seed=1), make_image_folder(tmp_path / "b" / "imgs", n=10, seed=2)
+    ev2 = tmp_path / "eval2"
+    proc = run_cli("evaluate", out / "runs" / "isomaxplus-seed1", twin, "--ood", imgs_a, imgs_b, "--data-dir", data,
+                   "--out", ev2, "--device", "cpu", "--no-progress")
+    assert "told apart" in proc.stdout and "test accuracy" in proc.stdout
+    recs = json.loads((ev2 / "results.json").read_text())
+    assert {r["out_dataset"] for r in recs} == {"a/imgs", "b/imgs"}
+    assert {r["run"] for r in recs} == {"runs/isomaxplus-seed1", "copy/isomaxplus-seed1"}
+    assert sorted(p.name for p in (ev2 / "outputs").iterdir()) == ["copy__isomaxplus-seed1.npz", "runs__isomaxplus-seed1.npz"]
+    # the same input twice is refused before any inference
+    proc = run_cli("evaluate", twin, "--ood", imgs_a, str(imgs_a) + "/", "--data-dir", data, "--out", tmp_path / "ev3",
+                   "--device", "cpu", "--no-progress", check=False)
+    assert proc.returncode == 2 and "list it once" in proc.stderr
     # rerunning the bench skips finished runs
     again = run_cli("bench", "--preset", "fashion-mnist-quick", "--seeds", "2", "--losses", "softmax", "isomaxplus",
                     "--epochs", "1", "--train-limit", "128", "--batch-size", "32", "--threads", "1", "--device", "cpu",

@@ -13,6 +13,8 @@ from sklearn.metrics import roc_auc_score
 from isomax.metrics import METRIC_NAMES, ood_metrics
 
 TOL = 1e-12
+# tied scores are exercised on purpose below; the TieWarning itself is tested in section (d)
+pytestmark = pytest.mark.filterwarnings("ignore::isomax.metrics.TieWarning")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,3 +291,40 @@ def test_out_positive_convention():
     assert m["aupr_in_out_positive"] == pytest.approx(ref["auout"], abs=TOL)
     # default call does not add them
     assert set(ood_metrics(s_in, s_out)) == set(METRIC_NAMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) ties: the papers' rule is kept; the midpoint rule (sklearn's) is reported when they differ
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_midpoint_matches_sklearn_with_ties(seed):
+    from isomax.metrics import auroc_midpoint
+
+    rng = np.random.default_rng(seed)
+    s_in, s_out = rng.integers(0, 5, 60).astype(float), rng.integers(0, 4, 40).astype(float)
+    labels = np.concatenate([np.ones(s_in.size), np.zeros(s_out.size)])
+    assert auroc_midpoint(s_in, s_out) == pytest.approx(roc_auc_score(labels, np.concatenate([s_in, s_out])), abs=1e-12)
+
+
+def test_heavy_ties_warn_and_report_both_rules():
+    from isomax.metrics import TieWarning
+
+    with pytest.warns(TieWarning, match="auroc_midpoint"):
+        m = ood_metrics([1.0, 1.0, 1.0], [1.0, 1.0])
+    assert m["auroc"] == 0.0 and m["auroc_midpoint"] == pytest.approx(0.5)  # papers' rule unchanged
+    # saturated scores: half the in-distribution ties with every out-distribution sample
+    s_in, s_out = np.r_[np.ones(50), np.linspace(0.2, 0.9, 50)], np.ones(50)
+    with pytest.warns(TieWarning):
+        m = ood_metrics(s_in, s_out)
+    assert m["auroc_midpoint"] - m["auroc"] > 0.01
+
+
+def test_few_ties_add_no_key_and_no_warning():
+    import warnings
+
+    rng = np.random.default_rng(5)
+    s_in, s_out = np.round(rng.normal(1, 1, 500), 3), np.round(rng.normal(0, 1, 500), 3)  # a handful of ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = ood_metrics(s_in, s_out)
+    assert set(m) == set(METRIC_NAMES)

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -37,6 +38,10 @@ def test_train_writes_run_dir_and_learns(data_dir, tmp_path):
     assert result.history[-1]["distance_scale"] > 0
     model, config, meta = load_run(tmp_path / "run")
     assert config == tiny_config(data_dir, epochs=3) and meta["epoch"] == 3
+    # the input description is recorded at training time, not guessed from checkpoint shapes
+    assert meta["data"]["channels"] == 1 and (meta["data"]["height"], meta["data"]["width"]) == (28, 28)
+    assert meta["data"]["num_classes"] == 10 and len(meta["data"]["classes"]) == 10 and len(meta["data"]["mean"]) == 1
+    assert not (tmp_path / "run" / ".lock").exists()  # the lock goes with the process
     for k, v in _weights(result.model).items():
         assert torch.equal(v, model.state_dict()[k]), k
 
@@ -69,7 +74,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_dir, tmp_path):
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before_kill = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
+    done_before_kill = torch.load(killed / "checkpoint.pt", weights_only=True)["epoch"]
     assert 1 <= done_before_kill < epochs
 
     subprocess.run(cmd + ["--out", str(killed)], env=env, check=True, capture_output=True)
@@ -106,7 +111,7 @@ def test_schedules():
         opt.step()
         cyc.step()
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.05
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match="schedule"):  # TrainConfig rejects it before any scheduler is made
         make_scheduler(opt, TrainConfig(schedule="cosine"), 10)
 
 
@@ -128,10 +133,91 @@ def test_missing_run_dir_is_a_clear_error(tmp_path):
 def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
     from isomax.evaluation import evaluate_run
 
-    cfg = tiny_config(data_dir, epochs=1, loss="softmax", outlier_data="gaussian", threads=1)
+    cfg = tiny_config(data_dir, epochs=3, train_limit=None, loss="softmax", outlier_data="gaussian", threads=1)
     result = train(cfg, tmp_path / "oe", progress=False, log=lambda s: None)
-    assert result.history[-1]["train_loss"] > 0
+    plain = train(cfg.replace(outlier_data=None), tmp_path / "plain", progress=False, log=lambda s: None)
+    # the OE term acts: on other outlier images than it saw, the OE model's predictions are closer to
+    # uniform than those of the same run without OE (entropy 2.28 vs 1.92 nats; uniform: ln 10 = 2.30)
+    from isomax.data import BatchLoader, load_ood, normalization
+
+    mean, std = normalization("fashion-mnist")
+    x = next(iter(BatchLoader(load_ood("gaussian", like=(1, 28, 28), num_samples=256, seed=1), 256, mean=mean, std=std)))[0]
+
+    def entropy(model):
+        with torch.no_grad():
+            p = torch.softmax(model.eval()(x), 1)
+        return float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+
+    assert entropy(result.model) > entropy(plain.model) + 0.1
+    assert result.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
     records = evaluate_run(tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None,
                            arrays_path=tmp_path / "oe.npz")
     assert [(r["loss"], r["score"], r["outlier_data"]) for r in records] == [("softmax", "oe", "gaussian")]
     assert not (tmp_path / "oe.npz").exists()  # no logits file that figures could take for plain SoftMax
+
+
+# ---- divergence, val_fraction=0, failed starts -----------------------------------------------
+def test_lr_100_stops_with_a_clear_message_and_exit_3(data_dir, tmp_path, capsys):
+    from isomax.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["train", "--preset", "fashion-mnist-quick", "--epochs", "2", "--batch-size", "32", "--train-limit", "256",
+               "--lr", "100", "--threads", "1", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out),
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "diverged" in err and "--lr" in err and "Traceback" not in err
+    assert not (out / "checkpoint.pt").exists()  # nothing diverged was saved
+
+
+def test_divergence_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    import isomax.training as training
+
+    def after_epoch_1(line):  # the second epoch "explodes" (any finite loss is above a limit of 0)
+        monkeypatch.setattr(training, "EXPLODED_LOSS", 0.0)
+
+    run = tmp_path / "run"
+    with pytest.raises(training.DivergenceError, match=r"learning rate.*keeps the last good epoch \(1\)"):
+        train(tiny_config(data_dir, epochs=2), run, progress=False, log=after_epoch_1)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1
+    assert not (run / ".lock").exists()
+
+
+@pytest.mark.parametrize("accuracies, diverged", [
+    pytest.param([0.10, 0.11], True, id="two-epochs-at-chance"),
+    pytest.param([0.10], False, id="one-epoch-at-chance-is-not-enough"),
+    pytest.param([0.10, 0.30], False, id="learning-after-a-slow-start"),
+])
+def test_accuracy_at_chance_for_two_epochs_stops(tmp_path, accuracies, diverged):
+    from isomax.training import DivergenceError, _check_divergence
+
+    history = [dict(epoch=i + 1, train_loss=2.0, train_accuracy=a, val_accuracy=a) for i, a in enumerate(accuracies)]
+    if diverged:
+        with pytest.raises(DivergenceError, match="chance"):
+            _check_divergence(history, TrainConfig(), 10, tmp_path)
+    else:
+        _check_divergence(history, TrainConfig(), 10, tmp_path)
+
+
+def test_val_fraction_zero_trains_on_everything_and_detectors_refuse(data_dir, tmp_path):
+    from isomax.evaluation import evaluate_run
+    from isomax.training import load_data
+
+    cfg = tiny_config(data_dir, epochs=1, val_fraction=0.0, train_limit=None)
+    train_set, val_set = load_data(cfg)
+    assert len(val_set) == 0 and len(train_set) == 600  # every fixture training image
+    lines = []
+    result = train(cfg.replace(train_limit=256), tmp_path / "run", progress=False, log=lines.append)
+    assert math.isnan(result.history[-1]["val_accuracy"]) and any("val_fraction=0" in l for l in lines)
+    with pytest.raises(ValueError, match="validation split"):
+        evaluate_run(tmp_path / "run", ["uniform"], device="cpu", methods=("odin",), progress=False, log=lambda s: None)
+
+
+def test_config_without_checkpoint_does_not_block_the_corrected_command(data_dir, tmp_path):
+    from isomax.runs import write_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config(run, tiny_config(data_dir, epochs=1, lr=0.2))  # a start that died before its first epoch
+    result = train(tiny_config(data_dir, epochs=1), run, progress=False, log=lambda s: None)
+    assert result.history[-1]["epoch"] == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,7 +22,10 @@ _CONFIG_FLAGS = {
     "--entropic-scale": ("entropic_scale", float, "E_s of the IsoMax losses (default 10, as in the papers)"),
     "--train-limit": ("train_limit", int, "train on only this many images (quick checks)"),
     "--device": ("device", str, "auto, cpu, cuda or cuda:N (default auto)"),
-    "--threads": ("threads", int, "CPU threads for torch"),
+    "--threads": ("threads", int, "CPU threads for torch (>= 1)"),
+    "--val-fraction": ("val_fraction", float, "fraction of the training split held out for validation, in [0, 1) "
+                                              "(default 0.1; 0 trains on every image: no validation metrics, "
+                                              "and ODIN / Mahalanobis, which tune on it, refuse)"),
     "--data-dir": ("data_dir", str, "where the datasets are (also $ISOMAX_DATA; see isomax.data)"),
 }
 
@@ -46,8 +50,6 @@ def _add_detector_flags(p: argparse.ArgumentParser, methods: tuple[str, ...]) ->
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
-    if args.detector_samples < 2:
-        raise ValueError(f"Expected --detector-samples to be >= 2, but got {args.detector_samples}")
     return dict(max_samples=args.detector_samples, max_train=args.detector_train or None)
 
 
@@ -60,24 +62,34 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="isomax",
         description="Seamless out-of-distribution detection with the IsoMax and IsoMax+ losses.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `isomax COMMAND --help` for the options of a command.",
+        epilog="Run `isomax COMMAND --help` for the options of a command. Exit codes: 0 done, 2 bad input "
+               "(flags, paths, checkpoints, a run directory in use), 3 training diverged.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    epilog = "presets:\n" + presets_help()
+    for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep):
+        add(sub)
+    return parser
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one model", description="Train one model; resumes if --out holds a run.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="presets:\n" + presets_help())
     p.add_argument("--preset", default="fashion-mnist-quick", help="named configuration (default: fashion-mnist-quick)")
     p.add_argument("--loss", default="isomaxplus", help="softmax, isomax or isomaxplus (default: isomaxplus)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{SEED_MAX} (default 0)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run against out-distributions",
                        description="Evaluate RUN_DIR (made by `isomax train` or `isomax bench`): test accuracy and, "
-                                   "for every out-distribution, every applicable score and metric.")
+                                   "for every out-distribution, every applicable score and metric. Runs and "
+                                   "out-distributions with the same folder name are told apart by their parent "
+                                   "folders (a/seed0, b/seed0); the same input twice is refused.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--ood", nargs="+", metavar="NAME_OR_PATH",
                    help="out-distributions: names (mnist, isun, tinyimagenet-resize, lsun-resize, svhn, cifar10, "
@@ -87,11 +99,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     _add_detector_flags(p, ("odin", "mahalanobis"))
+    p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="train and evaluate losses x seeds, write tables",
                        description="Train every loss x seed with one preset, evaluate them, and write results.json, "
                                    "results.md (the papers' table layouts) and one run directory per model.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="presets:\n" + presets_help())
     p.add_argument("--preset", required=True, help="named configuration (listed below)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
     p.add_argument("--losses", nargs="+", default=["softmax", "isomax", "isomaxplus"])
@@ -104,7 +119,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outlier-data", default=None, metavar="NAME_OR_PATH",
                    help="outlier images for --methods oe (e.g. tinyimagenet-resize; keep them out of --ood)")
     _add_config_flags(p)
+    p.set_defaults(func=_cmd_bench)
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write a Markdown report with figures and LaTeX/CSV tables",
                        description="Write OUT/report.md (figures embedded by relative path), OUT/figures/*.png and "
                                    "OUT/tables/*.{md,tex,csv} from bench or evaluate output directories (results.json, "
@@ -115,14 +133,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the logits used for figures (default: the first)")
     p.add_argument("--title", default="isomax report")
     p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_report)
 
+
+def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="choose the entropic scale E_s on a validation out-distribution",
                        description="Entropic-scale sweep (Fig. 2 of the 2019 paper): train IsoMax (and IsoMax+ with "
                                    "--losses) for each scale and measure validation accuracy and OOD detection on the "
                                    "validation split against --val-ood. Writes sweep.json, sweep.md, sweep.png and "
                                    "runs/<loss>-es<scale>-seed<s>/ (reruns resume). Keep the validation "
                                    "out-distribution out of every test out-distribution list.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="presets:\n" + presets_help())
     p.add_argument("--preset", default="fashion-mnist-quick", help="named configuration (default: fashion-mnist-quick)")
     p.add_argument("--scales", nargs="+", type=float, default=[1.0, 3.0, 10.0, 30.0, 100.0],
                    help="entropic scales (default: 1 3 10 30 100)")
@@ -135,85 +156,175 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-progress", action="store_true")
     _add_config_flags(p)
-    return parser
+    p.set_defaults(func=_cmd_sweep)
+
+
+# ---- argument checks (one line, naming the flag; before anything is loaded or written) ----------
+SEED_MAX = 2**32 - 1  # seeds are also numpy seeds
+
+
+def _check_out(out: Path, flag: str = "--out") -> None:
+    """``out`` is a directory we can write, or can be created as one (checked before any long work)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{flag} {out} exists and is not a directory")
+    parent = out
+    while not parent.exists():  # the nearest existing ancestor decides whether we may create `out`
+        if parent.is_symlink():
+            raise OSError(f"{flag} {out}: {parent} is a dangling or looping symbolic link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{flag} {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag} {out}: no permission to write in {parent}")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"Expected --seed to be in [0, {SEED_MAX}], but got: {seed}")
+    if getattr(args, "seeds", 1) < 1:
+        raise ValueError(f"Expected --seeds to be >= 1, but got {args.seeds}")
+    if getattr(args, "seeds", 1) > SEED_MAX:
+        raise ValueError(f"Expected --seeds to be <= {SEED_MAX}, but got {args.seeds}")
+    threads = getattr(args, "cfg_threads", None)
+    if threads is not None and threads < 1:
+        raise ValueError(f"Expected --threads to be >= 1, but got: {threads}")
+    device = getattr(args, "cfg_device", None) or getattr(args, "device", None)
+    if device is not None:
+        from .devices import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as err:
+            raise ValueError(f"--device {device}: {err}") from None
+    for flag in ("cfg_data_dir", "data_dir"):
+        data_dir = getattr(args, flag, None)
+        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+            raise FileNotFoundError(f"--data-dir {data_dir} is not an existing directory")
+    if getattr(args, "detector_samples", 2) < 2:
+        raise ValueError(f"Expected --detector-samples to be >= 2, but got {args.detector_samples}")
+    for flag in ("ood", "run_dirs"):  # the same input twice, refused before anything is loaded
+        items = getattr(args, flag, None) or []
+        seen = [str(Path(i).expanduser().resolve()) if Path(i).expanduser().exists() else str(i) for i in items]
+        twice = sorted({str(i) for i, k in zip(items, seen) if seen.count(k) > 1})
+        if twice:
+            raise ValueError(f"--{flag.replace('_', '-')}: {', '.join(twice)} name the same input; list it once")
+    if getattr(args, "out", None) is not None:
+        _check_out(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 bad input (flags, paths, OS errors, checkpoints, a locked run directory);
+    3 training diverged; 130 interrupted. Unexpected exceptions keep their traceback (a bug is a bug)."""
+    from .runs import RunLockedError
+    from .training import DivergenceError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     command_line = "isomax " + " ".join(shlex.quote(a) for a in argv)
     try:
-        return _run(args, command_line)
-    except (ValueError, FileNotFoundError) as err:
+        _check_args(args)
+        return args.func(args, command_line)
+    except (ValueError, OSError, RunLockedError) as err:
         print(f"isomax {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DivergenceError as err:
+        print(f"isomax {args.command}: error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
 
 
-def _run(args: argparse.Namespace, command_line: str) -> int:
+# ---- subcommands (dispatched by set_defaults(func=...)) -------------------------------------
+def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
     from . import distributed
+    from .training import train
 
-    progress = not args.no_progress
-    if args.command == "train":
-        from .training import train
+    distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
+    config = get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args))
+    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    if distributed.is_main_process() and result.history:
+        last = result.history[-1]
+        acc = "n/a (val_fraction=0)" if last["val_accuracy"] != last["val_accuracy"] else f"{100 * last['val_accuracy']:.2f}%"
+        print(f"done: {args.out} (val accuracy {acc})")
+    distributed.shutdown()  # not on errors: torchrun ends the other processes
+    return 0
 
-        distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
-        config = get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args))
-        result = train(config, args.out, resume=not args.no_resume, progress=progress)
-        if distributed.is_main_process() and result.history:
-            last = result.history[-1]
-            print(f"done: {args.out} (val accuracy {100 * last['val_accuracy']:.2f}%)")
-        distributed.shutdown()  # not on errors: torchrun ends the other processes
-        return 0
-    if args.command == "evaluate":
-        from . import tables
-        from .bench import write_markdown
-        from .evaluation import evaluate_run, save_results
 
-        records = []
-        for i, run_dir in enumerate(args.run_dirs):
-            name = run_dir.resolve().name
-            records += evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device, progress=progress,
-                                    arrays_path=args.out / "outputs" / f"{name}.npz", methods=args.methods,
-                                    detector_options=_detector_options(args))
-        path = save_results(records, args.out)
-        write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
-        print(tables.all_scores_table(records))
-        print(f"wrote {path}")
-        return 0
-    if args.command == "bench":
-        from . import tables
-        from .bench import run_bench
+def _run_keys(run_dirs: list[Path]) -> list[str]:
+    """One unique key per run directory (``a/seed0``, ``b/seed0``); refuses the same run twice."""
+    from .runs import CHECKPOINT, CONFIG, read_config, unique_keys
 
-        if args.seeds < 1:
-            raise ValueError(f"Expected --seeds to be >= 1, but got {args.seeds}")
-        records = run_bench(args.preset, range(args.seeds), args.out, losses=args.losses, ood=args.ood,
-                            overrides=_overrides(args), progress=progress, command=command_line, methods=args.methods,
-                            methods_on=args.methods_on, outlier_data=args.outlier_data,
-                            detector_options=_detector_options(args))
-        print(tables.seamless_table(records))
-        print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
-        return 0
-    if args.command == "report":
-        from .report import write_report
+    for run_dir in run_dirs:  # every run is checked before the first one is evaluated
+        if not (run_dir / CONFIG).is_file() or not (run_dir / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG} or {CHECKPOINT} is missing "
+                                    "(made by `isomax train`)")
+    keys, notes = unique_keys(run_dirs, [d.resolve().name for d in run_dirs])
+    same: dict[tuple, list[str]] = {}
+    for run_dir, key in zip(run_dirs, keys):
+        c = read_config(run_dir)
+        same.setdefault((c.dataset, c.model, c.loss, c.seed), []).append(key)
+    notes += [f"{', '.join(k)} share dataset, model, loss and seed {s[3]}: the tables' mean ± std counts each of "
+              "them (results.json keeps them apart under `run`)" for s, k in same.items() if len(k) > 1]
+    for note in notes:
+        print(f"note: runs: {note}")
+    return keys
 
-        path = write_report(args.inputs, args.out, seed=args.seed, title=args.title, command=command_line,
-                            log=print if progress else (lambda _: None))
-        print(f"wrote {path}")
-        return 0
-    if args.command == "sweep":
-        from .sweep import run_sweep
 
-        if args.seeds < 1:
-            raise ValueError(f"Expected --seeds to be >= 1, but got {args.seeds}")
-        summary = run_sweep(args.preset, args.val_ood, args.out, scales=args.scales, losses=args.losses,
-                            seeds=range(args.seeds), test_ood=args.test_ood, overrides=_overrides(args),
-                            progress=progress, command=command_line)
-        print(f"chosen: {summary['chosen']} (on {args.val_ood}); wrote {args.out / 'sweep.md'}")
-        return 0
-    raise AssertionError(args.command)
+def _cmd_evaluate(args: argparse.Namespace, command_line: str) -> int:
+    from . import tables
+    from .bench import write_markdown
+    from .evaluation import evaluate_run, save_results
+
+    keys = _run_keys(args.run_dirs)
+    records = []
+    for run_dir, key in zip(args.run_dirs, keys):
+        new = evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
+                           arrays_path=args.out / "outputs" / f"{key.replace('/', '__')}.npz", methods=args.methods,
+                           detector_options=_detector_options(args))
+        records += [dict(r, run=key) for r in new]
+    path = save_results(records, args.out)
+    write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
+    print(tables.accuracy_table(records))
+    print()
+    print(tables.all_scores_table(records))
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace, command_line: str) -> int:
+    from . import tables
+    from .bench import run_bench
+
+    records = run_bench(args.preset, range(args.seeds), args.out, losses=args.losses, ood=args.ood,
+                        overrides=_overrides(args), progress=not args.no_progress, command=command_line,
+                        methods=args.methods, methods_on=args.methods_on, outlier_data=args.outlier_data,
+                        detector_options=_detector_options(args))
+    print(tables.accuracy_table(records))
+    print()
+    print(tables.seamless_table(records))
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, command_line: str) -> int:
+    from .report import write_report
+
+    path = write_report(args.inputs, args.out, seed=args.seed, title=args.title, command=command_line,
+                        log=print if not args.no_progress else (lambda _: None))
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace, command_line: str) -> int:
+    from .sweep import run_sweep
+
+    summary = run_sweep(args.preset, args.val_ood, args.out, scales=args.scales, losses=args.losses,
+                        seeds=range(args.seeds), test_ood=args.test_ood, overrides=_overrides(args),
+                        progress=not args.no_progress, command=command_line)
+    print(f"chosen: {summary['chosen']} (on {args.val_ood}); wrote {args.out / 'sweep.md'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from .detectors import DETECTORS
 from .heads import canonical_head_name
 from .metrics import ood_metrics
 from .scores import SCORES
-from .training import _autocast, load_run, resolve_device
+from .devices import autocast, resolve_device
+from .runs import load_run, savez_atomic, unique_keys, write_json
 
 __all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_detectors", "evaluate_run", "save_results",
            "RECORD_KEYS", "DETECTOR_METHODS"]
@@ -49,7 +50,7 @@ def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batc
     loader = BatchLoader(data, batch_size, mean=mean, std=std, device=device)
     out = []
     for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out.append(model(x).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
@@ -123,14 +124,18 @@ def _batches(data, mean, std, device, batch_size):
 
 
 def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print) -> list:
+    """Out-distribution sets converted ``like`` the in-distribution, each under a unique name (see
+    :func:`isomax.runs.unique_keys`; the same input listed twice is refused)."""
     from .data import load_ood
 
-    sets = []
-    for name in names:
-        data = load_ood(name, like=like, data_dir=data_dir)
+    sets = [load_ood(name, like=like, data_dir=data_dir) for name in names]
+    keys, notes = unique_keys(names, [d.name for d in sets])  # two folders named imgs/ are never merged
+    for note in notes:
+        log(f"note: out-distributions: {note}")
+    for data, key in zip(sets, keys):
+        data.name = key
         if data.conversion:
             log(f"out-distribution {data.name}: {len(data)} images ({data.conversion})")
-        sets.append(data)
     return sets
 
 
@@ -146,12 +151,14 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     from .data import load_dataset, normalization
 
     dev = resolve_device(device)
-    model, config, _ = load_run(run_dir, dev)
+    model, config, run_meta = load_run(run_dir, dev)
+    _check_validation_split(run_dir, config, methods)
     data_dir = data_dir or config.data_dir
     in_test = load_dataset(config.dataset, "test", data_dir=data_dir)
     if ood_sets is None:
         ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log)
-    mean, std = normalization(config.dataset)
+    recorded = run_meta.get("data") or {}
+    mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
     if config.outlier_data:  # an Outlier Exposure run: its entropic score, recorded as score "oe"
@@ -176,20 +183,39 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     if config.outlier_data:
         records = [dict(r, score="oe", outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
+    warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
-        Path(arrays_path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(arrays_path, **arrays,
-                            meta=np.asarray(json.dumps(dict(run=str(run_dir), loss=config.loss, model=config.model,
-                                                            seed=config.seed, in_dataset=in_test.name))))
+        _save_arrays(arrays_path, arrays, dict(run=str(run_dir), loss=config.loss, model=config.model,
+                                               seed=config.seed, in_dataset=in_test.name))
     return records
+
+
+def _check_validation_split(run_dir, config, methods: Sequence[str]) -> None:
+    if methods and config.val_fraction == 0:
+        raise ValueError(f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
+                         "hyperparameters on the validation split, which this run does not have; train with "
+                         "--val-fraction > 0 or drop --methods")
+
+
+def _save_arrays(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
+    """The per-sample logits of one run, written atomically (a kill never leaves a truncated .npz)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    savez_atomic(path, **arrays, meta=np.asarray(json.dumps(meta)))
+
+
+def near_chance(accuracy: float, num_classes: int | None) -> bool:
+    """True when ``accuracy`` is below 1.5x chance (1 / ``num_classes``): OOD metrics of such a model mean nothing."""
+    return bool(num_classes) and accuracy == accuracy and accuracy < 1.5 / num_classes
+
+
+def warn_if_near_chance(accuracy: float, num_classes: int | None, what: str, log: Callable[[str], None] = print) -> None:
+    if near_chance(accuracy, num_classes):
+        log(f"warning: {what}: test accuracy {100 * accuracy:.2f}% is near chance ({100 / num_classes:.1f}%); "
+            "its OOD detection numbers are meaningless (did training diverge? lower --lr)")
 
 
 def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
     """Write ``results.json`` atomically (a list of records)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    tmp = path.with_name("results.json.tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(out_dir / "results.json", records, indent=1)

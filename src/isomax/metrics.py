@@ -19,16 +19,50 @@ n_out``), from which:
 All values are fractions in [0, 1]. Without ties ``auroc`` equals
 ``sklearn.metrics.roc_auc_score`` with in-distribution labelled 1. The sweep is vectorised
 (one stable sort, cumulative sums): O(n log n).
+
+Ties. The papers' rule (in-distribution removed first on a tie) is kept because reproducing
+their numbers needs it, but it is pessimistic: a tied in/out pair counts as a detection error,
+so all-equal scores give AUROC 0 and TNR 0 where sklearn's midpoint rule (a tied pair counts
+one half) gives AUROC 0.5. Saturated scores (e.g. a maximum probability of exactly 1.0 for many
+samples) can make a detector look worse than chance. :func:`ood_metrics` therefore also computes
+:func:`auroc_midpoint`; when the two differ by more than ``TIE_TOLERANCE`` (0.01) it warns with
+:class:`TieWarning` and adds the key ``auroc_midpoint`` to its result (otherwise the result has
+exactly the keys of :data:`METRIC_NAMES`, as before).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from ._validation import as_numpy_scores
 
-__all__ = ["ood_metrics", "roc_sweep", "METRIC_NAMES"]
+__all__ = ["ood_metrics", "roc_sweep", "auroc_midpoint", "METRIC_NAMES", "TIE_TOLERANCE", "TieWarning"]
 
 METRIC_NAMES = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+TIE_TOLERANCE = 0.01  # |auroc - auroc_midpoint| above this: warn and report both
+
+
+class TieWarning(UserWarning):
+    """Tied in/out scores move AUROC under the papers' tie rule by more than ``TIE_TOLERANCE``."""
+
+
+def auroc_midpoint(scores_in, scores_out) -> float:
+    """AUROC with ties counted one half (sklearn's ``roc_auc_score``, in-distribution labelled 1).
+
+    The Mann-Whitney statistic with average ranks: ``(sum of in-distribution ranks - n_in (n_in + 1) / 2)
+    / (n_in n_out)``.
+
+    Example:
+        >>> auroc_midpoint([1.0, 1.0], [1.0, 1.0])
+        0.5
+    """
+    s_in = as_numpy_scores("scores_in", scores_in)
+    s_out = as_numpy_scores("scores_out", scores_out)
+    _, inverse, counts = np.unique(np.concatenate([s_in, s_out]), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based rank of each distinct value, ties averaged
+    rank_sum_in = float(np.sum(average_rank[inverse[: s_in.size]]))
+    return (rank_sum_in - s_in.size * (s_in.size + 1) / 2.0) / (s_in.size * s_out.size)
 
 
 def roc_sweep(scores_in, scores_out) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +82,31 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
+def _aupr(tp: np.ndarray, fp: np.ndarray, tpr_c: np.ndarray, fpr_c: np.ndarray) -> tuple[float, float]:
+    """AUPR-in and AUPR-out over the sweep, as described in the module docstring."""
+    n_in, n_out = tp[0], fp[0]
+    denom = tp + fp
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_in = np.concatenate([[0.5], tp / np.where(denom > 0, denom, 1), [0.0]])
+    auin = -_trapezoid(prec_in[keep], tpr_c[keep])
+
+    denom = (n_in - tp) + (n_out - fp)
+    keep = np.concatenate([[True], denom > 0, [True]])
+    prec_out = np.concatenate([[0.0], (n_out - fp) / np.where(denom > 0, denom, 1), [0.5]])
+    auout = _trapezoid(prec_out[keep], (1.0 - fpr_c)[keep])
+    return auin, auout
+
+
+def _report_ties(result: dict, scores_in, scores_out) -> None:
+    """Warn and add ``auroc_midpoint`` when ties move AUROC by more than ``TIE_TOLERANCE``."""
+    midpoint = auroc_midpoint(scores_in, scores_out)
+    if abs(midpoint - result["auroc"]) > TIE_TOLERANCE:
+        warnings.warn(f"tied in/out scores: AUROC {result['auroc']:.4f} under the papers' tie rule (in-distribution "
+                      f"removed first) but {midpoint:.4f} with ties counted one half (sklearn); both are reported "
+                      "(key auroc_midpoint)", TieWarning, stacklevel=3)
+        result["auroc_midpoint"] = midpoint
+
+
 def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[str, float]:
     """TNR at 95% TPR, AUROC, detection accuracy, AUPR-in, AUPR-out and FPR at 95% TPR.
 
@@ -61,7 +120,9 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
 
     Returns:
         dict with keys ``tnr_at_tpr95``, ``auroc``, ``dtacc``, ``auin``, ``auout``,
-        ``fpr_at_tpr95`` (fractions in [0, 1]).
+        ``fpr_at_tpr95`` (fractions in [0, 1]), all under the papers' tie rule (see the module
+        docstring); plus ``auroc_midpoint`` (ties counted one half), with a :class:`TieWarning`, when
+        ties move AUROC by more than ``TIE_TOLERANCE``.
 
     Example:
         >>> m = ood_metrics([0.9, 0.8, 0.7], [0.1, 0.75])
@@ -82,15 +143,7 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
 
     dtacc = 0.5 * float(np.max(tpr + 1.0 - fpr))
 
-    denom = tp + fp
-    keep = np.concatenate([[True], denom > 0, [True]])
-    prec_in = np.concatenate([[0.5], tp / np.where(denom > 0, denom, 1), [0.0]])
-    auin = -_trapezoid(prec_in[keep], tpr_c[keep])
-
-    denom = (n_in - tp) + (n_out - fp)
-    keep = np.concatenate([[True], denom > 0, [True]])
-    prec_out = np.concatenate([[0.0], (n_out - fp) / np.where(denom > 0, denom, 1), [0.5]])
-    auout = _trapezoid(prec_out[keep], (1.0 - fpr_c)[keep])
+    auin, auout = _aupr(tp, fp, tpr_c, fpr_c)
 
     result = {
         "tnr_at_tpr95": float(tnr_at_tpr95),
@@ -100,6 +153,7 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
         "auout": float(auout),
         "fpr_at_tpr95": float(fpr[i95]),
     }
+    _report_ties(result, scores_in, scores_out)
     if out_positive:
         flipped = ood_metrics(-as_numpy_scores("scores_out", scores_out), -as_numpy_scores("scores_in", scores_in))
         result.update(

@@ -1,13 +1,19 @@
 """Training loop: deterministic given a seed, checkpointed atomically each epoch, resumable.
 
-A run directory holds ``config.json``, ``log.jsonl`` (one line per epoch) and ``checkpoint.pt``
-(model, optimiser and scheduler state, epoch, history). Killing a run (even with SIGKILL) and
-running it again resumes from the last completed epoch and ends with the same weights as an
-uninterrupted run: every source of randomness is derived from ``(seed, epoch)``.
+A run directory (:mod:`isomax.runs`) holds ``config.json``, ``log.jsonl`` (one line per epoch)
+and ``checkpoint.pt`` (model, optimiser and scheduler state, epoch, history, input description).
+Killing a run (even with SIGKILL) and running it again resumes from the last completed epoch and
+ends with the same weights as an uninterrupted run: every source of randomness is derived from
+``(seed, epoch)``.
+
+Divergence: after every epoch (never per step: no host syncs in the hot loop) training stops with
+:class:`DivergenceError` when the training loss is not finite or explodes
+(> ``EXPLODED_LOSS * max(1, entropic_scale / 10) * ln(num_classes)``), or when the validation
+accuracy (training accuracy with ``val_fraction=0``) is at chance (< ``CHANCE_MARGIN / C``) for
+``CHANCE_EPOCHS`` consecutive epochs. The checkpoint of the last good epoch is kept.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -16,20 +22,29 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as dist
+from . import runs
+from .devices import autocast, resolve_device
 from .heads import canonical_head_name
 from .losses import make_loss
 from .presets import TrainConfig
+from .runs import CHECKPOINT, CONFIG, LOG, load_run
 
-__all__ = ["train", "build_model", "load_run", "resolve_device", "TrainResult", "CHECKPOINT", "CONFIG"]
+__all__ = ["train", "build_model", "load_run", "load_data", "resolve_device", "TrainResult", "DivergenceError",
+           "CHECKPOINT", "CONFIG", "LOG"]
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
-LOG = "log.jsonl"
 _SPLIT_SEED = 0  # the validation split is the same for every run of a dataset
+EXPLODED_LOSS = 10.0  # x ln(C) (x E_s / 10 when E_s > 10): a mean epoch loss above this has exploded
+CHANCE_MARGIN = 1.2  # accuracy < 1.2 / C counts as chance level
+CHANCE_EPOCHS = 2  # consecutive epochs at chance before training stops
+_autocast = autocast  # compatibility alias (isomax <= 0.x imported it from here); use isomax.devices.autocast
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged (non-finite or exploding loss, accuracy at chance); the last good checkpoint is kept."""
 
 
 @dataclass
@@ -40,15 +55,6 @@ class TrainResult:
     history: list[dict]
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"Expected a usable `device`, but got {device!r} and CUDA is not available; use --device cpu")
-    return dev
-
-
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
     from .models import create_model
 
@@ -56,11 +62,20 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
 
 
 def load_data(config: TrainConfig):
-    """(train, val) ImageData for the configuration's in-distribution (the test split is never used here)."""
+    """(train, val) ImageData for the configuration's in-distribution (the test split is never used here).
+
+    With ``val_fraction=0`` every training image is used for training (as the papers did on
+    CIFAR) and ``val`` is empty.
+    """
     from .data import load_dataset, train_val_split
 
+    if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"Expected `data_dir` to be an existing directory, but got: {config.data_dir!r}")
     full = load_dataset(config.dataset, "train", data_dir=config.data_dir)
-    train_set, val_set = train_val_split(full, config.val_fraction, seed=_SPLIT_SEED)
+    if config.val_fraction == 0:
+        train_set, val_set = full, full.subset(torch.zeros(0, dtype=torch.int64))
+    else:
+        train_set, val_set = train_val_split(full, config.val_fraction, seed=_SPLIT_SEED)
     if config.train_limit is not None:
         g = torch.Generator().manual_seed(_SPLIT_SEED)
         train_set = train_set.subset(torch.randperm(len(train_set), generator=g)[: config.train_limit])
@@ -68,16 +83,15 @@ def load_data(config: TrainConfig):
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
-    """A per-iteration LambdaLR for either schedule (so resume is exact mid-schedule)."""
+    """A per-iteration LambdaLR for either schedule (so resume is exact mid-schedule); ``TrainConfig``
+    has already rejected any other ``schedule``."""
     total = config.epochs * steps_per_epoch
     if config.schedule == "step":
         milestones = [m * steps_per_epoch for m in config.milestones]
         factor: Callable[[int], float] = lambda it: config.gamma ** sum(it >= m for m in milestones)
-    elif config.schedule == "onecycle":
+    else:  # "onecycle"
         warm = max(1, int(config.warmup_epochs * steps_per_epoch))
         factor = lambda it: (it + 1) / warm if it < warm else max(0.0, (total - it) / max(1, total - warm))
-    else:
-        raise ValueError(f"Expected `schedule` to be 'step' or 'onecycle', but got: {config.schedule!r}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -102,14 +116,6 @@ def _cycle(loader, epoch: int):
             yield x
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:  # make sure the bytes are on disk before the rename
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def accuracy_and_loss(model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, amp: bool) -> tuple[float, float]:
     """Accuracy and mean loss over ``loader``; under DDP each process takes a slice of every batch
@@ -121,7 +127,7 @@ def accuracy_and_loss(model: nn.Module, loader, loss_fn: nn.Module, device: torc
     for x, y in dist.shard_batches(loader, dist.rank(), dist.world_size()):
         if y.numel() == 0:  # an empty slice of a short last batch
             continue
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(x)
         total_loss += loss_fn(logits.float(), y) * y.numel()
         correct += (logits.argmax(1) == y).sum()
@@ -131,37 +137,33 @@ def accuracy_and_loss(model: nn.Module, loader, loss_fn: nn.Module, device: torc
     return float(correct) / n_, float(total_loss) / n_
 
 
-def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+# ---- setup ------------------------------------------------------------------------------------
+@dataclass
+class _Setup:
+    """Everything one training run holds: data, loaders, model, loss, optimiser, schedule."""
+
+    config: TrainConfig
+    device: torch.device
+    train_set: object
+    val_set: object
+    loader: object
+    val_loader: object
+    outliers: object
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    data: dict
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
 
 
-def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
-          log: Callable[[str], None] = print) -> TrainResult:
-    """Train one model as ``config`` says, writing ``run_dir``; resume from its checkpoint if present."""
-    from .data import BatchLoader, normalization
+def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
+    from .data import BatchLoader
 
-    run_dir = Path(run_dir)
-    rank0 = dist.is_main_process()
-    config_path, ckpt_path = run_dir / CONFIG, run_dir / CHECKPOINT
-    if config_path.exists() and resume:  # every rank checks (and raises) before rank 0 writes anything
-        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
-        if saved != config:
-            diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
-            raise ValueError(
-                f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
-                "use another output directory or --no-resume to start over"
-            )
-    dist.barrier()
-    if rank0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = dist.device_for_rank(resolve_device(config.device))
-
-    train_set, val_set = load_data(config)
-    mean, std = normalization(config.dataset)
-    world, rank = dist.world_size(), dist.rank()
+    world = dist.world_size()
     if config.batch_size % world:
         raise ValueError(f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})")
     loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
@@ -176,113 +178,187 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
                                flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed + 7919)
         if len(outliers) == 0:
             raise ValueError(f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}")
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise ValueError(f"Expected at least one batch per epoch, but the training set has {len(train_set)} images for batch size {config.batch_size}")
+    if len(loader) == 0:
+        raise ValueError(f"Expected at least one batch per epoch, but the training set has {len(train_set)} images "
+                         f"for batch size {config.batch_size}")
+    return loader, val_loader, outliers
+
+
+def _setup(config: TrainConfig) -> _Setup:
+    """Data, loaders, model (seeded), loss, optimiser and schedule, in the order that fixes the RNG use."""
+    from .data import normalization
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = dist.device_for_rank(resolve_device(config.device))
+    train_set, val_set = load_data(config)
+    mean, std = normalization(config.dataset)
+    loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
 
     torch.manual_seed(config.seed)
     model = build_model(config, train_set.num_classes, train_set.shape[0]).to(device)
-    if device.type != "cpu":  # the finiteness checks of the IsoMax heads cost a device sync per step; the loss is checked per epoch
-        for m in model.modules():
-            if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
-                m.validate_args = False
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=device.type == "cpu").to(device)
+    # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
+    for m in model.modules():
+        if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
+            m.validate_args = False
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=False).to(device)
     optimizer = torch.optim.SGD(_param_groups(model, config), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    scheduler = make_scheduler(optimizer, config, len(loader))
+    return _Setup(config, device, train_set, val_set, loader, val_loader, outliers, model, loss_fn, optimizer,
+                  scheduler, runs.data_info(train_set, mean, std))
 
+
+def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
+    """Load model, optimiser and scheduler state from ``ckpt_path``: (start epoch, history)."""
+    state = runs.load_checkpoint(ckpt_path, s.device)
+    runs.load_state(s.model, state["model"], ckpt_path, "model", s.config)
+    runs.load_state(s.optimizer, state["optimizer"], ckpt_path, "optimizer", s.config)
+    runs.load_state(s.scheduler, state["scheduler"], ckpt_path, "scheduler", s.config)
+    return state["epoch"], state["history"]
+
+
+# ---- one epoch --------------------------------------------------------------------------------
+def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) -> tuple[float, float]:
+    """One pass over the training batches; (mean loss, accuracy), synchronised once at the end."""
+    config, device = s.config, s.device
+    s.loader.set_epoch(epoch)
+    s.model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    seen = 0
+    bar = tqdm(total=s.steps_per_epoch, desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=not (progress and dist.is_main_process()), unit="batch")
+    outlier_batches = _cycle(s.outliers, epoch) if s.outliers is not None else None
+    for step, (x, y) in enumerate(dist.shard_batches(s.loader, dist.rank(), dist.world_size())):
+        if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
+            x_out = next(outlier_batches)
+            with autocast(device, config.amp):
+                both = train_model(torch.cat([x, x_out]))  # (B + B_out, C)
+            logits, logits_out = both[: len(x)], both[len(x):]
+            # cross-entropy to the uniform distribution = -mean_j log softmax_j
+            loss = s.loss_fn(logits.float(), y) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
+        else:
+            with autocast(device, config.amp):
+                logits = train_model(x)  # (B, C)
+            loss = s.loss_fn(logits.float(), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        s.scheduler.step()
+        loss_sum += loss.detach() * y.numel()
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.numel()
+        bar.update()
+        if not bar.disable and step % 50 == 0:  # a host sync, only when a progress bar shows it
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    bar.close()
+    loss_sum, correct, seen_t = dist.all_reduce_sum(loss_sum, correct, torch.tensor(float(seen), device=device))
+    return float(loss_sum) / float(seen_t), float(correct) / float(seen_t)
+
+
+def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
+    """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
+    rec = history[-1]
+    epoch, loss = rec["epoch"], rec["train_loss"]
+    kept = (f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
+            if epoch > 1 else "no checkpoint was written")
+    advice = f"the learning rate (--lr {config.lr:g}) is the likely cause: lower it (e.g. --lr {config.lr / 10:g}); {kept}"
+    if not math.isfinite(loss):
+        raise DivergenceError(f"training diverged: the loss became {loss} at epoch {epoch}; {advice}")
+    limit = EXPLODED_LOSS * max(1.0, config.entropic_scale / 10) * math.log(max(num_classes, 2))
+    if loss > limit:
+        raise DivergenceError(f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} "
+                              f"(limit {limit:.3g}); {advice}")
+    key = "val_accuracy" if not math.isnan(rec["val_accuracy"]) else "train_accuracy"
+    recent = [r[key] for r in history[-CHANCE_EPOCHS:]]
+    if len(recent) == CHANCE_EPOCHS and all(a < CHANCE_MARGIN / num_classes for a in recent):
+        raise DivergenceError(f"training is not learning: {key.replace('_', ' ')} stayed at chance "
+                              f"({', '.join(f'{100 * a:.2f}%' for a in recent)}; chance {100 / num_classes:.1f}%) "
+                              f"for {CHANCE_EPOCHS} epochs up to epoch {epoch}; {advice}")
+
+
+def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> dict:
+    dist.broadcast_buffers(s.model)  # BatchNorm running statistics of rank 0 everywhere (per-process BN on CPU)
+    if len(s.val_set):
+        val_acc, val_loss = accuracy_and_loss(s.model, s.val_loader, s.loss_fn, s.device, s.config.amp)
+    else:
+        val_acc, val_loss = float("nan"), float("nan")
+    record = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
+                  val_accuracy=val_acc, lr=s.optimizer.param_groups[0]["lr"], seconds=seconds)
+    head = getattr(s.model, "head", None)
+    if getattr(head, "distance_scale", None) is not None:
+        record["distance_scale"] = float(head.distance_scale.detach().abs())
+    return record
+
+
+def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[str], None]) -> None:
+    """Rank 0: checkpoint (atomic), then the log line and the console line."""
+    record = history[-1]
+    runs.save_checkpoint(run_dir / CHECKPOINT, dict(
+        model=s.model.state_dict(), optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
+        epoch=record["epoch"], history=history, config=s.config.to_dict(), data=s.data))
+    runs.append_log(run_dir, record)
+    val = "n/a (val_fraction=0)" if math.isnan(record["val_accuracy"]) else f"{100 * record['val_accuracy']:.2f}%"
+    log(f"[{run_dir.name}] epoch {record['epoch']}/{s.config.epochs}  loss {record['train_loss']:.4f}  "
+        f"train acc {100 * record['train_accuracy']:.2f}%  val acc {val}  ({record['seconds']:.1f}s)")
+
+
+# ---- the run ----------------------------------------------------------------------------------
+def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Train one model as ``config`` says, writing ``run_dir``; resume from its checkpoint if present.
+
+    Raises :class:`~isomax.runs.RunLockedError` if another process trains in ``run_dir``,
+    :class:`DivergenceError` if training diverges (the last good checkpoint is kept), and
+    ``ValueError`` for a configuration that does not match ``run_dir``'s checkpoint.
+    """
+    from .models import list_models
+
+    run_dir = Path(run_dir)
+    if config.model not in list_models():  # before anything is written: a failed start must leave nothing behind
+        raise ValueError(f"Expected `model` to be one of {list_models()}, but got: {config.model!r}")
+    if resume:  # every rank checks (and raises) before rank 0 writes anything
+        runs.check_config(run_dir, config)
+    dist.barrier()
+    if not dist.is_main_process():
+        return _train_locked(config, run_dir, resume, progress, log)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with runs.RunLock(run_dir):
+            return _train_locked(config, run_dir, resume, progress, log)
+    finally:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a start that failed before writing anything leaves no directory
+
+
+def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]) -> TrainResult:
+    rank0 = dist.is_main_process()
+    s = _setup(config)
+    ckpt_path = run_dir / CHECKPOINT
+    if len(s.val_set) == 0 and rank0:
+        log(f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
+            "accuracy or loss (divergence is judged on the training accuracy)")
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"], state["history"]
+        start_epoch, history = _resume(s, ckpt_path)
         if rank0 and start_epoch < config.epochs:
             log(f"resuming {run_dir} from epoch {start_epoch}/{config.epochs}")
     if rank0:  # the log holds exactly the checkpoint's epochs (a kill between the two writes, --no-resume)
-        tmp = run_dir / (LOG + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-        os.replace(tmp, run_dir / LOG)
-    train_model = dist.wrap_model(model, device)
-
+        if not resume:  # starting over: an older run's checkpoint must never pass for this configuration's
+            ckpt_path.unlink(missing_ok=True)
+        runs.write_config(run_dir, config)
+        runs.write_log(run_dir, history)
+    train_model = dist.wrap_model(s.model, s.device)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
-        loader.set_epoch(epoch)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        seen = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not (progress and rank0), unit="batch")
-        outlier_batches = _cycle(outliers, epoch) if outliers is not None else None
-        for step, (x, y) in enumerate(dist.shard_batches(loader, rank, world)):
-            if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
-                x_out = next(outlier_batches)
-                with _autocast(device, config.amp):
-                    both = train_model(torch.cat([x, x_out]))  # (B + B_out, C)
-                logits, logits_out = both[: len(x)], both[len(x):]
-                # cross-entropy to the uniform distribution = -mean_j log softmax_j
-                loss = loss_fn(logits.float(), y) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
-            else:
-                with _autocast(device, config.amp):
-                    logits = train_model(x)  # (B, C)
-                loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += y.numel()
-            bar.update()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        bar.close()
-        loss_sum, correct, seen_t = dist.all_reduce_sum(loss_sum, correct, torch.tensor(float(seen), device=device))
-        train_loss, train_acc = float(loss_sum) / float(seen_t), float(correct) / float(seen_t)
-        dist.broadcast_buffers(model)  # BatchNorm running statistics of rank 0 everywhere (per-process BN on CPU)
-        val_acc, val_loss = accuracy_and_loss(model, val_loader, loss_fn, device, config.amp) if len(val_set) else (float("nan"),) * 2
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch + 1}; lower --lr")
-        record = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
-                      val_accuracy=val_acc, lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
-        head = getattr(model, "head", None)
-        if getattr(head, "distance_scale", None) is not None:
-            record["distance_scale"] = float(head.distance_scale.detach().abs())
-        history.append(record)
+        train_loss, train_acc = _train_epoch(s, train_model, epoch, progress)
+        history.append(_epoch_record(s, epoch, train_loss, train_acc, time.perf_counter() - t0))
+        _check_divergence(history, config, s.train_set.num_classes, run_dir)  # before the checkpoint is replaced
         if rank0:
-            _atomic_save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                              epoch=epoch + 1, history=history, config=config.to_dict()), ckpt_path)
-            with open(run_dir / LOG, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            log(f"[{run_dir.name}] epoch {epoch + 1}/{config.epochs}  loss {train_loss:.4f}  train acc {100 * train_acc:.2f}%  "
-                f"val acc {100 * val_acc:.2f}%  ({record['seconds']:.1f}s)")
+            _save_epoch(s, run_dir, history, log)
     dist.barrier()
-    return TrainResult(run_dir, model, config, history)
-
-
-def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict]:
-    """Model (eval mode), configuration and checkpoint metadata of a finished or partial run."""
-    run_dir = Path(run_dir)
-    config_path, ckpt_path = run_dir / CONFIG, run_dir / CHECKPOINT
-    for path in (config_path, ckpt_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{run_dir} is not a run directory: {path.name} is missing (made by `isomax train`)")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    try:
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - report which file is broken
-        raise ValueError(f"cannot read checkpoint {ckpt_path}: {err}") from err
-    from .models import create_model
-
-    model_state: dict[str, Tensor] = state["model"]
-    num_classes = next(v.shape[0] for k, v in model_state.items() if k in ("head.weight", "head.prototypes"))
-    sample_key = next(k for k, v in model_state.items() if v.ndim == 4)
-    in_channels = model_state[sample_key].shape[1]
-    model = create_model(config.model, num_classes=num_classes, head=canonical_head_name(config.loss), in_channels=in_channels)
-    model.load_state_dict(model_state)
-    model.to(device).eval()
-    return model, config, {"epoch": state["epoch"], "history": state["history"]}
+    return TrainResult(run_dir, s.model, config, history)

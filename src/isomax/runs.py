@@ -1,0 +1,319 @@
+"""Run directories: what ``train``, ``evaluate``, ``bench``, ``sweep`` and ``report`` share.
+
+A run directory holds:
+
+* ``config.json``: the :class:`~isomax.presets.TrainConfig` (written when training starts);
+* ``checkpoint.pt``: model, optimiser and scheduler state, epoch, history, the configuration and
+  the input description ``data`` (channels, size, mean/std, class names) recorded at training
+  time. Only tensors and plain Python types are stored, and it is read with
+  ``torch.load(weights_only=True)``: a crafted file cannot run code, it is refused with
+  :class:`CheckpointError`;
+* ``log.jsonl``: one JSON line per finished epoch;
+* ``.lock`` while a process trains in it (:class:`RunLock`): the pid and host of that process.
+
+Every file is written atomically (temporary file, fsync, rename), so a kill at any point leaves
+either the old or the new version.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .presets import TrainConfig
+
+__all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
+           "atomic_write_text", "write_json", "savez_atomic", "read_config", "check_config", "write_config",
+           "save_checkpoint", "load_checkpoint", "load_state", "data_info", "load_run", "write_log", "append_log",
+           "unique_keys"]
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+LOG = "log.jsonl"
+LOCK = ".lock"
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, is not one isomax wrote, or does not match its configuration."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process trains in this run directory."""
+
+
+# ---- atomic writes ---------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through ``path.<pid>.tmp`` + fsync + rename (never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two writers never share a temporary file
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def savez_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez_compressed`` into memory, then an atomic write (a kill never leaves a truncated .npz)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- configuration ---------------------------------------------------------------------------
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    path = Path(run_dir) / CONFIG
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
+        raise ValueError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
+
+
+def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
+    """Refuse to continue a run of ``run_dir`` that has a checkpoint made with another configuration.
+
+    A ``config.json`` without a checkpoint (a start that failed before its first epoch) never blocks.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
+        return
+    saved = read_config(run_dir)
+    if saved != config:
+        new = config.to_dict()
+        diff = {k: (v, new[k]) for k, v in saved.to_dict().items() if new[k] != v}
+        raise ValueError(f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
+                         "use another output directory or --no-resume to start over")
+
+
+def write_config(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
+    return write_json(Path(run_dir) / CONFIG, config.to_dict())
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Save ``state`` (tensors and plain types only) atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True`` and check that it has the keys isomax writes.
+
+    Raises :class:`CheckpointError` (one line, naming the file) for anything unreadable: truncated,
+    random bytes, a pickle that would run code, a bare tensor, missing keys. ``OSError`` (missing,
+    permission) propagates as is.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:  # OSError here: the caller reports the path
+        data = fh.read()
+    try:
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for bad bytes; all mean "not a checkpoint"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"cannot read checkpoint {path}: not a checkpoint written by isomax "
+                              f"(only tensors and plain types are loaded; {type(err).__name__}: {first})") from err
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        got = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: expected the keys {list(_CHECKPOINT_KEYS)}, "
+                              f"but {missing} are missing (got {got})")
+    if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
+        raise CheckpointError(f"cannot read checkpoint {path}: `model` is not a state dict of tensors")
+    if not isinstance(state["epoch"], int) or not isinstance(state["history"], list):
+        raise CheckpointError(f"cannot read checkpoint {path}: `epoch` must be an int and `history` a list")
+    return state
+
+
+def load_state(module, state: dict, path: str | os.PathLike, what: str, config: TrainConfig) -> None:
+    """``module.load_state_dict(state)`` with a one-line :class:`CheckpointError` when they do not match."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} does not match its configuration (model {config.model!r}, loss "
+                              f"{config.loss!r}): the {what} state differs ({first})") from err
+
+
+def data_info(train_set, mean, std) -> dict:
+    """What a model needs to know about its inputs, recorded at training time (plain types only)."""
+    c, h, w = train_set.shape
+    return dict(dataset=train_set.name, channels=int(c), height=int(h), width=int(w),
+                num_classes=int(train_set.num_classes), classes=list(train_set.classes) if train_set.classes else None,
+                mean=[float(m) for m in mean], std=[float(s) for s in std])
+
+
+def _guess_data(model_state: dict) -> dict:
+    """Fallback for run directories written before ``data`` was recorded (isomax <= 0.x)."""
+    num_classes = next(v.shape[0] for k, v in model_state.items() if k in ("head.weight", "head.prototypes"))
+    first_4d = next((v for v in model_state.values() if v.ndim == 4), None)
+    return dict(num_classes=int(num_classes), channels=int(first_4d.shape[1]) if first_4d is not None else None)
+
+
+def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict]:
+    """Model (eval mode), configuration and checkpoint metadata (``epoch``, ``history``, ``data``) of a run."""
+    from .heads import canonical_head_name
+    from .models import create_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: no such directory (made by `isomax train`)")
+    for name in (CONFIG, CHECKPOINT):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing (made by `isomax train`)")
+    config = read_config(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    state = load_checkpoint(ckpt, device)
+    data = state.get("data") if isinstance(state.get("data"), dict) else None
+    data = data or _guess_data(state["model"])
+    try:
+        model = create_model(config.model, num_classes=data["num_classes"], head=canonical_head_name(config.loss),
+                             in_channels=data["channels"])
+    except (StopIteration, KeyError) as err:
+        raise CheckpointError(f"checkpoint {ckpt} has no head weights for model {config.model!r}") from err
+    load_state(model, state["model"], ckpt, "model", config)
+    model.to(device).eval()
+    return model, config, {"epoch": state["epoch"], "history": state["history"], "data": data}
+
+
+# ---- epoch log -------------------------------------------------------------------------------
+def write_log(run_dir: str | os.PathLike, history: list[dict]) -> None:
+    """``log.jsonl`` holding exactly ``history`` (the checkpoint's epochs)."""
+    atomic_write_text(Path(run_dir) / LOG, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def append_log(run_dir: str | os.PathLike, record: dict) -> None:
+    with open(Path(run_dir) / LOG, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+# ---- lock ------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """``run_dir/.lock`` holding ``pid host`` while a process trains in ``run_dir``.
+
+    Created atomically (``os.link`` of a complete temporary file: never an empty lock). A lock
+    whose process is gone (same host, pid not running: a ``kill -9``) is stale and taken over; a
+    lock from another host is respected. A second process gets :class:`RunLockedError`. Use as a
+    context manager; the lock is removed on exit, also on errors.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK
+        self.held = False
+
+    def _holder(self) -> tuple[int | None, str | None]:
+        try:
+            pid, host = self.path.read_text().split()[:2]
+            return int(pid), host
+        except (OSError, ValueError):
+            return None, None
+
+    def acquire(self) -> "RunLock":
+        me = f"{os.getpid()} {socket.gethostname()}\n"
+        tmp = self.run_dir / f"{LOCK}.{os.getpid()}.tmp"
+        tmp.write_text(me)
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                    self.held = True
+                    return self
+                except FileExistsError:
+                    pid, host = self._holder()
+                    if pid is not None and (host != socket.gethostname() or _alive(pid)):
+                        where = "" if host == socket.gethostname() else f" on {host}"
+                        raise RunLockedError(f"{self.run_dir} is in use: process {pid}{where} is training in it "
+                                             f"(lock {self.path}); wait for it or use another --out (if that process is not isomax, "
+                                             "delete the lock)") from None
+                    if pid is None and time.time() - self._mtime() < 5:  # being replaced right now: look again
+                        time.sleep(0.2)
+                        continue
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+            raise RunLockedError(f"cannot take the lock {self.path}; remove it if no process trains in {self.run_dir}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _mtime(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def release(self) -> None:
+        if self.held:
+            pid, _ = self._holder()
+            if pid == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---- unique keys -------------------------------------------------------------------------------
+def unique_keys(inputs: Sequence[str | os.PathLike], names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Keys that tell ``inputs`` apart: ``names[i]`` where it is unique, else the shortest trailing part
+    of the input's resolved path that is (``a/imgs``, ``b/imgs``); and one note per renamed group.
+
+    Raises ``ValueError`` when two inputs are the same (same resolved path, or the same name that is
+    no path): merging them would count one input twice.
+    """
+    keys, notes = list(names), []
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    for name, idx in groups.items():
+        if len(idx) < 2:
+            continue
+        parts = {}
+        for i in idx:
+            p = Path(inputs[i]).expanduser()
+            parts[i] = p.resolve().parts if p.exists() else (str(inputs[i]),)
+        for a in idx:
+            for b in idx:
+                if a < b and parts[a] == parts[b]:
+                    raise ValueError(f"{str(inputs[a])!r} and {str(inputs[b])!r} are the same input; list it once")
+        for i in idx:
+            for k in range(1, len(parts[i]) + 1):
+                key = "/".join(parts[i][-k:]).lstrip("/") or "/"
+                if all(tuple(parts[j][-k:]) != tuple(parts[i][-k:]) for j in idx if j != i):
+                    break
+            keys[i] = key
+        notes.append(f"{len(idx)} inputs are named {name!r}; told apart as " + ", ".join(repr(keys[i]) for i in idx))
+    return keys, notes
