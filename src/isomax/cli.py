@@ -38,15 +38,23 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="disable bfloat16 autocast on CUDA")
 
 
+def _detector_names() -> tuple[str, ...]:
+    from .detectors import DETECTORS  # the registry: every post-hoc detector, including pytorch-ood's
+
+    return tuple(DETECTORS)
+
+
 def _add_detector_flags(p: argparse.ArgumentParser, methods: tuple[str, ...]) -> None:
-    g = p.add_argument_group("comparison methods (Tables 4-5 of the 2021 paper)")
+    g = p.add_argument_group("comparison methods (post-hoc detectors of isomax.detectors; Tables 4-5 of the 2021 paper)")
     g.add_argument("--methods", nargs="+", default=[], choices=methods, metavar="METHOD",
                    help="also evaluate: " + ", ".join(methods) + " (ODIN and Mahalanobis choose their hyperparameters "
-                        "on the validation split vs FGSM samples; oe trains SoftMax with Outlier Exposure)")
+                        "on the validation split vs FGSM samples; knn, vim, react, dice, ash, scale, gen come from "
+                        "pytorch-ood with their papers' defaults; oe trains SoftMax with Outlier Exposure)")
     g.add_argument("--detector-samples", type=int, default=500, metavar="N",
                    help="validation (and as many FGSM) samples for ODIN / Mahalanobis hyperparameters (default 500)")
     g.add_argument("--detector-train", type=int, default=20000, metavar="N",
-                   help="training images for the Mahalanobis class statistics (default 20000; 0 = all)")
+                   help="training images for the detectors fitted on training data (Mahalanobis class statistics, "
+                        "KNN, ViM, ReAct, DICE; default 20000; 0 = all)")
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
@@ -98,7 +106,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
-    _add_detector_flags(p, ("odin", "mahalanobis"))
+    _add_detector_flags(p, _detector_names())
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -113,7 +121,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--ood", nargs="+", metavar="NAME_OR_PATH", help="out-distributions (default: the preset's)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-progress", action="store_true")
-    _add_detector_flags(p, ("odin", "mahalanobis", "oe"))
+    _add_detector_flags(p, _detector_names() + ("oe",))
     p.add_argument("--methods-on", nargs="+", default=["softmax"], metavar="LOSS",
                    help="losses whose runs get ODIN / Mahalanobis (default: softmax, as in the paper)")
     p.add_argument("--outlier-data", default=None, metavar="NAME_OR_PATH",
