@@ -52,7 +52,7 @@ def _iter_tar(path: Path, want: Callable[[str], bool], limits: Limits
             f = tf.extractfile(m)
             if f is None:
                 continue
-            data = read_capped(f, f"{path}: member {m.name}", limits)
+            data = read_capped(f, f"{path}: member {m.name}", limits, size_hint=m.size)
             yield m.name, data
             del data  # the caller holds the only reference while it decodes
 
@@ -66,7 +66,8 @@ def _iter_zip(path: Path, want: Callable[[str], bool], limits: Limits
                 continue
             total = _checked(path, info.filename, info.file_size, total, limits)
             with zf.open(info) as f:
-                data = read_capped(f, f"{path}: member {info.filename}", limits)
+                data = read_capped(f, f"{path}: member {info.filename}", limits,
+                                   size_hint=info.file_size)
             yield info.filename, data
             del data
 

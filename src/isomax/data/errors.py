@@ -113,4 +113,3 @@ class DataDirNotFoundError(FileNotFoundError):
             f"data directory {self.path} {state} (given as data_dir / --data-dir). Pass an "
             f"existing folder, or leave it out to search $ISOMAX_DATA, the cache and "
             f"/usr/share/datasets.")
-        self.filename = str(self.path)

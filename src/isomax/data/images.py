@@ -64,7 +64,8 @@ def read_file(path: Path, limits: Limits | None = None) -> bytes:
     with a :class:`DatasetError` naming the file if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            return read_capped(f, str(path), limits)
+            size = os.fstat(f.fileno()).st_size
+            return read_capped(f, str(path), limits, size_hint=size or None)
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e})") from e
 
@@ -107,24 +108,53 @@ def _pil_to_array(im) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame kinds
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame header, without decoding; None if not found
+    (the caller then asks PIL). ~20x cheaper than ``PIL.Image.open``."""
+    i, n = 2, len(data)
+    while i + 9 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+            i += 2
+            continue
+        if marker in _SOF_MARKERS:
+            h = int.from_bytes(data[i + 5:i + 7], "big")
+            w = int.from_bytes(data[i + 7:i + 9], "big")
+            return (w, h) if w and h else None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def decode_image_bytes(name: str, data: bytes, limits: Limits | None = None) -> np.ndarray:
     """Decode one encoded image to uint8 (C, H, W), C in (1, 3).
 
     The header is read first and an image of more than ``image_pixels`` pixels is refused with
     :class:`DataLimitError` before any pixel is decoded (decompression bombs); anything undecodable
-    is a :class:`DatasetError` naming ``name``. JPEGs go through torchvision, the rest through PIL.
+    is a :class:`DatasetError` naming ``name``. JPEGs go through torchvision, the rest (and JPEGs
+    torchvision cannot decode) through PIL.
     """
     from PIL import Image
 
     limits = limits or current_limits()
+    if data[:2] == b"\xff\xd8":
+        size = jpeg_size(data)
+        if size is not None:
+            limits.check("image_pixels", size[0] * size[1], f"{name} ({size[0]}x{size[1]} image)")
+            arr = _decode_jpeg_torchvision(data)
+            if arr is not None:
+                return arr
     try:
         with Image.open(io.BytesIO(data)) as im:  # reads the header only
             w, h = im.size
             limits.check("image_pixels", w * h, f"{name} ({w}x{h} image)")
-            if data[:2] == b"\xff\xd8":
-                arr = _decode_jpeg_torchvision(data)
-                if arr is not None:
-                    return arr
             return _pil_to_array(im)
     except DataLimitError:
         raise

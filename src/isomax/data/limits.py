@@ -107,14 +107,18 @@ def reset_limits() -> None:
     _OVERRIDES.clear()
 
 
-def read_capped(f: BinaryIO, what: str, limits: Limits | None = None) -> bytes:
+def read_capped(f: BinaryIO, what: str, limits: Limits | None = None,
+                size_hint: int | None = None) -> bytes:
     """Read ``f`` to its end, but never more than ``member_bytes`` + 1 bytes: more raises
     :class:`DataLimitError`. Guards against sizes that no header or ``stat`` tells (character
-    devices, lying headers), and against reading them whole first."""
+    devices, lying headers), and against reading them whole first. ``size_hint``: the expected
+    size, if known (avoids allocating a cap-sized buffer for a small file)."""
     cap = (limits or current_limits()).member_bytes
     if cap is None:
         return f.read()
-    data = f.read(cap + 1)
+    data = f.read((cap if size_hint is None else min(cap, size_hint)) + 1)
+    if size_hint is not None and len(data) > size_hint:  # longer than declared: read on, capped
+        data += f.read(cap + 1 - len(data))
     if len(data) > cap:
         raise DataLimitError(what, "member_bytes", cap, None, env=ENV_VARS["member_bytes"])
     return data
