@@ -55,6 +55,35 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool | torch.Tensor,
     return torch.gather(xp.reshape(b, c, hp * wp), 2, idx).view(b, c, h, w)
 
 
+def _mean_std(data: ImageData, mean: Sequence[float] | None, std: Sequence[float] | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel float64 (C,) mean and std: the given ones (1 value broadcasts), else the
+    normalisation registered for ``data.name``."""
+    c = data.images.shape[1]
+    if mean is None or std is None:
+        from .registry import normalization
+
+        try:
+            dmean, dstd = normalization(data.name)
+        except ValueError as e:
+            raise ValueError(f"no default normalisation for {data.name!r}: pass mean= and std= "
+                             f"(e.g. the in-distribution's: normalization('cifar10'))") from e
+        mean = dmean if mean is None else mean
+        std = dstd if std is None else std
+    mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
+    std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
+    if mean_t.numel() == 1:
+        mean_t = mean_t.expand(c)
+    if std_t.numel() == 1:
+        std_t = std_t.expand(c)
+    if mean_t.numel() != c or std_t.numel() != c:
+        raise ValueError(f"mean/std need 1 or {c} values; got {mean_t.numel()} and "
+                         f"{std_t.numel()}")
+    if bool((std_t <= 0).any()):
+        raise ValueError("std must be positive")
+    return mean_t, std_t
+
+
 class BatchLoader:
     """Iterate ``(x, y)`` batches from an :class:`ImageData` without per-sample Python work.
 
@@ -91,27 +120,7 @@ class BatchLoader:
         self.dtype = dtype
         self.channels_last = channels_last
         c = data.images.shape[1]
-        if mean is None or std is None:
-            from .registry import normalization
-
-            try:
-                dmean, dstd = normalization(data.name)
-            except ValueError as e:
-                raise ValueError(f"no default normalisation for {data.name!r}: pass mean= and std= "
-                                 f"(e.g. the in-distribution's: normalization('cifar10'))") from e
-            mean = dmean if mean is None else mean
-            std = dstd if std is None else std
-        mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
-        std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
-        if mean_t.numel() == 1:
-            mean_t = mean_t.expand(c)
-        if std_t.numel() == 1:
-            std_t = std_t.expand(c)
-        if mean_t.numel() != c or std_t.numel() != c:
-            raise ValueError(f"mean/std need 1 or {c} values; got {mean_t.numel()} and "
-                             f"{std_t.numel()}")
-        if bool((std_t <= 0).any()):
-            raise ValueError("std must be positive")
+        mean_t, std_t = _mean_std(data, mean, std)
         self.mean = tuple(float(v) for v in mean_t)
         self.std = tuple(float(v) for v in std_t)
         # x_norm = (x/255 - mean)/std = x * scale - shift
