@@ -19,7 +19,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import DatasetError
-from .images import IMAGE_EXTENSIONS, decode_image_bytes, natural_key, quiet_torchvision_deprecation
+from .images import (
+    IMAGE_EXTENSIONS,
+    decode_image_bytes,
+    natural_key,
+    quiet_torchvision_deprecation,
+)
 from .limits import Limits, current_limits, read_capped
 
 __all__ = ["iter_members", "is_image_name", "read_archive_images"]
@@ -97,12 +102,9 @@ def read_archive_images(path: os.PathLike | str, limits: Limits | None = None
     Each member is decoded as soon as it is read and its bytes dropped before the next is read."""
     limits = limits or current_limits()
     out: list[tuple[str, np.ndarray]] = []
-    ctx = quiet_torchvision_deprecation()
-    try:
+    with quiet_torchvision_deprecation():
         for name, data in iter_members(path, is_image_name, limits):
             out.append((name, decode_image_bytes(f"{path}: member {name}", data, limits)))
             del data
-    finally:
-        ctx.__exit__(None, None, None)
     out.sort(key=lambda it: natural_key(it[0]))
     return out

@@ -3,13 +3,14 @@ tensors to another set's channels and size."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -184,15 +185,15 @@ def num_workers() -> int:
     return max(1, min(n, 16))
 
 
-def quiet_torchvision_deprecation() -> warnings.catch_warnings:
-    """A context that hides torchvision >= 0.29's DeprecationWarning, which its image decoders
-    emit on *every* call. Entered in the calling thread around the whole decoding (the worker
-    threads see the same process-wide filters), never per image: ``catch_warnings`` is not
+@contextlib.contextmanager
+def quiet_torchvision_deprecation() -> Iterator[None]:
+    """Hide torchvision >= 0.29's DeprecationWarning, which its image decoders emit on *every*
+    call. Entered in the calling thread around a whole decoding (worker threads see the same
+    process-wide filters), never per image from the workers: ``catch_warnings`` is not
     thread-safe."""
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
-    return ctx
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
+        yield
 
 
 def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int | None = None,
@@ -201,8 +202,7 @@ def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int 
     with a thread pool (JPEGs through torchvision's libjpeg-turbo decoder, others through PIL)."""
     limits = limits or current_limits()
     workers = num_workers() if workers is None else workers
-    ctx = quiet_torchvision_deprecation()
-    try:
+    with quiet_torchvision_deprecation():
         if workers <= 1 or len(items) < 256:
             return _decode_chunk(items, limits)
         chunk = max(64, len(items) // (workers * 8))
@@ -212,8 +212,6 @@ def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int 
             for part in ex.map(_decode_chunk, chunks, [limits] * len(chunks)):
                 out.extend(part)
         return out
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------------------------
