@@ -8,6 +8,11 @@ the roots given by :func:`find_data_dir`. :func:`dataset_info` tells what to rec
 (class names, input shape, mean/std). :class:`BatchLoader` turns an ImageData into normalised float
 batches with vectorised random-crop/flip augmentation.
 
+Safety: archives are read member by member and every file, archive and image under size caps
+(:mod:`.limits`: ``set_limits(...)`` or ``ISOMAX_MAX_MEMBER_BYTES`` / ``ISOMAX_MAX_ARCHIVE_BYTES`` /
+``ISOMAX_MAX_IMAGE_PIXELS``); CIFAR pickles are unpickled with an allow-list, the decoded-image cache
+is plain ``.npy`` + JSON (never pickle); an explicit ``data_dir`` that does not exist is an error.
+
 Modules, one idea each: :mod:`.registry` (the data sets, one spec each) and :mod:`.specs` (the
 kinds of spec); :mod:`.datasets` (the two load functions); :mod:`.formats` (idx, CIFAR pickles,
 SVHN .mat), :mod:`.images` (image files: list, decode, stack, convert), :mod:`.archives` (tar/zip
