@@ -12,9 +12,9 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     """Empty search path and a private cache for every test."""
-    import isomax.data._common as common
+    import isomax.data.paths as paths
 
     monkeypatch.delenv("ISOMAX_DATA", raising=False)
     monkeypatch.setenv("ISOMAX_CACHE", str(tmp_path / "_cache"))
-    monkeypatch.setattr(common, "SYSTEM_DATA_DIRS", ())
+    monkeypatch.setattr(paths, "SYSTEM_DATA_DIRS", ())
     yield

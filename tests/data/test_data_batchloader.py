@@ -152,6 +152,18 @@ def test_train_val_split_unstratified_and_errors():
     tr, va = D.train_val_split(d, 0.1, stratified=True)  # no labels: plain random split
     assert len(va) == 3 and len(tr) == 30
     with pytest.raises(ValueError):
-        D.train_val_split(d, 0.0)
-    with pytest.raises(ValueError):
         D.train_val_split(d, 1.0)
+    with pytest.raises(ValueError):
+        D.train_val_split(d, -0.1)
+    with pytest.raises(ValueError, match="val_fraction=0"):
+        D.train_val_split(d, 0.01)  # rounds to an empty validation set
+
+
+def test_train_val_split_zero_keeps_everything():
+    labels = torch.arange(30) % 3
+    d = D.ImageData(torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1), labels, "x", ["a", "b", "c"])
+    for stratified in (True, False):
+        tr, va = D.train_val_split(d, 0.0, seed=5, stratified=stratified)
+        assert torch.equal(tr.images, d.images) and torch.equal(tr.labels, d.labels)
+        assert len(va) == 0 and va.images.shape == (0, 1, 1, 1) and va.labels.shape == (0,)
+        assert tr.classes == va.classes == ["a", "b", "c"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import isomax.data as D
-import isomax.data.datasets as datasets_mod
+import isomax.data.registry as registry
 from data_fixtures import (
     idx_bytes,
     make_cifar10,
@@ -92,14 +93,15 @@ def test_checksum_mismatch_names_file_and_md5s(tmp_path):
 def test_checksum_accepts_known_file_or_content_md5(tmp_path, monkeypatch):
     make_mnist_like(tmp_path / "fashion-mnist", splits=("test",))
     folder = tmp_path / "fashion-mnist"
-    table = dict(datasets_mod.KNOWN_MD5)
+    spec = registry.REGISTRY["fashion-mnist"]
+    table = dict(spec.md5)
     # images: md5 of the .gz itself; labels: only md5 of the uncompressed content (re-gzipped copy)
-    table[("fashion-mnist", "t10k-images-idx3-ubyte.gz")] = (md5(folder / "t10k-images-idx3-ubyte.gz"),)
-    table[("fashion-mnist", "t10k-images-idx3-ubyte")] = ("0" * 32,)
-    table[("fashion-mnist", "t10k-labels-idx1-ubyte.gz")] = ("f" * 32,)
+    table["t10k-images-idx3-ubyte.gz"] = (md5(folder / "t10k-images-idx3-ubyte.gz"),)
+    table["t10k-images-idx3-ubyte"] = ("0" * 32,)
+    table["t10k-labels-idx1-ubyte.gz"] = ("f" * 32,)
     content = gzip.decompress((folder / "t10k-labels-idx1-ubyte.gz").read_bytes())
-    table[("fashion-mnist", "t10k-labels-idx1-ubyte")] = (hashlib.md5(content).hexdigest(),)
-    monkeypatch.setattr(datasets_mod, "KNOWN_MD5", table)
+    table["t10k-labels-idx1-ubyte"] = (hashlib.md5(content).hexdigest(),)
+    monkeypatch.setitem(registry.REGISTRY, "fashion-mnist", dataclasses.replace(spec, md5=table))
     d = D.load_dataset("fashion-mnist", "test", data_dir=tmp_path)
     assert len(d) == 12
     # a changed byte in the content is caught, naming both checksums
@@ -239,7 +241,7 @@ def test_cifar10_image_folder_and_cache(tmp_path, monkeypatch):
     assert d.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert np.array_equal(d.images[2].permute(1, 2, 0).numpy(), ref[("test", "bird", 0)])
     # second load (both splits) comes from the cache: decoding is not called
-    import isomax.data.datasets as m
+    import isomax.data.imagesets as m
 
     monkeypatch.setattr(m, "decode_images", lambda *a, **k: pytest.fail("cache not used"))
     tr = D.load_dataset("cifar10", "train", data_dir=tmp_path, verify=False)
@@ -440,3 +442,11 @@ def test_real_fashion_mnist_and_isun():
     assert torch.bincount(d.labels).tolist() == [1000] * 10
     o = D.load_ood("isun", like=d.shape, data_dir=REAL_SHARED)
     assert o.images.shape == (8925, 1, 28, 28) and "grey" in o.conversion
+    # pixels, labels and order pinned: the hashes of what the loader gave for the published runs
+    # (iSUN's JPEGs are decoded by torchvision.io.decode_image, then converted to 28x28 grey)
+    assert sha(d.images) == "c867c93ff95360594e8ec328" and sha(d.labels) == "d51d859896c55775b9e9e219"
+    assert sha(o.images) == "23c260d2989d36ffd7ccaf95"
+
+
+def sha(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:24]

@@ -1,0 +1,114 @@
+"""The decoded-image cache: image folders and archives are decoded once and kept as ``.npy``.
+
+An entry is ``<cache_dir>/decoded/<key>.images.npy`` (uint8 N, C, H, W), optionally
+``<key>.labels.npy`` (int64) and ``<key>.json`` (metadata), written atomically. The key holds the
+data set's name and a fingerprint of its files (relative path, size, mtime): a changed file gives a
+new key. Reading is safe from untrusted caches: ``np.load(allow_pickle=False)`` and JSON, never
+pickle; a broken or inconsistent entry is ignored and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .images import IMAGE_EXTENSIONS
+from .paths import cache_dir, check_not_loop
+
+__all__ = ["CACHE_VERSION", "fingerprint", "scan_tree", "tree_fingerprint", "cache_load",
+           "cache_save"]
+
+#: part of every key: bump it when the decoded pixels of an unchanged file would change
+CACHE_VERSION = "1"
+
+
+def fingerprint(paths: Iterable[Path], base: Path, extra: str = "") -> str:
+    """A short key from (relative path, size, mtime) of ``paths`` under ``base``."""
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(f"v{CACHE_VERSION}|{os.path.abspath(base)}|{extra}".encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"|{p.relative_to(base).as_posix() if p != base else '.'}:{st.st_size}:"
+                 f"{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def scan_tree(root: Path, images_only: bool = True) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of the files under ``root`` (recursive, hidden skipped,
+    directory symlinks followed), sorted in C-locale order. Cheap: one scandir pass, no decoding.
+    With ``images_only`` only image files (``IMAGE_EXTENSIONS``) are listed."""
+    out: list[tuple[str, int, int]] = []
+    stack = [(root, "")]
+    while stack:
+        d, prefix = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=True):
+                    if e.is_symlink():
+                        check_not_loop(e.path, str(d))
+                    stack.append((Path(e.path), prefix + e.name + "/"))
+                elif not images_only or e.name.lower().endswith(IMAGE_EXTENSIONS):
+                    st = e.stat()
+                    out.append((prefix + e.name, st.st_size, st.st_mtime_ns))
+    out.sort(key=lambda t: os.fsencode(t[0]))
+    return out
+
+
+def tree_fingerprint(root: Path, scan: list[tuple[str, int, int]], extra: str = "") -> str:
+    """A short key from a :func:`scan_tree` listing."""
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(f"v{CACHE_VERSION}|{os.path.abspath(root)}|{extra}".encode())
+    for rel, size, mtime in scan:
+        h.update(f"|{rel}:{size}:{mtime}".encode())
+    return h.hexdigest()[:20]
+
+
+def cache_load(key: str) -> tuple[np.ndarray, np.ndarray | None, dict] | None:
+    """(images, labels or None, metadata) of a cache entry, or None if absent or unusable."""
+    d = cache_dir() / "decoded"
+    meta_p = d / f"{key}.json"
+    if not meta_p.is_file():
+        return None
+    try:
+        meta = json.loads(meta_p.read_text())
+        images = np.load(d / f"{key}.images.npy", allow_pickle=False)
+        labels = (np.load(d / f"{key}.labels.npy", allow_pickle=False)
+                  if meta.get("has_labels") else None)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != meta["n"]:
+            return None
+        if labels is not None and (labels.dtype != np.int64 or labels.shape != (meta["n"],)):
+            return None
+        return images, labels, meta
+    except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt
+        return None
+
+
+def cache_save(key: str, images: np.ndarray, labels: np.ndarray | None, meta: dict) -> None:
+    """Write a cache entry atomically (each file via a temporary name); errors are ignored."""
+    d = cache_dir() / "decoded"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        pid = os.getpid()
+        tmp_i, tmp_l = d / f".{key}.{pid}.images.npy", d / f".{key}.{pid}.labels.npy"
+        np.save(tmp_i, images)
+        os.replace(tmp_i, d / f"{key}.images.npy")
+        if labels is not None:
+            np.save(tmp_l, labels)
+            os.replace(tmp_l, d / f"{key}.labels.npy")
+        meta = dict(meta, n=int(images.shape[0]), has_labels=labels is not None)
+        tmp_m = d / f".{key}.{pid}.json"
+        tmp_m.write_text(json.dumps(meta))
+        os.replace(tmp_m, d / f"{key}.json")
+    except OSError:  # read-only home etc.: just don't cache
+        pass
