@@ -12,8 +12,8 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 """
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
-from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, make_head
-from .losses import IsoMaxLoss, SoftMaxLoss, make_loss
+from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
+from .losses import IsoMaxLoss, LogitNormLoss, SoftMaxLoss, make_loss
 from .metrics import ood_metrics
 
 __version__ = "0.1.0"
@@ -25,6 +25,9 @@ __all__ = [
     "IsoMaxPlusHead",
     "IsoMaxLoss",
     "SoftMaxLoss",
+    "LogitNormLoss",
+    "canonical_head_name",
+    "head_kind",
     "make_head",
     "make_loss",
     "ood_metrics",
