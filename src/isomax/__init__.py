@@ -12,6 +12,7 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 """
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
+from .convert import convert
 from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
 from .losses import IsoMaxLoss, LogitNormLoss, SoftMaxLoss, make_loss
 from .metrics import ood_metrics
@@ -29,6 +30,7 @@ __all__ = [
     "canonical_head_name",
     "head_kind",
     "make_head",
+    "convert",
     "make_loss",
     "ood_metrics",
     "metrics",
