@@ -43,9 +43,19 @@ def value_checks_enabled(x: Tensor) -> bool:
     return x.device.type == "cpu"
 
 
+def all_finite(x: Tensor) -> bool:
+    """Whether ``x`` holds no NaN/inf. Reads the values (callers decide when to call it).
+
+    Fast path: one sum (NaN or inf in ``x`` makes it NaN or inf), then one element read; the
+    element-wise test runs only when the sum is not finite (it may also overflow).
+    """
+    x = x.detach()
+    return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def check_finite(name: str, x: Tensor) -> Tensor:
     """Raise if ``x`` holds NaN or inf (always reads the values: callers decide when to call it)."""
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"Expected `{name}` to be finite, but got {bad} NaN or inf value(s)")
     return x

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_features, check_finite, check_positive_finite, value_checks_enabled
+from ._validation import all_finite, check_features, check_finite, check_positive_finite, value_checks_enabled
 
 __all__ = [
     "DISTANCES",
@@ -95,10 +95,9 @@ class _EuclideanDistance(torch.autograd.Function):
         k = min(d2.shape[1], _EXACT_NEAREST)
         nearest = d2.topk(k, dim=1, largest=False, sorted=False).indices  # (B, k)
         exact = (f.unsqueeze(1) - p[nearest]).pow(2).sum(2)  # (B, k, F) -> (B, k)
-        d2.scatter_(1, nearest, exact)
+        d = d2.scatter_(1, nearest, exact).sqrt_()  # (B, C), in place
         # 1/d, the backward's factor; 0 where d == 0 (zero subgradient instead of inf)
-        inv_d = torch.where(d2 > 0, d2.rsqrt(), 0.0)
-        d = d2.mul_(inv_d)  # sqrt(d2), in place
+        inv_d = torch.where(d > 0, d.reciprocal(), d)
         ctx.normalized = normalized
         ctx.scaled = scale is not None or temperature is not None
         if not ctx.scaled:
@@ -130,9 +129,10 @@ class _EuclideanDistance(torch.autograd.Function):
         if ctx.normalized:
             # Backward of x / max(|x|, 1e-12): remove the radial component (only where |x| > 1e-12,
             # i.e. |x^|^2 == 1; below, the clamp makes it a plain division), divide by max(|x|, 1e-12).
-            f_unit, p_unit = (f_sq == 1).to(f.dtype), (p_sq.t() == 1).to(p.dtype)
-            grad_f = grad_f.sub_(f * ((f * grad_f).sum(1, keepdim=True) * f_unit)).div_(f_norm)
-            grad_p = grad_p.sub_(p * ((p * grad_p).sum(1, keepdim=True) * p_unit)).div_(p_norm)
+            radial_f = (f * grad_f).sum(1, keepdim=True).mul_(f_sq == 1)  # (B, 1)
+            radial_p = (p * grad_p).sum(1, keepdim=True).mul_(p_sq.t() == 1)  # (C, 1)
+            grad_f = grad_f.sub_(f * radial_f).div_(f_norm)
+            grad_p = grad_p.sub_(p * radial_p).div_(p_norm)
         return grad_f, grad_p, None, grad_scale, grad_temperature
 
 
@@ -303,7 +303,7 @@ class DistanceHead(nn.Module):
         if self.validate_args and value_checks_enabled(out):
             # One reduction over the (B, C) result instead of a pass over the features; the cause
             # is looked for only when something is wrong.
-            if not bool(torch.isfinite(out.sum())) and not bool(torch.isfinite(out).all()):
+            if not all_finite(out):
                 check_finite("features", features)
                 raise ValueError(
                     "Expected `features` small enough for the distances to fit in "
