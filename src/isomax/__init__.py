@@ -12,8 +12,9 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 """
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
-from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, make_head
-from .losses import IsoMaxLoss, SoftMaxLoss, make_loss
+from .convert import convert
+from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
+from .losses import IsoMaxLoss, LogitNormLoss, SoftMaxLoss, make_loss
 from .metrics import ood_metrics
 
 __version__ = "0.1.0"
@@ -25,7 +26,11 @@ __all__ = [
     "IsoMaxPlusHead",
     "IsoMaxLoss",
     "SoftMaxLoss",
+    "LogitNormLoss",
+    "canonical_head_name",
+    "head_kind",
     "make_head",
+    "convert",
     "make_loss",
     "ood_metrics",
     "metrics",

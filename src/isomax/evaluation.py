@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .detectors import DETECTORS
-from .heads import canonical_head_name
+from .heads import canonical_head_name, head_kind
 from .metrics import ood_metrics
 from .scores import SCORES
 from .devices import autocast, resolve_device
@@ -35,7 +35,7 @@ DETECTOR_METHODS = tuple(DETECTORS)
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
     """The plain scores that make sense for a head: MDS needs distance logits (IsoMax, IsoMax+)."""
-    if canonical_head_name(loss) == "softmax":
+    if head_kind(loss) == "softmax":  # SoftMax and LogitNorm: a linear head
         return ("mps", "es", "energy", "max_logit")
     return ("mps", "es", "mds", "energy", "max_logit")
 

@@ -18,11 +18,20 @@ scale, so that ``g(d) = E_s * h(d)``.
 * :class:`DistanceHead`: any distance (a name in :data:`DISTANCES` or a callable) and any ``h``.
 
 Distances are computed in float32 (also under ``torch.autocast``) with the matrix-product
-expansion ``|f|^2 + |p|^2 - 2 f.p`` (one GEMM, as fast as ``nn.Linear``), then *refined*: the
-entries where that expansion loses precision through cancellation (squared distance below
-``1e-2`` of ``|f|^2 + |p|^2``) are recomputed exactly as ``|f - p|^2`` from the vectors
-themselves, so small distances keep full relative precision (for IsoMax+, down to the precision
-with which the normalised vectors themselves are represented: about 1e-7 absolute in float32).
+expansion ``|f|^2 + |p|^2 - 2 f.p`` (one GEMM, as fast as ``nn.Linear``). That expansion has an
+absolute error of about ``eps * (|f|^2 + |p|^2)`` on the squared distance, which ruins the
+*relative* precision of small distances by cancellation. So, for every row, the distances to its
+``k = min(C, 2)`` nearest prototypes (by the GEMM estimate) are then recomputed exactly as
+``|f - p|^2`` from the vectors themselves (``topk`` + ``gather``, O(B k F), no host sync, no
+data-dependent branch: it always runs, so the code compiles and exports as one graph).
+
+Guarantee (tested against float64 ``torch.cdist``): the smallest distance of each row (the one
+that decides the prediction and the minimum distance score) and the second smallest have full
+relative precision, down to exactly 0 for a feature equal to a prototype (for IsoMax+, down to the
+precision of the normalised vectors themselves, about 1e-7 absolute in float32); every other
+distance has an absolute error below ``10 * eps * (|f| + |p|)`` (about 1.2e-6 in float32,
+2.2e-15 in float64). "Nearest" is decided on the GEMM estimate: it can differ from the true
+order only between distances that agree to within that absolute error.
 The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 """
 from __future__ import annotations
@@ -33,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_features, check_finite
+from ._validation import all_finite, check_features, check_finite, check_positive_finite, value_checks_enabled
 
 __all__ = [
     "DISTANCES",
@@ -41,6 +50,10 @@ __all__ = [
     "IsoMaxHead",
     "IsoMaxPlusHead",
     "HEADS",
+    "LOSSES",
+    "LOSS_HEADS",
+    "canonical_head_name",
+    "head_kind",
     "make_head",
     "euclidean_distances",
     "squared_euclidean_distances",
@@ -48,10 +61,8 @@ __all__ = [
 
 DistanceFn = Callable[[Tensor, Tensor], Tensor]
 
-# Pairs whose squared distance is below this fraction of |f|^2 + |p|^2 are recomputed directly.
-# The GEMM expansion has an absolute error of about eps * (|f|^2 + |p|^2); below this fraction
-# that is more than ~1e-5 relative error in float32, so the exact difference is used instead.
-_REFINE_BELOW = 1e-2
+# Each row's distances to this many nearest prototypes are recomputed exactly (see module docstring).
+_EXACT_NEAREST = 2
 
 
 class _EuclideanDistance(torch.autograd.Function):
@@ -62,52 +73,49 @@ class _EuclideanDistance(torch.autograd.Function):
     forward is one GEMM plus a few elementwise passes and the backward two GEMMs, as for
     ``nn.Linear`` (see ``benchmarks/bench_core.py``). ``scale`` (``d_s``) and ``temperature`` are
     folded in (their gradients too) to spare the autograd nodes of the scalar arithmetic; with both
-    None the plain distances are returned.
+    None the plain distances are returned. No ``.item()``, no branch on tensor values: the same
+    kernels run for every input, so ``torch.compile(fullgraph=True)`` and ``torch.export`` see one graph.
     """
 
     @staticmethod
     def forward(ctx, features: Tensor, prototypes: Tensor, normalized: bool,
                 scale: Tensor | None, temperature: Tensor | None) -> Tensor:
         if normalized:
-            f_norm = torch.linalg.vector_norm(features, dim=1, keepdim=True).clamp_min_(1e-12)  # (B, 1)
-            p_norm = torch.linalg.vector_norm(prototypes, dim=1, keepdim=True).clamp_min_(1e-12)  # (C, 1)
+            # x / max(|x|, 1e-12), exactly as F.normalize; |x^|^2 = (|x| / max(|x|, 1e-12))^2 is 1,
+            # or less for |x| <= 1e-12 (0 for an all-zero vector).
+            f_len = torch.linalg.vector_norm(features, dim=1, keepdim=True)  # (B, 1)
+            p_len = torch.linalg.vector_norm(prototypes, dim=1, keepdim=True)  # (C, 1)
+            f_norm, p_norm = f_len.clamp_min(1e-12), p_len.clamp_min(1e-12)
             f, p = features / f_norm, prototypes / p_norm
-            # |f^|^2 and |p^|^2 are 1, or 0 for an all-zero vector (normalised to zero as in F.normalize)
-            f_sq, p_sq = (f_norm > 1e-12).to(f.dtype), (p_norm > 1e-12).to(f.dtype).t()
-            threshold = 2 * _REFINE_BELOW
+            f_sq, p_sq = (f_len / f_norm).square(), (p_len / p_norm).square().t()  # (B, 1), (1, C)
         else:
             f, p, f_norm, p_norm = features, prototypes, None, None
             f_sq, p_sq = f.pow(2).sum(1, keepdim=True), p.pow(2).sum(1).unsqueeze(0)  # (B, 1), (1, C)
-            threshold = None
-        d2 = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C)
-        # One reduction decides whether any pair needs the exact path (cheaper than a full mask
-        # when, as usual, none does); the bound is conservative for unnormalised vectors.
-        bound = threshold if normalized else _REFINE_BELOW * float(f_sq.max() + p_sq.max())
-        refine = d2.numel() > 0 and float(d2.min()) < bound
-        if refine:
-            close = d2 < (threshold if normalized else _REFINE_BELOW * (f_sq + p_sq))
-            i, j = close.nonzero(as_tuple=True)
-            d2[i, j] = (f[i] - p[j]).pow(2).sum(1)
-        inv_d = d2.rsqrt()  # 1/d, the backward's factor; 0 where d == 0 (zero subgradient)
-        if refine:  # d == 0 can only occur among the refined pairs
-            inv_d.masked_fill_(d2 == 0, 0.0)
-        d = d2.mul_(inv_d)  # sqrt(d2), in place
+        d2 = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C), GEMM estimate
+        # Exact |f_i - p_j|^2 for the k nearest prototypes of each row (the small distances, where
+        # the GEMM estimate loses its relative precision).
+        k = min(d2.shape[1], _EXACT_NEAREST)
+        nearest = d2.topk(k, dim=1, largest=False, sorted=False).indices  # (B, k)
+        exact = (f.unsqueeze(1) - p[nearest]).pow(2).sum(2)  # (B, k, F) -> (B, k)
+        d = d2.scatter_(1, nearest, exact).sqrt_()  # (B, C), in place
+        # 1/d, the backward's factor; 0 where d == 0 (zero subgradient instead of inf)
+        inv_d = torch.where(d > 0, d.reciprocal(), d)
         ctx.normalized = normalized
         ctx.scaled = scale is not None or temperature is not None
         if not ctx.scaled:
-            ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, None, None, None)
+            ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, None, None, None)
             return d
         coef = _coef(scale, temperature)  # d logits / d distance
         out = d * coef
         inv_d.mul_(coef)  # the backward needs (d logits / d distance) / d
-        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, scale, temperature, coef)
+        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, scale, temperature, coef)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable, fail loudly
             raise RuntimeError("isomax distance heads do not support double backward (create_graph=True)")
-        f, p, d, inv_d, f_norm, p_norm, scale, temperature, coef = ctx.saved_tensors
+        f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, scale, temperature, coef = ctx.saved_tensors
         grad_scale = grad_temperature = None
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
             grad_d_sum = torch.dot(grad_out.reshape(-1), d.reshape(-1))  # sum_ij grad_ij * d_ij
@@ -121,9 +129,12 @@ class _EuclideanDistance(torch.autograd.Function):
         grad_f = torch.addmm(f * g.sum(1, keepdim=True), g, p, alpha=-1.0)  # (B, F)
         grad_p = torch.addmm(p * g.sum(0).unsqueeze(1), g.t(), f, alpha=-1.0)  # (C, F)
         if ctx.normalized:
-            # Backward of x / |x|: remove the radial component, divide by |x|.
-            grad_f = grad_f.sub_(f * (f * grad_f).sum(1, keepdim=True)).div_(f_norm)
-            grad_p = grad_p.sub_(p * (p * grad_p).sum(1, keepdim=True)).div_(p_norm)
+            # Backward of x / max(|x|, 1e-12): remove the radial component (only where |x| > 1e-12,
+            # i.e. |x^|^2 == 1; below, the clamp makes it a plain division), divide by max(|x|, 1e-12).
+            radial_f = (f * grad_f).sum(1, keepdim=True).mul_(f_sq == 1)  # (B, 1)
+            radial_p = (p * grad_p).sum(1, keepdim=True).mul_(p_sq.t() == 1)  # (C, 1)
+            grad_f = grad_f.sub_(f * radial_f).div_(f_norm)
+            grad_p = grad_p.sub_(p * radial_p).div_(p_norm)
         return grad_f, grad_p, None, grad_scale, grad_temperature
 
 
@@ -138,9 +149,8 @@ def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
 def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: bool = False) -> Tensor:
     """Euclidean (non-squared) distances ``|f_i - p_j|``, shape (batch, num_classes).
 
-    One matrix product for all pairs; pairs close enough for cancellation to matter are
-    recomputed exactly (see the module docstring), so small distances keep full relative
-    precision. With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
+    One matrix product for all pairs; each row's two smallest distances are recomputed exactly
+    (see the module docstring for the precision guaranteed). With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
     (an all-zero vector normalises to zero, as with ``F.normalize``).
     """
     return _EuclideanDistance.apply(features, prototypes, normalized, None, None)
@@ -170,6 +180,9 @@ DISTANCES: dict[str, DistanceFn] = {
 class DistanceHead(nn.Module):
     """General distance-based head: ``logits = -h(d(f, p_j)) / temperature``.
 
+    Has the habits of ``nn.Linear``: ``device=``/``dtype=`` factory arguments, ``in_features`` /
+    ``out_features`` (aliases of ``num_features`` / ``num_classes``), ``reset_parameters()``.
+
     Args:
         num_features: size of the feature vector ``f`` (input of the replaced ``nn.Linear``).
         num_classes: number of classes (one prototype each).
@@ -180,13 +193,20 @@ class DistanceHead(nn.Module):
         distance_scale: if True, multiply distances by ``|d_s|``, a learnable scalar initialised
             to 1 (IsoMax+).
         init: prototype initialisation, ``"zeros"`` (IsoMax) or ``"normal"`` (N(0, 1), IsoMax+).
-        validate_args: check features for NaN/inf on every call (one device sync).
+        temperature: logits are divided by it (finite, > 0; checked here and on assignment).
+        validate_args: shapes and dtype of the features are always checked (free: metadata only).
+            With True (default) the *values* are checked too where that costs no host-device
+            sync: in eager mode on CPU tensors, one reduction over the logits detects NaN/inf
+            features and distances that overflow. Skipped under ``torch.compile`` /
+            ``torch.export`` and on accelerators (see :mod:`isomax._validation`).
+        device, dtype: where and in which floating type to create the parameters, as ``nn.Linear``.
 
     Attributes:
         prototypes: ``nn.Parameter`` of shape (num_classes, num_features).
         distance_scale: ``nn.Parameter`` of shape (1,) when enabled (as in the papers' code), else None.
         temperature: buffer (saved in the ``state_dict``), 1 by default; logits are divided by it.
-            Set it after training, e.g. for calibration; it is not meant to change during training.
+            Set it after training, e.g. for calibration (``head.temperature = 1.5``); it is not
+            meant to change during training.
     """
 
     def __init__(
@@ -201,6 +221,8 @@ class DistanceHead(nn.Module):
         init: str = "zeros",
         temperature: float = 1.0,
         validate_args: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         for arg, value in (("num_features", num_features), ("num_classes", num_classes)):
@@ -216,26 +238,50 @@ class DistanceHead(nn.Module):
             raise ValueError(f"Expected `distance` to be a name or a callable, but got: {distance!r}")
         if init not in ("zeros", "normal"):
             raise ValueError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
-        if not temperature > 0:
-            raise ValueError(f"Expected `temperature` to be > 0, but got: {temperature!r}")
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"Expected `dtype` to be a floating-point dtype, but got: {dtype}")
+        factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.num_classes = num_classes
         self.h = h
         self.normalize = normalize
         self.validate_args = validate_args
         self.init = init
-        self.prototypes = nn.Parameter(torch.empty(num_classes, num_features))
+        self.prototypes = nn.Parameter(torch.empty(num_classes, num_features, **factory))
         # shape (1,) as in the papers' code, so its checkpoints load
-        self.distance_scale = nn.Parameter(torch.empty(1)) if distance_scale else None
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.distance_scale = nn.Parameter(torch.empty(1, **factory)) if distance_scale else None
+        self.register_buffer("temperature", torch.tensor(check_positive_finite("temperature", temperature), **factory))
         self.reset_parameters()
+
+    # nn.Linear's names for the two sizes
+    @property
+    def in_features(self) -> int:
+        return self.num_features
+
+    @property
+    def out_features(self) -> int:
+        return self.num_classes
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "temperature" and "temperature" in self.__dict__.get("_buffers", {}):
+            # Checked once here, not at every forward: finite and > 0. A number is accepted and
+            # stored in the buffer's device and dtype.
+            check_positive_finite("temperature", value)
+            old = self._buffers["temperature"]
+            value = torch.as_tensor(value, dtype=old.dtype, device=old.device).detach().reshape(old.shape).clone()
+        super().__setattr__(name, value)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Checkpoints of the papers' code have no temperature buffer (it was a plain attribute).
-        state_dict.setdefault(prefix + "temperature", self.temperature.detach().clone())
+        key = prefix + "temperature"
+        if key in state_dict:
+            check_positive_finite("temperature", state_dict[key])
+        else:
+            state_dict[key] = self.temperature.detach().clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_parameters(self) -> None:
+        """Re-initialise the prototypes (and ``d_s``) as at construction; the temperature is kept."""
         if self.init == "zeros":
             nn.init.zeros_(self.prototypes)
         else:
@@ -251,12 +297,24 @@ class DistanceHead(nn.Module):
         return self._forward(features, scaled=True)
 
     def _forward(self, features: Tensor, scaled: bool) -> Tensor:
-        check_features("features", features, self.num_features)
-        if self.validate_args:
-            check_finite("features", features)
+        check_features("features", features, self.num_features)  # static: shape and dtype
         if torch.is_autocast_enabled(features.device.type):  # distances in float32 under mixed precision
             with torch.autocast(device_type=features.device.type, enabled=False):
                 return self._forward(features.float(), scaled)
+        out = self._logits(features, scaled)
+        if self.validate_args and value_checks_enabled(out):
+            # One reduction over the (B, C) result instead of a pass over the features; the cause
+            # is looked for only when something is wrong.
+            if not all_finite(out):
+                check_finite("features", features)
+                raise ValueError(
+                    "Expected `features` small enough for the distances to fit in "
+                    f"{out.dtype} (largest |feature| {float(features.abs().max()):.3g}), but got "
+                    "non-finite distances (overflow): scale the features down or use float64"
+                )
+        return out
+
+    def _logits(self, features: Tensor, scaled: bool) -> Tensor:
         dtype = torch.promote_types(torch.promote_types(features.dtype, self.prototypes.dtype), torch.float32)
         f, p = features.to(dtype), self.prototypes.to(dtype)  # float32 at least, float64 kept
         fused = self._distance is euclidean_distances and (not scaled or self.h is None)
@@ -267,6 +325,9 @@ class DistanceHead(nn.Module):
         if self.normalize:
             f, p = F.normalize(f, dim=1), F.normalize(p, dim=1)
         d = self._distance(f, p)
+        if not isinstance(d, Tensor) or d.shape != (f.shape[0], self.num_classes):
+            got = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
+            raise ValueError(f"Expected `distance` to return shape (batch, num_classes) = {(f.shape[0], self.num_classes)}, but got {got}")
         if not scaled:
             return d
         if self.distance_scale is not None:
@@ -278,7 +339,7 @@ class DistanceHead(nn.Module):
     def extra_repr(self) -> str:
         name = next((k for k, v in DISTANCES.items() if v is self._distance), getattr(self._distance, "__name__", "custom"))
         return (
-            f"num_features={self.num_features}, num_classes={self.num_classes}, distance={name}, "
+            f"in_features={self.num_features}, out_features={self.num_classes}, distance={name}, "
             f"normalize={self.normalize}, distance_scale={self.distance_scale is not None}"
         )
 
@@ -295,8 +356,10 @@ class IsoMaxHead(DistanceHead):
         torch.Size([4, 10])
     """
 
-    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True) -> None:
-        super().__init__(num_features, num_classes, "euclidean", init="zeros", temperature=temperature, validate_args=validate_args)
+    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(num_features, num_classes, "euclidean", init="zeros", temperature=temperature,
+                         validate_args=validate_args, device=device, dtype=dtype)
 
 
 class IsoMaxPlusHead(DistanceHead):
@@ -312,32 +375,63 @@ class IsoMaxPlusHead(DistanceHead):
         torch.Size([4, 10])
     """
 
-    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True) -> None:
+    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__(
-            num_features, num_classes, "euclidean",
-            normalize=True, distance_scale=True, init="normal", temperature=temperature, validate_args=validate_args,
+            num_features, num_classes, "euclidean", normalize=True, distance_scale=True, init="normal",
+            temperature=temperature, validate_args=validate_args, device=device, dtype=dtype,
         )
 
 
-HEADS = ("softmax", "isomax", "isomaxplus")
-_HEAD_ALIASES = {"isomax+": "isomaxplus", "isomax_plus": "isomaxplus", "isomax-plus": "isomaxplus", "linear": "softmax"}
+# ---------------------------------------------------------------------------------------------
+# Head and loss names: the one place that lists them (models, training and evaluation ask here).
+# ---------------------------------------------------------------------------------------------
+HEADS = ("softmax", "isomax", "isomaxplus")  # head kinds
+# Training-loss names and the head kind each one trains: LogitNorm (Wei et al. 2022) trains a plain
+# linear head, like the SoftMax loss.
+LOSS_HEADS: dict[str, str] = {"softmax": "softmax", "isomax": "isomax", "isomaxplus": "isomaxplus", "logitnorm": "softmax"}
+LOSSES = tuple(LOSS_HEADS)
+_HEAD_ALIASES = {
+    "isomax+": "isomaxplus", "isomax_plus": "isomaxplus", "isomax-plus": "isomaxplus", "linear": "softmax",
+    "logit_norm": "logitnorm", "logit-norm": "logitnorm",
+}
+
+
+def canonical_head_name(kind: str) -> str:
+    """Normalise a loss/head name (``"isomax+"`` -> ``"isomaxplus"``); raises on unknown names.
+
+    Returns one of :data:`LOSSES`. A loss name is not always a head kind: ``"logitnorm"`` trains a
+    linear head, so code that picks the head (or the scores that go with it) should ask
+    :func:`head_kind`, not compare this name with ``"softmax"``.
+    """
+    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
+    if key not in LOSS_HEADS:
+        raise ValueError(f"Expected a loss/head name in {list(LOSSES)}, but got: {kind!r}")
+    return key
+
+
+def head_kind(kind: str) -> str:
+    """The head kind (one of :data:`HEADS`) that a loss/head name trains.
+
+    Example:
+        >>> head_kind("logitnorm"), head_kind("isomax+"), head_kind("linear")
+        ('softmax', 'isomaxplus', 'softmax')
+    """
+    return LOSS_HEADS[canonical_head_name(kind)]
 
 
 def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Module:
-    """Build a classifier head by name: ``"softmax"`` (``nn.Linear``), ``"isomax"`` or ``"isomaxplus"``."""
-    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
+    """Build a classifier head by loss/head name: ``"softmax"`` and ``"logitnorm"`` give an
+    ``nn.Linear``, ``"isomax"`` an :class:`IsoMaxHead`, ``"isomaxplus"`` an :class:`IsoMaxPlusHead`.
+
+    ``kwargs`` go to the constructor (e.g. ``device=``, ``dtype=``).
+    """
+    try:
+        key = head_kind(kind)
+    except ValueError:
+        raise ValueError(f"Expected `kind` to be one of {list(LOSSES)}, but got: {kind!r}") from None
     if key == "softmax":
         return nn.Linear(num_features, num_classes, **kwargs)
     if key == "isomax":
         return IsoMaxHead(num_features, num_classes, **kwargs)
-    if key == "isomaxplus":
-        return IsoMaxPlusHead(num_features, num_classes, **kwargs)
-    raise ValueError(f"Expected `kind` to be one of {list(HEADS)}, but got: {kind!r}")
-
-
-def canonical_head_name(kind: str) -> str:
-    """Normalise a head/loss name (``"isomax+"`` -> ``"isomaxplus"``); raises on unknown names."""
-    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
-    if key not in HEADS:
-        raise ValueError(f"Expected a loss/head name in {list(HEADS)}, but got: {kind!r}")
-    return key
+    return IsoMaxPlusHead(num_features, num_classes, **kwargs)

@@ -1,4 +1,4 @@
-"""Training losses: IsoMax / IsoMax+ (with the entropic scale) and the SoftMax baseline.
+"""Training losses: IsoMax / IsoMax+ (with the entropic scale), the SoftMax baseline and LogitNorm.
 
 The papers' reference code computes the loss "probability first, logarithm second"::
 
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_finite, check_targets, check_tensor
+from ._validation import check_finite, check_positive_finite, check_targets, check_tensor, value_checks_enabled
 
-__all__ = ["IsoMaxLoss", "SoftMaxLoss", "make_loss", "reference_isomax_loss"]
+__all__ = ["IsoMaxLoss", "SoftMaxLoss", "LogitNormLoss", "make_loss", "reference_isomax_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -35,14 +35,23 @@ class IsoMaxLoss(nn.Module):
     """IsoMax / IsoMax+ loss: ``-log softmax(E_s * logits)[target]``. Replaces ``nn.CrossEntropyLoss``.
 
     Works with :class:`isomax.IsoMaxHead`, :class:`isomax.IsoMaxPlusHead` and any
-    :class:`isomax.DistanceHead` (their logits are negative distances).
+    :class:`isomax.DistanceHead` (their logits are negative distances). Takes the arguments of
+    ``nn.CrossEntropyLoss`` with exactly its semantics: the loss is
+    ``F.cross_entropy(entropic_scale * logits, targets, weight, ignore_index=..., reduction=...,
+    label_smoothing=...)`` (or ``g(logits)`` in place of ``entropic_scale * logits``).
 
     Args:
-        entropic_scale: ``E_s`` (10 in both papers, never tuned).
+        entropic_scale: ``E_s`` (10 in both papers, never tuned); finite and > 0.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``, as in PyTorch losses.
+        weight: optional per-class weights, shape (num_classes,), as in ``nn.CrossEntropyLoss``.
+        ignore_index: targets equal to it contribute nothing (and are not range-checked).
+        label_smoothing: in [0, 1], as in ``nn.CrossEntropyLoss``.
         g: optional function applied to the logits instead of multiplication by
             ``entropic_scale`` (the ``g()`` of Eq. 5 of the 2019 paper, expressed on logits).
-        validate_args: check shapes, label range and finiteness (needs one device sync).
+        validate_args: shapes and dtypes are always checked (free). With True (default) the label
+            range and finite logits are checked too where that costs no host-device sync (eager
+            mode, CPU tensors); skipped under ``torch.compile`` / ``torch.export`` and on
+            accelerators, see :mod:`isomax._validation`.
 
     Example:
         >>> head, criterion = IsoMaxPlusHead(342, 10), IsoMaxLoss()
@@ -54,52 +63,119 @@ class IsoMaxLoss(nn.Module):
         entropic_scale: float = 10.0,
         reduction: str = "mean",
         *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
         g: Callable[[Tensor], Tensor] | None = None,
         validate_args: bool = True,
     ) -> None:
         super().__init__()
-        if not (isinstance(entropic_scale, (int, float)) and entropic_scale > 0):
-            raise ValueError(f"Expected `entropic_scale` to be a positive number, but got: {entropic_scale!r}")
+        if isinstance(entropic_scale, bool) or not isinstance(entropic_scale, (int, float)):
+            raise ValueError(f"Expected `entropic_scale` to be a positive finite number, but got: {entropic_scale!r}")
+        check_positive_finite("entropic_scale", entropic_scale)
         if reduction not in _REDUCTIONS:
             raise ValueError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise ValueError(f"Expected `ignore_index` to be an int, but got: {ignore_index!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"Expected `label_smoothing` to be a number in [0, 1], but got: {label_smoothing!r}")
+        if weight is not None:
+            check_tensor("weight", weight, ndim=1, floating=True)
         self.entropic_scale = float(entropic_scale)
         self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.label_smoothing = float(label_smoothing)
+        self.register_buffer("weight", weight)  # None stays None (and out of the state_dict), as in torch.nn losses
         self.g = g
         self.validate_args = validate_args
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         check_tensor("logits", logits, ndim=2, floating=True)
-        check_targets("targets", targets, logits.shape[0], logits.shape[1], self.validate_args)
-        if self.validate_args:
+        check_targets("targets", targets, logits.shape[0], logits.shape[1], self.validate_args, self.ignore_index)
+        if self.weight is not None and self.weight.shape[0] != logits.shape[1]:
+            raise ValueError(f"Expected `weight` to have {logits.shape[1]} entries (one per class), but got {self.weight.shape[0]}")
+        if self.validate_args and value_checks_enabled(logits):
             check_finite("logits", logits)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
             z = self.g(z) if self.g is not None else self.entropic_scale * z
-            return F.cross_entropy(z, targets.long(), reduction=self.reduction)
+            weight = self.weight.to(z.dtype) if self.weight is not None else None
+            return F.cross_entropy(z, targets.long(), weight, ignore_index=self.ignore_index,
+                                   reduction=self.reduction, label_smoothing=self.label_smoothing)
 
     def extra_repr(self) -> str:
-        return f"entropic_scale={self.entropic_scale}, reduction={self.reduction!r}"
+        extra = "" if self.ignore_index == -100 else f", ignore_index={self.ignore_index}"
+        extra += f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        return f"entropic_scale={self.entropic_scale}, reduction={self.reduction!r}{extra}"
 
 
 class SoftMaxLoss(IsoMaxLoss):
     """The SoftMax baseline loss: plain cross-entropy on the logits of an ``nn.Linear``.
 
-    Same as ``nn.CrossEntropyLoss`` with the argument checks of this library.
+    Same as ``nn.CrossEntropyLoss`` (same arguments) with the argument checks of this library.
     """
 
-    def __init__(self, reduction: str = "mean", *, validate_args: bool = True) -> None:
-        super().__init__(1.0, reduction, validate_args=validate_args)
+    def __init__(self, reduction: str = "mean", *, weight: Tensor | None = None, ignore_index: int = -100,
+                 label_smoothing: float = 0.0, validate_args: bool = True) -> None:
+        super().__init__(1.0, reduction, weight=weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, validate_args=validate_args)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+        return super().extra_repr().replace("entropic_scale=1.0, ", "")
+
+
+class LogitNormLoss(nn.Module):
+    """LogitNorm loss (Wei et al., "Mitigating Neural Network Overconfidence with Logit
+    Normalization", ICML 2022): cross-entropy of ``logits / (temperature * |logits|_2)``.
+
+    Trains a plain linear head (``head_kind("logitnorm") == "softmax"``). The loss itself is
+    ``pytorch_ood.loss.LogitNorm`` (install ``pytorch-ood``); this class adds this library's
+    argument checks. Labels < 0 are dropped, as in pytorch-ood.
+
+    Args:
+        temperature: ``tau``; 0.04, the paper's value for CIFAR-10 (pytorch-ood's own default is 1).
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        validate_args: as in :class:`IsoMaxLoss`.
+    """
+
+    def __init__(self, temperature: float = 0.04, reduction: str = "mean", *, validate_args: bool = True) -> None:
+        super().__init__()
+        try:
+            from pytorch_ood.loss import LogitNorm
+        except ImportError as err:  # pragma: no cover - pytorch-ood is a dependency
+            raise ImportError("The 'logitnorm' loss needs pytorch-ood: pip install pytorch-ood") from err
+        self.temperature = check_positive_finite("temperature", temperature)
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
+        self.reduction = reduction
+        self.validate_args = validate_args
+        self.loss = LogitNorm(t=self.temperature, reduction=reduction)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        check_tensor("logits", logits, ndim=2, floating=True)
+        check_targets("targets", targets, logits.shape[0], logits.shape[1], self.validate_args, ignore_index=-1)
+        if self.validate_args and value_checks_enabled(logits):
+            check_finite("logits", logits)
+        return self.loss(logits, targets.long())
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, reduction={self.reduction!r}"
 
 
 def make_loss(kind: str, entropic_scale: float = 10.0, **kwargs) -> nn.Module:
-    """The loss that goes with a head: ``"softmax"`` -> :class:`SoftMaxLoss`, else :class:`IsoMaxLoss`."""
+    """The loss that goes with a loss/head name (see :func:`isomax.heads.canonical_head_name`).
+
+    ``"softmax"`` -> :class:`SoftMaxLoss`, ``"logitnorm"`` -> :class:`LogitNormLoss`
+    (``entropic_scale`` unused; pass ``temperature=``), ``"isomax"`` / ``"isomaxplus"`` ->
+    :class:`IsoMaxLoss`. ``kwargs`` go to the loss (e.g. ``reduction``, ``validate_args``).
+    """
     from .heads import canonical_head_name
 
-    if canonical_head_name(kind) == "softmax":
+    name = canonical_head_name(kind)
+    if name == "softmax":
         return SoftMaxLoss(**kwargs)
+    if name == "logitnorm":
+        return LogitNormLoss(**kwargs)
     return IsoMaxLoss(entropic_scale, **kwargs)
 
 

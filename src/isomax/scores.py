@@ -11,6 +11,10 @@ All scores use the plain logits, without the entropic scale (which is a training
 | ``max_logit`` | :func:`max_logit` | ``max_j z_j`` | any |
 
 For an "outlier score" (higher = more OOD), negate: ``-score``.
+
+Every function is branch-free on tensor values: it compiles with ``torch.compile(fullgraph=True)``
+and exports. Shapes and dtypes are always checked; NaN/inf logits only in eager mode on CPU
+tensors (see :mod:`isomax._validation`).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._validation import check_finite, check_tensor
+from ._validation import check_finite, check_tensor, value_checks_enabled
 
 __all__ = ["max_probability", "entropic_score", "min_distance_score", "energy_score", "max_logit", "SCORES", "compute_scores"]
 
@@ -28,7 +32,9 @@ def _check_logits(logits: Tensor) -> Tensor:
     check_tensor("logits", logits, ndim=2, floating=True)
     if logits.shape[1] < 1:
         raise ValueError(f"Expected `logits` to have at least one class column, but got shape {tuple(logits.shape)}")
-    return check_finite("logits", logits)
+    if value_checks_enabled(logits):
+        check_finite("logits", logits)
+    return logits
 
 
 def max_probability(logits: Tensor) -> Tensor:
@@ -55,10 +61,16 @@ def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> 
     ``-min_j |f^ - p^_j|``. ``distance_scale`` does not change any metric (a positive constant);
     pass ``head.distance_scale`` to get the distances themselves.
     """
-    scale = torch.as_tensor(distance_scale, dtype=logits.dtype if isinstance(logits, Tensor) else None).abs()
-    if not bool(scale > 0):
-        raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {float(scale)}")
-    return _check_logits(logits).amax(dim=1) / scale.to(logits.device)
+    _check_logits(logits)
+    if isinstance(distance_scale, Tensor):
+        scale = distance_scale.to(device=logits.device, dtype=logits.dtype).abs().reshape(())
+        if value_checks_enabled(scale) and not bool(scale > 0):
+            raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {float(scale)}")
+    else:
+        if not abs(distance_scale) > 0:
+            raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {distance_scale!r}")
+        scale = abs(distance_scale)
+    return logits.amax(dim=1) / scale
 
 
 def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:

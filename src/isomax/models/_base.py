@@ -17,28 +17,19 @@ from typing import Callable, TypeVar, overload
 import torch
 from torch import Tensor, nn
 
-__all__ = ["IsoMaxModel", "create_model", "list_models", "register_model"]
+from isomax.heads import HEADS as HEAD_KINDS  # the head kinds; names live in one place, isomax.heads
+from isomax.heads import head_kind
 
-# The head kinds of the papers; `isomax.heads.make_head` is the one that builds them.
-HEAD_KINDS: tuple[str, ...] = ("softmax", "isomax", "isomaxplus")
+__all__ = ["IsoMaxModel", "create_model", "list_models", "register_model"]
 
 
 def _canonical_head_kind(head: str) -> str:
-    """The canonical head name (the heads module may accept aliases such as ``"isomax+"``)."""
+    """The head kind (one of ``HEAD_KINDS``) for a head or loss name: ``"isomax+"`` -> ``"isomaxplus"``,
+    ``"logitnorm"`` -> ``"softmax"`` (see :func:`isomax.heads.head_kind`)."""
     try:
-        from isomax.heads import canonical_head_name
-    except ImportError:  # heads module without aliases: accept the canonical names only
-        canonical_head_name = None
-    if canonical_head_name is not None and isinstance(head, str):
-        try:
-            return canonical_head_name(head)
-        except (ValueError, KeyError):
-            pass
-    if not isinstance(head, str) or head not in HEAD_KINDS:
-        raise ValueError(
-            f"Expected argument `head` to be one of {list(HEAD_KINDS)}, but got: {head!r}"
-        )
-    return head
+        return head_kind(head)
+    except ValueError:
+        raise ValueError(f"Expected argument `head` to be one of {list(HEAD_KINDS)}, but got: {head!r}") from None
 
 
 def _validate_positive_int(name: str, value: object) -> None:
@@ -93,8 +84,9 @@ class IsoMaxModel(nn.Module):
         """Replace the head by a freshly initialised one of kind ``head``.
 
         Args:
-            head: ``"softmax"``, ``"isomax"`` or ``"isomaxplus"`` (or an alias accepted by
-                :func:`isomax.heads.make_head`, e.g. ``"isomax+"``; stored canonical).
+            head: ``"softmax"``, ``"isomax"`` or ``"isomaxplus"`` (or an alias or loss name accepted
+                by :func:`isomax.heads.head_kind`, e.g. ``"isomax+"``, ``"logitnorm"``; the head
+                kind is stored).
             num_classes: number of classes; keeps the current number when ``None``.
         """
         from isomax.heads import make_head  # imported late: the heads module is independent
