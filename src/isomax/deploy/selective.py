@@ -10,8 +10,9 @@ A deployed rejector accepts the inputs whose score is at least a threshold; amon
 AURC is the mean selective risk over ``k = 1..n`` (the area under the risk-coverage curve), a
 fraction in [0, 1], lower is better; ``aurc_optimal`` is the AURC of the oracle that ranks every
 error last (about ``r + (1 - r) ln(1 - r)`` for error rate ``r``), and ``e_aurc = aurc - aurc_optimal``.
-Ties in the score are broken pessimistically (errors first among equal scores), so a constant
-score gets the risk of the whole set at every coverage.
+Inputs with equal scores cannot be separated by a threshold: inside a group of ties the errors are
+counted as spread evenly (the expectation over the orders of the ties), so a constant score has
+the risk of the whole set at every coverage.
 """
 from __future__ import annotations
 
@@ -37,9 +38,17 @@ def risk_coverage(scores, correct) -> tuple[np.ndarray, np.ndarray]:
     c = _correct(correct)
     if c.size != s.size:
         raise ValueError(f"Expected `correct` to have {s.size} entries (one per score), but got {c.size}")
-    order = np.lexsort((c, -s))  # decreasing score; on a tie, errors (False) first: pessimistic
-    errors = np.cumsum(~c[order])
+    order = np.argsort(-s, kind="stable")  # decreasing score
+    s_sorted, wrong = s[order], ~c[order]
+    cum = np.concatenate([[0], np.cumsum(wrong)])  # errors among the first m, m = 0..n
+    # tie groups [start, end): inside one, errors grow linearly (the expectation over tie orders)
+    new_group = np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
+    group = np.cumsum(new_group) - 1
+    starts = np.flatnonzero(new_group)
+    ends = np.concatenate([starts[1:], [s.size]])
+    start, end = starts[group], ends[group]
     k = np.arange(1, s.size + 1)
+    errors = cum[start] + (k - start) * (cum[end] - cum[start]) / (end - start)
     return k / s.size, errors / k
 
 
