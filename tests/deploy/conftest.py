@@ -14,9 +14,11 @@ def deploy_data_dir(tmp_path_factory):
     return make_fashion_mnist(tmp_path_factory.mktemp("deploy-data"), n_train=300, n_test=100)
 
 
-@pytest.fixture(autouse=True)
-def _no_checksums(monkeypatch):
-    monkeypatch.setenv("ISOMAX_VERIFY", "0")  # fixture files are not the published ones
+@pytest.fixture(scope="session", autouse=True)
+def _no_checksums():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ISOMAX_VERIFY", "0")  # fixture files are not the published ones
+        yield
 
 
 def make_run(root, loss, data_dir, seed=0):

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -75,7 +76,8 @@ def read_images(paths: Sequence[str], like: tuple[int, int, int]) -> tuple[torch
             arrays.append(_decode_one((p, p)))
             ok.append(i)
         except Exception as err:  # noqa: BLE001 - any unreadable file is reported, not fatal
-            errors[i] = str(err).removeprefix(f"{p}: ")
+            # PIL names the in-memory buffer (with its address): say "file", so reruns give the same text
+            errors[i] = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "file", str(err).removeprefix(f"{p}: "))
     out = torch.empty((len(arrays),) + tuple(like), dtype=torch.uint8)
     groups: dict[tuple[int, ...], list[int]] = {}
     for j, a in enumerate(arrays):
