@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..heads import DistanceHead, euclidean_distances
-from .threshold import Threshold, ThresholdModule
+from .threshold import Threshold
 
 __all__ = ["DeployModule", "export_onnx", "graph_score", "OUTPUT_NAMES"]
 
@@ -81,7 +81,8 @@ class DeployModule(nn.Module):
         self.model = model
         self.score_name = threshold.score
         graph_score(self.score_name, torch.zeros(1, 2))  # raises on a score that cannot be exported
-        self.accept = ThresholdModule(threshold)
+        # float32, like the scores (exact: a fitted threshold is one of the float32 validation scores)
+        self.register_buffer("threshold", torch.tensor(float(threshold.threshold), dtype=torch.float32))
         mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
         std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
         # as isomax.data.BatchLoader: x_norm = x * 1/(255 std) - mean/std, constants rounded from float64
@@ -101,23 +102,31 @@ class DeployModule(nn.Module):
         logits = self.logits(x)
         probability, label = torch.softmax(logits, dim=1).max(dim=1)
         score = graph_score(self.score_name, logits)
-        accepted = score >= self.accept.threshold.float()
+        accepted = score >= self.threshold
         return logits, label, probability, score, accepted
 
 
 def _torch_export_ok(module: nn.Module, example: Tensor) -> tuple[bool, str]:
+    import contextlib
+    import io
+    import logging
+
+    logging.disable(logging.WARNING)  # a failed trace logs the whole graph
     try:
-        batch = torch.export.Dim("batch", min=1)
-        torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=False)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            batch = torch.export.Dim("batch", min=1)
+            torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=False)
         return True, ""
     except Exception as err:  # noqa: BLE001 - any failure means: not exportable this way
         return False, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _export(module: nn.Module, example: Tensor, path: Path, dynamo: bool) -> None:
     kwargs = dict(input_names=["images"], output_names=list(OUTPUT_NAMES))
     if dynamo:
-        torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
+        torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False, verbose=False,
                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), **kwargs)
     else:
         torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17,
@@ -140,6 +149,11 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
     c, h, w = run.input_shape
     example = torch.randint(0, 256, (2, h, w, c), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     use_dynamo = exporter == "dynamo"
+    if exporter == "dynamo":
+        ok, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
+        if not ok:
+            raise ValueError(f"torch.export cannot trace this model ({why}); use exporter='legacy' (--exporter legacy) "
+                             "or 'auto'")
     if exporter == "auto":
         use_dynamo, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
         if not use_dynamo:
