@@ -129,3 +129,24 @@ def test_selective_metrics_per_score():
         assert 0 <= rec["risk_at_coverage_0.95"] <= 1
     only = selective_metrics(logits, labels, {"mine": -SCORES["mps"](logits)})
     assert only["mine"]["aurc"] > out["mps"]["aurc"]  # the inverted score ranks errors first
+
+
+def test_figures(tmp_path):
+    from isomax.plots import reliability_diagram, risk_coverage_figure
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(400, 5, generator=g) * 4
+    labels = torch.randint(0, 5, (400,), generator=g)
+    t = fit_temperature(logits, labels)
+    path = reliability_diagram(reliability_bins(logits, labels), tmp_path / "rel.png", title="test",
+                               bins_after=reliability_bins(logits / t, labels),
+                               ece=expected_calibration_error(logits, labels),
+                               ece_after=expected_calibration_error(logits / t, labels))
+    assert path.stat().st_size > 1000
+    correct = (logits.argmax(1) == labels).numpy()
+    curves = []
+    for score in ("mps", "es"):
+        values = SCORES[score](logits)
+        cov, risk = risk_coverage(values, correct)
+        curves.append(dict(loss="softmax", score=score, coverage=cov, risk=risk, aurc=aurc(values, correct)))
+    assert risk_coverage_figure(curves, tmp_path / "rc.png", title="test").stat().st_size > 1000
