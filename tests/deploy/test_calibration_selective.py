@@ -150,3 +150,17 @@ def test_figures(tmp_path):
         cov, risk = risk_coverage(values, correct)
         curves.append(dict(loss="softmax", score=score, coverage=cov, risk=risk, aurc=aurc(values, correct)))
     assert risk_coverage_figure(curves, tmp_path / "rc.png", title="test").stat().st_size > 1000
+
+
+def test_deploy_summary_of_a_run(runs):
+    from isomax.deploy.summary import deploy_summary
+
+    s = deploy_summary(runs["isomax"], device="cpu")
+    assert set(s["scores"]) == {"mps", "es", "mds", "energy", "max_logit"}
+    for rec in s["scores"].values():
+        # untrained IsoMax (zero prototypes): equal logits, so MPS ties everywhere and accepts all
+        assert rec["val_tpr"] >= 0.95 - 1 / s["n_val"] and 0 <= rec["test_tpr"] <= 1
+        assert rec["aurc"] >= rec["aurc_optimal"] - 1e-12
+    cal = s["calibration"]
+    assert cal["temperature"] > 0 and cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9
+    assert cal["after"]["accuracy"] == cal["before"]["accuracy"] == s["accuracy"]
