@@ -37,7 +37,7 @@ def deploy_summary(run_dir: str | os.PathLike, *, target_tpr: float = 0.95, scor
     scores = tuple(scores) if scores is not None else applicable_scores(config.loss)
     test_scores = {s: SCORES[s](lt) for s in scores}
     selective = selective_metrics(lt, test.labels, test_scores)
-    out = {"loss": config.loss, "run_dir": str(run_dir), "accuracy": float((lt.argmax(1) == test.labels).float().mean()),
+    out = {"loss": config.loss, "run_dir": str(run_dir), "accuracy": float((lt.argmax(1) == test.labels).double().mean()),
            "n_val": len(val), "n_test": len(test), "scores": {}}
     for s in scores:
         t = fit_threshold(SCORES[s](lv), target_tpr, score=s)
