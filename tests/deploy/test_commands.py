@@ -166,3 +166,19 @@ def test_parsers_hook_into_a_cli(fitted_run, tmp_path):
     assert args.handler(args) == 0 and load_threshold(fitted_run).score == "es"
     with pytest.raises(SystemExit):
         parser.parse_args(["threshold", str(fitted_run), "--tpr", "95"])
+
+
+def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
+    from isomax.data import normalization
+    from isomax.deploy import fit_model_threshold
+    from isomax.training import load_data, load_run
+
+    run_dir = fresh_run("isomaxplus")
+    model, config, _ = load_run(run_dir)
+    _, val = load_data(config)
+    mean, std = normalization(config.dataset)
+    t = fit_model_threshold(model, config.loss, val, mean, std, "cpu")
+    path = t.save(run_dir)
+    assert t.score == "mds" and t.extra["split"] == "validation"
+    assert run_threshold(run_dir, test=False, progress=False, log=lambda _: None).threshold == t.threshold
+    assert path.exists()

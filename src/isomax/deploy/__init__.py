@@ -34,6 +34,7 @@ from .threshold import (
     ThresholdMismatchError,
     ThresholdModule,
     default_score,
+    fit_model_threshold,
     fit_run_threshold,
     fit_threshold,
     head_temperature,
@@ -41,7 +42,7 @@ from .threshold import (
 )
 
 __all__ = [
-    "Threshold", "ThresholdModule", "fit_threshold", "fit_run_threshold", "load_threshold", "default_score",
+    "Threshold", "ThresholdModule", "fit_threshold", "fit_run_threshold", "fit_model_threshold", "load_threshold", "default_score",
     "head_temperature", "MissingThresholdError", "ThresholdMismatchError", "THRESHOLD_FILE",
     "Predictor", "Prediction",
     "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run", "Calibration", "CALIBRATION_FILE",

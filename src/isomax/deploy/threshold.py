@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from .._validation import as_numpy_scores
 
 __all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "load_threshold", "fit_run_threshold",
+           "fit_model_threshold", "head_temperature",
            "THRESHOLD_FILE", "MissingThresholdError", "ThresholdMismatchError"]
 
 THRESHOLD_FILE = "threshold.json"
@@ -208,6 +209,22 @@ def head_temperature(model: nn.Module) -> float:
     return float(getattr(head, "folded_temperature", 1.0))
 
 
+def fit_model_threshold(model: nn.Module, loss: str, val_data, mean, std, device, *, score: str | None = None,
+                        target_tpr: float = 0.95, batch_size: int = 1000, amp: bool = True,
+                        progress: bool = False) -> Threshold:
+    """The threshold of an in-memory model on its validation split (``val_data``: ImageData); for the end
+    of training: ``fit_model_threshold(model, config.loss, val_set, mean, std, device).save(run_dir)``."""
+    from ..evaluation import predict_logits
+    from ..scores import SCORES
+
+    score = score or default_score(loss)
+    if score not in SCORES:
+        raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
+    logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
+    return fit_threshold(SCORES[score](logits), target_tpr, score=score, temperature=head_temperature(model),
+                         extra={"split": "validation", "loss": loss})
+
+
 def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, target_tpr: float = 0.95, *,
                       device: str = "auto", data_dir: str | None = None, progress: bool = True, save: bool = True,
                       report_test: bool = False, log: Callable[[str], None] = print) -> Threshold:
@@ -238,10 +255,9 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
         raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0); a threshold needs held-out "
                          "in-distribution data")
     mean, std = normalization(config.dataset)
-    logits = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
-    values = SCORES[score](logits)
-    t = fit_threshold(values, target_tpr, score=score, temperature=head_temperature(model),
-                      extra={"split": "validation", "dataset": config.dataset, "loss": config.loss})
+    t = fit_model_threshold(model, config.loss, val, mean, std, dev, score=score, target_tpr=target_tpr,
+                            batch_size=config.eval_batch_size, amp=config.amp, progress=progress)
+    t.extra["dataset"] = config.dataset
     if report_test:
         from ..data import load_dataset
 
