@@ -177,8 +177,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
             if errors and strict:
                 i, reason = next(iter(errors.items()))
                 raise ValueError(f"{chunk[i]}: {reason} (--strict; rerun without it to list unreadable files and go on)")
-            rows: dict[int, list[str]] = {i: [p, "", "", "", thr, "", reason] for i, reason in errors.items()
-                                           for p in [chunk[i]]}
+            rows: dict[int, list[str]] = {i: [chunk[i], "", "", "", thr, "", reason] for i, reason in errors.items()}
             if ok:
                 pred = predictor.predict(images)
                 for k, i in enumerate(ok):
