@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from .calibration import load_calibrated_run
-from .threshold import Threshold, head_temperature, load_threshold
+from .threshold import Threshold, ThresholdMismatchError, head_temperature, load_threshold
 
 __all__ = ["DeployedRun", "load_deployed", "run_class_names"]
 
@@ -67,7 +67,10 @@ def load_deployed(run_dir: str | os.PathLike, device="cpu", score: str | None = 
     run_dir = Path(run_dir)
     model, config, _ = load_calibrated_run(run_dir, device)
     threshold = load_threshold(run_dir)
-    threshold.check_score(score or threshold.score, head_temperature(model))
+    try:
+        threshold.check_score(score or threshold.score, head_temperature(model))
+    except ThresholdMismatchError as err:  # name the run in the command to run
+        raise ThresholdMismatchError(str(err).replace("RUN_DIR", str(run_dir))) from None
     raw = _raw_config(run_dir)
     notes = []
     num_classes = int(getattr(model, "num_classes", 0) or model.head.weight.shape[0])
