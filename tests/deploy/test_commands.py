@@ -182,3 +182,24 @@ def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
     assert t.score == "mds" and t.extra["split"] == "validation"
     assert run_threshold(run_dir, test=False, progress=False, log=lambda _: None).threshold == t.threshold
     assert path.exists()
+
+
+def test_calibrate_then_the_old_threshold_is_refused_until_refitted(fresh_run, tmp_path):
+    from isomax.deploy.commands import run_calibrate
+    from isomax.deploy.run import load_deployed
+
+    run_dir = fresh_run("softmax")
+    run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
+    lines = []
+    cal = run_calibrate(run_dir, device="cpu", progress=False, log=lines.append)
+    saved = json.loads((run_dir / "calibration.json").read_text())
+    assert saved["temperature"] == cal.temperature and set(saved["before"]) == {"accuracy", "ece", "nll", "brier"}
+    assert cal.after["nll"] <= cal.before["nll"] + 1e-9 and cal.after["accuracy"] == cal.before["accuracy"]
+    assert any("refit the threshold" in line for line in lines)
+    write_images(tmp_path / "images", n=1)
+    with pytest.raises(ThresholdMismatchError, match=f"isomax threshold {run_dir}"):
+        run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)
+    run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
+    run = load_deployed(run_dir)  # the calibrated model: the Linear head carries the temperature
+    assert run.threshold.temperature == pytest.approx(cal.temperature)
+    run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)
