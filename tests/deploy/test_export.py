@@ -13,15 +13,16 @@ ort = pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize("loss, exporter", [
-    pytest.param("isomaxplus", "legacy", id="isomaxplus-auto-legacy"),  # the head is not torch.export-able yet
-    pytest.param("softmax", "dynamo", id="softmax-auto-dynamo"),
+    # the IsoMax+ head is not torch.export-able yet (legacy today); dynamo once it is
+    pytest.param("isomaxplus", ("legacy", "dynamo"), id="isomaxplus-auto"),
+    pytest.param("softmax", ("dynamo",), id="softmax-auto-dynamo"),
 ])
 def test_onnx_graph_matches_predict(fresh_run, tmp_path, loss, exporter):
     run_dir = fresh_run(loss)
     run_threshold(run_dir, progress=False, test=False, log=lambda _: None)
     lines = []
     meta = export_onnx(run_dir, tmp_path / "model.onnx", log=lines.append)  # exporter="auto"
-    assert meta["exporter"].startswith(f"torch.onnx {exporter}")
+    assert meta["exporter"].split()[1] in exporter
     assert any(meta["exporter"] in line for line in lines)
 
     paths = [str(p) for p in write_images(tmp_path / "images", n=9, seed=1)]
