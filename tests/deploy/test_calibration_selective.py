@@ -158,8 +158,7 @@ def test_deploy_summary_of_a_run(runs):
     s = deploy_summary(runs["isomax"], device="cpu")
     assert set(s["scores"]) == {"mps", "es", "mds", "energy", "max_logit"}
     for rec in s["scores"].values():
-        # untrained IsoMax (zero prototypes): equal logits, so MPS ties everywhere and accepts all
-        assert rec["val_tpr"] >= 0.95 - 1 / s["n_val"] and 0 <= rec["test_tpr"] <= 1
+        assert rec["val_tpr"] >= 0.95 - 1 / s["n_val"] and 0 <= rec["test_tpr"] <= 1  # more only with ties
         assert rec["aurc"] >= rec["aurc_optimal"] - 1e-12
     cal = s["calibration"]
     assert cal["temperature"] > 0 and cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9
