@@ -76,7 +76,16 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep):
         add(sub)
+    from .deploy.commands import add_calibrate_parser, add_export_parser, add_predict_parser, add_threshold_parser
+
+    for add in (add_threshold_parser, add_calibrate_parser, add_predict_parser, add_export_parser):
+        add(sub).set_defaults(func=_cmd_deploy)
     return parser
+
+
+def _cmd_deploy(args: argparse.Namespace, command_line: str) -> int:
+    """``threshold``, ``calibrate``, ``predict``, ``export``: implemented in :mod:`isomax.deploy.commands`."""
+    return args.handler(args)
 
 
 def _add_train(sub) -> None:
@@ -218,7 +227,12 @@ def _check_args(args: argparse.Namespace) -> None:
         if twice:
             raise ValueError(f"--{flag.replace('_', '-')}: {', '.join(twice)} name the same input; list it once")
     if getattr(args, "out", None) is not None:
-        _check_out(args.out)
+        if args.command in ("predict", "export"):  # --out is a file: its folder must be writable
+            if args.out.is_dir():
+                raise IsADirectoryError(f"--out {args.out} is a directory; give the path of the file to write")
+            _check_out(args.out.parent)
+        else:
+            _check_out(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

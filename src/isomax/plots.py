@@ -257,3 +257,53 @@ def sweep_figure(rows: Sequence[dict], path, *, val_ood: str, in_name: str) -> P
         ax.legend(loc="best")
         fig.tight_layout()
         return _save(fig, path)
+
+
+# --- deployment (isomax.deploy): calibration and selective classification ------------------------------------
+
+def reliability_diagram(bins: dict, path, *, title: str, bins_after: dict | None = None, ece: float | None = None,
+                        ece_after: float | None = None) -> Path:
+    """Accuracy against confidence per bin (``bins`` from :func:`isomax.deploy.reliability_bins`); with
+    ``bins_after``, the same after temperature calibration. Bars: accuracy; diagonal: perfect calibration."""
+    with _figure() as (fig, ax):
+        edges = np.asarray(bins["edges"])
+        width = edges[1:] - edges[:-1]
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.6, ls=":", zorder=0)
+        sets = [("before", bins, ece, "#0072B2", 1.0)]
+        if bins_after is not None:
+            sets.append(("after T", bins_after, ece_after, "#D55E00", 0.5))
+        for k, (name, b, e, color, frac) in enumerate(sets):
+            count = np.asarray(b["count"])
+            acc = np.where(count > 0, np.asarray(b["accuracy"]), 0.0)
+            shift = 0 if len(sets) == 1 else (k - 0.5) * width / 2
+            label = name + (f" (ECE {100 * e:.2f}%)" if e is not None else "")
+            ax.bar(edges[:-1] + width / 2 + shift, acc, width=width * (frac if len(sets) > 1 else 0.95), color=color,
+                   alpha=0.8, label=label, edgecolor="white", linewidth=0.3)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (max probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(title, loc="left")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def risk_coverage_figure(curves: Sequence[dict], path, *, title: str) -> Path:
+    """Selective risk against coverage; ``curves`` holds dicts with loss, score, coverage, risk (from
+    :func:`isomax.deploy.risk_coverage`) and aurc."""
+    loss_labels, score_labels = _labels()
+    with _figure(size=(FIGSIZE[0], 2.7)) as (fig, ax):
+        for c in curves:
+            cov, risk = 100.0 * np.asarray(c["coverage"]), 100.0 * np.asarray(c["risk"])
+            keep = _thin(cov, risk)
+            label = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])} ({100 * c['aurc']:.2f})"
+            ax.plot(cov[keep], risk[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("coverage: in-distribution inputs accepted (%)")
+        ax.set_ylabel("selective risk: errors among accepted (%)")
+        ax.set_title(title, loc="left")
+        ax.legend(loc="upper left", title="loss score (AURC %)", title_fontsize=6)
+        fig.tight_layout()
+        return _save(fig, path)

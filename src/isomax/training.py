@@ -348,8 +348,9 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bo
         if rank0 and start_epoch < config.epochs:
             log(f"resuming {run_dir} from epoch {start_epoch}/{config.epochs}")
     if rank0:  # the log holds exactly the checkpoint's epochs (a kill between the two writes, --no-resume)
-        if not resume:  # starting over: an older run's checkpoint must never pass for this configuration's
-            ckpt_path.unlink(missing_ok=True)
+        if not resume:  # starting over: an older run's checkpoint (and what was fitted on it) must never pass for this one's
+            for stale in (ckpt_path, run_dir / "threshold.json", run_dir / "calibration.json"):
+                stale.unlink(missing_ok=True)
         runs.write_config(run_dir, config)
         runs.write_log(run_dir, history)
     train_model = dist.wrap_model(s.model, s.device)
@@ -361,4 +362,23 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bo
         if rank0:
             _save_epoch(s, run_dir, history, log)
     dist.barrier()
+    if rank0:
+        _fit_threshold(s, config, run_dir, log)
     return TrainResult(run_dir, s.model, config, history)
+
+
+def _fit_threshold(s, config: TrainConfig, run_dir: Path, log: Callable[[str], None]) -> None:
+    """The operating threshold of the run's default score on the validation split (``threshold.json``:
+    :mod:`isomax.deploy`), once, at the end of training; ``isomax threshold`` refits it for another
+    score or target."""
+    from .deploy.threshold import THRESHOLD_FILE, fit_model_threshold
+
+    if len(s.val_set) == 0 or (run_dir / THRESHOLD_FILE).exists():
+        if len(s.val_set) == 0:
+            log(f"[{run_dir.name}] no validation split: no threshold fitted (`isomax threshold` needs one)")
+        return
+    t = fit_model_threshold(s.model, config.loss, s.val_set, s.data["mean"], s.data["std"], s.device, batch_size=config.eval_batch_size,
+                            amp=config.amp)
+    t.save(run_dir)
+    log(f"[{run_dir.name}] threshold: {t.score} >= {t.threshold:.6g} keeps {100 * t.val_tpr:.2f}% of the validation "
+        f"split (target {100 * t.target_tpr:.1f}%); `isomax threshold` refits it and reports the TPR on the test split")

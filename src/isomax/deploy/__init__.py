@@ -1,0 +1,51 @@
+"""Deploying a trained model: operating threshold, predictor with reject option, temperature calibration,
+selective classification, ``isomax predict / threshold / calibrate / export``.
+
+* :mod:`.threshold`: :func:`fit_threshold` (keep ``target_tpr`` of held-out in-distribution data),
+  :class:`Threshold` (``threshold.json``), :func:`fit_run_threshold`.
+* :mod:`.predictor`: :class:`Predictor` (``fit(val_data)`` / ``predict(x)``: class, probability,
+  score, accepted), with a plain score or a fitted detector.
+* :mod:`.calibration`: :func:`fit_temperature`, ECE / NLL / Brier, :func:`calibrate_run`.
+* :mod:`.selective`: risk-coverage curve, AURC, :func:`selective_metrics`.
+* :mod:`.commands`: the command bodies (``run_predict``, ...) and their ``add_*_parser``.
+* :mod:`.export`: :func:`export_onnx`, one ONNX graph from uint8 images to the accept flag.
+
+Scores everywhere: higher = more in-distribution; accepted means ``score >= threshold``.
+"""
+from .calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    apply_temperature,
+    brier_score,
+    calibrate_run,
+    calibration_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    load_calibrated_run,
+    negative_log_likelihood,
+    reliability_bins,
+)
+from .predictor import Prediction, Predictor
+from .selective import aurc, risk_coverage, selective_metrics
+from .threshold import (
+    THRESHOLD_FILE,
+    MissingThresholdError,
+    Threshold,
+    ThresholdMismatchError,
+    ThresholdModule,
+    default_score,
+    fit_model_threshold,
+    fit_run_threshold,
+    fit_threshold,
+    head_temperature,
+    load_threshold,
+)
+
+__all__ = [
+    "Threshold", "ThresholdModule", "fit_threshold", "fit_run_threshold", "fit_model_threshold", "load_threshold", "default_score",
+    "head_temperature", "MissingThresholdError", "ThresholdMismatchError", "THRESHOLD_FILE",
+    "Predictor", "Prediction",
+    "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run", "Calibration", "CALIBRATION_FILE",
+    "expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics", "reliability_bins",
+    "risk_coverage", "aurc", "selective_metrics",
+]

@@ -1,0 +1,209 @@
+"""Temperature calibration (Guo et al. 2017) and calibration metrics: ECE, NLL, Brier score.
+
+The class probabilities of a model are ``softmax(logits / T)``. :func:`fit_temperature` chooses
+``T`` minimising the negative log-likelihood on the *validation* split (LBFGS on ``log T``);
+:func:`apply_temperature` stores it in the model: the IsoMax heads' ``temperature`` buffer (their
+logits are already divided by it), or, for an ``nn.Linear`` head, folded into its weight and
+bias (``W / T``, ``b / T``: the same logits, and the model keeps its ``state_dict`` keys).
+
+What a temperature changes (it never changes the predicted class nor the accuracy):
+
+* probabilities, hence ECE / NLL / Brier, and the **MPS** and **ES** scores: their values *and*
+  their ranking of inputs, so their OOD metrics can change;
+* **energy** (``logsumexp``): values and ranking;
+* **MDS** and **max_logit**: divided by ``T``, the *ranking* (and every OOD metric) is unchanged.
+
+Every score's values change, so a threshold (:mod:`.threshold`) records the temperature it was
+fitted under and is refused under another: refit it after calibrating.
+
+Metrics (fractions, lower is better): :func:`expected_calibration_error` (15 equal-width bins of
+the confidence ``max_j p_j``, ``sum_b n_b/n |acc_b - conf_b|``), :func:`negative_log_likelihood`
+(mean ``-log p_y``), :func:`brier_score` (mean ``sum_j (p_j - 1[j = y])^2``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics",
+           "reliability_bins", "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run",
+           "Calibration", "CALIBRATION_FILE"]
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def _check(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    if logits.ndim != 2 or not logits.is_floating_point():
+        raise ValueError(f"Expected `logits` to be a floating (N, C) tensor, but got {logits.dtype} {tuple(logits.shape)}")
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"Expected `labels` to have shape ({logits.shape[0]},), but got {tuple(labels.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("Expected at least one sample, but got empty `logits`")
+    return logits.double(), labels.long()
+
+
+def reliability_bins(logits: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Per confidence bin ``(lo, hi]`` (equal width over [0, 1]): ``count``, mean ``confidence``, ``accuracy``, ``edges``."""
+    logits, labels = _check(logits, labels)
+    conf, pred = torch.softmax(logits, 1).max(1)
+    correct = (pred == labels).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    idx = torch.bucketize(conf, edges[1:-1], right=False)  # (lo, hi] bins: conf == hi falls in that bin
+    count = torch.bincount(idx, minlength=n_bins).double()
+    conf_sum = torch.bincount(idx, conf, minlength=n_bins)
+    acc_sum = torch.bincount(idx, correct, minlength=n_bins)
+    safe = count.clamp_min(1)
+    return {"edges": edges.numpy(), "count": count.numpy(), "confidence": (conf_sum / safe).numpy(),
+            "accuracy": (acc_sum / safe).numpy()}
+
+
+def expected_calibration_error(logits: Tensor, labels: Tensor, n_bins: int = 15) -> float:
+    """ECE with ``n_bins`` equal-width confidence bins (15 as in Guo et al. 2017), a fraction in [0, 1]."""
+    b = reliability_bins(logits, labels, n_bins)
+    return float(np.sum(b["count"] * np.abs(b["accuracy"] - b["confidence"])) / np.sum(b["count"]))
+
+
+def negative_log_likelihood(logits: Tensor, labels: Tensor) -> float:
+    """Mean ``-log softmax(logits)_y`` (nats)."""
+    logits, labels = _check(logits, labels)
+    return float(F.cross_entropy(logits, labels))
+
+
+def brier_score(logits: Tensor, labels: Tensor) -> float:
+    """Mean over samples of ``sum_j (p_j - onehot(y)_j)^2`` (in [0, 2])."""
+    logits, labels = _check(logits, labels)
+    p = torch.softmax(logits, 1)
+    return float((p - F.one_hot(labels, p.shape[1]).double()).pow(2).sum(1).mean())
+
+
+def calibration_metrics(logits: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, float]:
+    """``{"accuracy", "ece", "nll", "brier"}`` of ``softmax(logits)``."""
+    logits_d, labels_l = _check(logits, labels)
+    return {"accuracy": float((logits_d.argmax(1) == labels_l).double().mean()),
+            "ece": expected_calibration_error(logits_d, labels_l, n_bins),
+            "nll": negative_log_likelihood(logits_d, labels_l), "brier": brier_score(logits_d, labels_l)}
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, *, max_iter: int = 100) -> float:
+    """The ``T > 0`` minimising the NLL of ``softmax(logits / T)`` (LBFGS on ``log T``, float64).
+
+    ``logits`` are the validation logits as the model outputs them now; if the model already divides
+    by a temperature ``T0``, the model's new temperature is ``T0 * T`` (:func:`apply_temperature` does it).
+    """
+    logits, labels = _check(logits, labels)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.clamp(-7, 7).exp(), labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    t = float(log_t.detach().clamp(-7, 7).exp())
+    if not math.isfinite(t):  # pragma: no cover - LBFGS diverged; keep the model as it is
+        return 1.0
+    return t
+
+
+def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
+    """Make ``model`` divide its logits by ``temperature`` in total (absolute, not relative), in place.
+
+    IsoMax heads: sets ``head.temperature``. ``nn.Linear`` heads: rescales weight and bias by
+    ``old / temperature`` and records ``head.folded_temperature`` (not in the ``state_dict``).
+    """
+    if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"Expected `temperature` to be a positive finite number, but got: {temperature!r}")
+    head = getattr(model, "head", None)
+    if isinstance(getattr(head, "temperature", None), Tensor):
+        head.temperature.fill_(float(temperature))
+    elif isinstance(head, nn.Linear):
+        old = float(getattr(head, "folded_temperature", 1.0))
+        with torch.no_grad():
+            head.weight.mul_(old / temperature)
+            if head.bias is not None:
+                head.bias.mul_(old / temperature)
+        head.folded_temperature = float(temperature)
+    else:
+        raise ValueError(f"Expected a model whose `head` is an isomax head or nn.Linear, but got: {type(head).__name__}")
+    return model
+
+
+@dataclass
+class Calibration:
+    """What ``calibration.json`` holds: the fitted temperature and test metrics before/after."""
+
+    temperature: float
+    n_val: int
+    before: dict
+    after: dict
+
+    def save(self, run_dir: str | os.PathLike) -> Path:
+        path = Path(run_dir) / CALIBRATION_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
+    """:func:`isomax.training.load_run`, then the temperature of ``calibration.json`` if the run has one."""
+    from ..training import load_run
+
+    model, config, meta = load_run(run_dir, device)
+    path = Path(run_dir) / CALIBRATION_FILE
+    if path.exists():
+        apply_temperature(model, float(json.loads(path.read_text())["temperature"]))
+        meta = dict(meta, calibration=str(path))
+    return model, config, meta
+
+
+def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir: str | None = None,
+                  n_bins: int = 15, progress: bool = True, save: bool = True,
+                  log: Callable[[str], None] = print) -> Calibration:
+    """Fit the temperature of a run on its validation split, measure ECE/NLL/Brier on test before and
+    after, and write ``calibration.json`` (read by :func:`load_calibrated_run`, hence by ``isomax predict``,
+    ``threshold`` and ``export``). Refit the threshold afterwards (``isomax threshold RUN_DIR``)."""
+    from ..data import load_dataset, normalization
+    from ..evaluation import predict_logits
+    from ..training import load_data, load_run, resolve_device
+
+    dev = resolve_device(device)
+    model, config, _ = load_run(run_dir, dev)  # uncalibrated: the fit starts from the trained temperature
+    data_dir = data_dir or config.data_dir
+    _, val = load_data(config.replace(data_dir=data_dir))
+    if len(val) == 0:
+        raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0) to fit a temperature on")
+    test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    mean, std = normalization(config.dataset)
+    t0 = _model_temperature(model)
+    logits_val = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
+    logits_test = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
+    t = fit_temperature(logits_val, val.labels)
+    cal = Calibration(temperature=t0 * t, n_val=len(val), before=calibration_metrics(logits_test, test.labels, n_bins),
+                      after=calibration_metrics(logits_test / t, test.labels, n_bins))
+    if save:
+        path = cal.save(run_dir)
+        log(f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%, "
+            f"NLL {cal.before['nll']:.4f} -> {cal.after['nll']:.4f}; wrote {path}")
+        if (Path(run_dir) / "threshold.json").exists():
+            log(f"note: the scores changed with the temperature; refit the threshold: `isomax threshold {run_dir}`")
+    return cal
+
+
+def _model_temperature(model: nn.Module) -> float:
+    from .threshold import head_temperature
+
+    return head_temperature(model)

@@ -1,0 +1,187 @@
+"""``isomax export``: a run (model, normalisation, score, threshold) as one self-contained ONNX graph.
+
+Graph (one input, five outputs; ``N`` is dynamic)::
+
+    images   uint8   (N, H, W, C)   as numpy / PIL give them (grey: C = 1), already at the model's size
+    logits   float32 (N, K)         softmax(logits) are the class probabilities (temperature included)
+    label    int64   (N,)           predicted class index (names in the metadata)
+    probability float32 (N,)        softmax probability of that class
+    score    float32 (N,)           the threshold's score, higher = more in-distribution
+    accepted bool    (N,)           score >= threshold
+
+Metadata (``metadata_props``, strings, JSON for lists): ``class_names``, ``input_size`` ([C, H, W]),
+``input_layout`` ("NHWC uint8"), ``mean``, ``std``, ``score``, ``threshold``, ``target_tpr``,
+``val_tpr``, ``temperature``, ``isomax_version``, ``exporter``.
+
+Exporter: ``exporter="dynamo"`` uses ``torch.onnx.export(..., dynamo=True)`` on the model as it is;
+``"legacy"`` the TorchScript exporter (``dynamo=False``) with the head's logits written in plain
+ops (``-|d_s| * |f^ - p^_j| / T`` by broadcasting, no data-dependent branch: the head's
+precision refinement depends on the values, which a trace would freeze); ``"auto"`` (default)
+uses dynamo when ``torch.export`` can trace the model with its own head, else legacy. Which one
+was used is returned, logged and stored in the metadata.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..heads import DistanceHead, euclidean_distances
+from .threshold import Threshold
+
+__all__ = ["DeployModule", "export_onnx", "graph_score", "OUTPUT_NAMES"]
+
+OUTPUT_NAMES = ("logits", "label", "probability", "score", "accepted")
+
+
+def graph_score(name: str, logits: Tensor) -> Tensor:
+    """The scores of :mod:`isomax.scores` without their argument checks (no host sync: exportable)."""
+    if name in ("mds", "max_logit"):
+        return logits.amax(dim=1)
+    if name == "mps":
+        return torch.softmax(logits, dim=1).amax(dim=1)
+    if name == "es":
+        log_p = torch.log_softmax(logits, dim=1).clamp_min(torch.finfo(logits.dtype).min)
+        return (log_p.exp() * log_p).sum(dim=1)
+    if name == "energy":
+        return torch.logsumexp(logits, dim=1)
+    raise ValueError(f"Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit') to export, but got: {name!r}")
+
+
+def _traceable_head_logits(head: DistanceHead, features: Tensor) -> Tensor:
+    """The logits of an isomax distance head in plain broadcast ops (exact differences, no branch)."""
+    f, p = features.float(), head.prototypes.float()
+    if head.normalize:
+        f = f / torch.linalg.vector_norm(f, dim=1, keepdim=True).clamp_min(1e-12)
+        p = p / torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(1e-12)
+    d = (f.unsqueeze(1) - p.unsqueeze(0)).pow(2).sum(-1).sqrt()  # (B, C)
+    if head.distance_scale is not None:
+        d = head.distance_scale.float().abs() * d
+    if head.h is not None:
+        d = head.h(d)
+    return -d / head.temperature.float()
+
+
+class DeployModule(nn.Module):
+    """uint8 NHWC images -> ``(logits, label, probability, score, accepted)``; see the module docstring.
+
+    Args:
+        model: an isomax model (``forward_features`` + ``head``) or any classifier.
+        threshold: the :class:`Threshold` (its ``score`` is the graph's score).
+        mean, std: per-channel normalisation in [0, 1]-pixel units.
+        traceable_head: compute the isomax head's logits in plain ops (for the legacy exporter).
+    """
+
+    def __init__(self, model: nn.Module, threshold: Threshold, mean, std, *, traceable_head: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.score_name = threshold.score
+        graph_score(self.score_name, torch.zeros(1, 2))  # raises on a score that cannot be exported
+        # float32, like the scores (exact: a fitted threshold is one of the float32 validation scores)
+        self.register_buffer("threshold", torch.tensor(float(threshold.threshold), dtype=torch.float32))
+        mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
+        std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
+        # as isomax.data.BatchLoader: x_norm = x * 1/(255 std) - mean/std, constants rounded from float64
+        self.register_buffer("scale", (1.0 / (255.0 * std_t)).float().view(1, -1, 1, 1))
+        self.register_buffer("shift", (mean_t / std_t).float().view(1, -1, 1, 1))
+        head = getattr(model, "head", None)
+        self.traceable_head = bool(traceable_head and isinstance(head, DistanceHead)
+                                   and head._distance is euclidean_distances and hasattr(model, "forward_features"))
+
+    def logits(self, x: Tensor) -> Tensor:
+        if self.traceable_head:
+            return _traceable_head_logits(self.model.head, self.model.forward_features(x))
+        return self.model(x).float()
+
+    def forward(self, images: Tensor):
+        x = images.permute(0, 3, 1, 2).float() * self.scale - self.shift  # (N, C, H, W), normalised
+        logits = self.logits(x)
+        probability, label = torch.softmax(logits, dim=1).max(dim=1)
+        score = graph_score(self.score_name, logits)
+        accepted = score >= self.threshold
+        return logits, label, probability, score, accepted
+
+
+def _torch_export_ok(module: nn.Module, example: Tensor) -> tuple[bool, str]:
+    import contextlib
+    import io
+    import logging
+
+    logging.disable(logging.WARNING)  # a failed trace logs the whole graph
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            batch = torch.export.Dim("batch", min=1)
+            torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=False)
+        return True, ""
+    except Exception as err:  # noqa: BLE001 - any failure means: not exportable this way
+        return False, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _export(module: nn.Module, example: Tensor, path: Path, dynamo: bool) -> None:
+    kwargs = dict(input_names=["images"], output_names=list(OUTPUT_NAMES))
+    if dynamo:
+        torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False, verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), **kwargs)
+    else:
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17,
+                          dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}}, **kwargs)
+
+
+def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter: str = "auto",
+                log: Callable[[str], None] = print) -> dict:
+    """Export a run directory (with ``threshold.json``) to ``out``; returns the metadata written."""
+    import onnx
+
+    from .. import __version__
+    from .run import load_deployed
+
+    if exporter not in ("auto", "dynamo", "legacy"):
+        raise ValueError(f"Expected `exporter` to be 'auto', 'dynamo' or 'legacy', but got: {exporter!r}")
+    run = load_deployed(run_dir, "cpu")
+    for note in run.notes:
+        log(note)
+    c, h, w = run.input_shape
+    example = torch.randint(0, 256, (2, h, w, c), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    use_dynamo = exporter == "dynamo"
+    if exporter == "dynamo":
+        ok, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
+        if not ok:
+            raise ValueError(f"torch.export cannot trace this model ({why}); use exporter='legacy' (--exporter legacy) "
+                             "or 'auto'")
+    if exporter == "auto":
+        use_dynamo, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
+        if not use_dynamo:
+            log(f"export: torch.export cannot trace this model's head yet ({why}); using the legacy TorchScript "
+                "exporter with the head's logits in plain ops")
+    module = DeployModule(run.model, run.threshold, run.mean, run.std, traceable_head=not use_dynamo).eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.onnx")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings of the backbone's argument checks (constant in a graph)
+        _export(module, example, tmp, use_dynamo)
+    t = run.threshold
+    meta = {
+        "class_names": json.dumps(run.class_names), "input_size": json.dumps(list(run.input_shape)),
+        "input_layout": "NHWC uint8", "mean": json.dumps(list(run.mean)), "std": json.dumps(list(run.std)),
+        "score": t.score, "threshold": repr(float(t.threshold)), "target_tpr": repr(float(t.target_tpr)),
+        "val_tpr": repr(float(t.val_tpr)), "temperature": repr(t.temperature), "isomax_version": __version__,
+        "exporter": "torch.onnx dynamo" if use_dynamo else "torch.onnx legacy (TorchScript)",
+        "outputs": json.dumps(list(OUTPUT_NAMES)),
+    }
+    proto = onnx.load(str(tmp))
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out)
+    log(f"exported {run.run_dir} ({t}) with the {meta['exporter']} exporter to {out}")
+    return meta

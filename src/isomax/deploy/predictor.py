@@ -1,0 +1,165 @@
+"""A deployed classifier with a reject option: class, probability, OOD score, accepted.
+
+Scikit-learn / :mod:`isomax.detectors` style::
+
+    from isomax.deploy import Predictor
+    pred = Predictor(model, "mds", mean=mean, std=std).fit(val_data)  # threshold at 95% validation TPR
+    out = pred.predict(x)          # x: normalised float (B, C, H, W) or uint8 images (B, C, H, W)
+    out.label, out.probability, out.score, out.accepted
+
+The score is a plain score name of :data:`isomax.scores.SCORES` (``mds``, ``es``, ``mps``,
+``energy``, ``max_logit``) or a *fitted* detector of :mod:`isomax.detectors` (ODIN, Mahalanobis,
+anything with ``predict(x)`` and a ``name``). Every score has the same direction: **higher = more
+in-distribution**, and an input is accepted when ``score >= threshold``. A :class:`Threshold`
+fitted for another score (or under another head temperature) is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..detectors.base import NotFittedError, iter_batches
+from ..scores import SCORES
+from .threshold import Threshold, fit_threshold, head_temperature
+
+__all__ = ["Predictor", "Prediction"]
+
+
+@dataclass
+class Prediction:
+    """Per input (tensors of length B, on the CPU): predicted class index, its probability
+    (``softmax(logits)``, the head's temperature included), OOD score (higher = more
+    in-distribution), accepted (``score >= threshold``), and the logits (B, C)."""
+
+    label: Tensor
+    probability: Tensor
+    score: Tensor
+    accepted: Tensor
+    logits: Tensor
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+class Predictor:
+    """Classify and accept / reject inputs with a model, a score and a threshold.
+
+    Args:
+        model: a classifier returning logits (B, C).
+        score: a name in :data:`isomax.scores.SCORES` or a fitted detector (``predict(x)`` -> (B,),
+            higher = more in-distribution, and a ``name``).
+        threshold: a :class:`Threshold` (checked against ``score`` and the head temperature), a
+            float, or None (then call :meth:`fit`).
+        target_tpr: fraction of validation inputs :meth:`fit` keeps (default 0.95).
+        mean, std: per-channel normalisation in [0, 1]-pixel units, used for uint8 inputs and
+            ImageData; None: normalised float inputs only (or the ImageData's own normalisation).
+        device: where the model runs (default: the model's device).
+        batch_size: batch size of :meth:`fit` and :meth:`predict_data`.
+    """
+
+    def __init__(self, model: nn.Module, score: str | object = "mds", threshold: Threshold | float | None = None, *,
+                 target_tpr: float = 0.95, mean=None, std=None, device=None, batch_size: int = 500) -> None:
+        self.model = model
+        self.score = score
+        self.threshold = threshold
+        self.target_tpr = target_tpr
+        self.mean = mean
+        self.std = std
+        self.device = device
+        self.batch_size = batch_size
+        self.score_name = _score_name(score)
+        self.threshold_ = None if threshold is None else self._as_threshold(threshold)
+
+    # ---------------------------------------------------------------------------------------------
+    def _as_threshold(self, threshold) -> Threshold:
+        if isinstance(threshold, Threshold):
+            return threshold.check_score(self.score_name, head_temperature(self.model))
+        if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            return Threshold(score=self.score_name, threshold=float(threshold), target_tpr=float("nan"),
+                             temperature=head_temperature(self.model))
+        raise TypeError(f"Expected `threshold` to be a Threshold, a float or None, but got: {type(threshold).__name__}")
+
+    def _device(self) -> torch.device:
+        if self.device is not None:
+            return torch.device(self.device)
+        p = next(iter(self.model.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.uint8:
+            if self.mean is None or self.std is None:
+                raise ValueError("Expected normalised float inputs, or `mean` and `std` given to the Predictor, "
+                                 "but got uint8 images and no mean/std")
+            c = x.shape[1]
+            mean = torch.as_tensor(self.mean, dtype=torch.float64).flatten().expand(c).view(1, c, 1, 1)
+            std = torch.as_tensor(self.std, dtype=torch.float64).flatten().expand(c).view(1, c, 1, 1)
+            # as isomax.data.BatchLoader (and the exported graph): x * 1/(255 std) - mean/std
+            scale, shift = (1.0 / (255.0 * std)).float().to(x.device), (mean / std).float().to(x.device)
+            return x.float() * scale - shift
+        if not x.is_floating_point():
+            raise ValueError(f"Expected a float or uint8 image batch (B, C, H, W), but got dtype {x.dtype}")
+        return x
+
+    def scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(logits (B, C), score (B,))`` of a batch, float32 on the CPU."""
+        x = self._normalise(x.to(self._device()))
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(x).float()
+        if isinstance(self.score, str):
+            values = SCORES[self.score](logits)
+        else:  # a detector: may need gradients (ODIN, Mahalanobis input preprocessing)
+            values = self.score.predict(x)
+        return logits.cpu(), values.detach().float().cpu()
+
+    # ---------------------------------------------------------------------------------------------
+    def fit(self, val_data, target_tpr: float | None = None) -> "Predictor":
+        """Fit the threshold on held-out **in-distribution** data (the validation split, never test/OOD).
+
+        ``val_data``: ImageData, BatchLoader, or iterable of (x, y) / x batches. Returns ``self``.
+        """
+        target = self.target_tpr if target_tpr is None else target_tpr
+        values = torch.cat([self.scores(x)[1] for x, _ in
+                            iter_batches(val_data, mean=self.mean, std=self.std, device=self._device(),
+                                         batch_size=self.batch_size)])
+        self.threshold_ = fit_threshold(values, target, score=self.score_name,
+                                        temperature=head_temperature(self.model))
+        return self
+
+    def predict(self, x: Tensor) -> Prediction:
+        """Class, probability, score and accept flag of a batch (normalised float or uint8 (B, C, H, W))."""
+        if self.threshold_ is None:
+            raise NotFittedError("This Predictor has no threshold: pass `threshold=` or call `fit(val_data)` first")
+        self.threshold_.check_score(self.score_name, head_temperature(self.model))
+        logits, values = self.scores(x)
+        prob, label = torch.softmax(logits, 1).max(1)
+        return Prediction(label=label, probability=prob, score=values, accepted=self.threshold_.accept(values),
+                          logits=logits)
+
+    def predict_data(self, data) -> Prediction:
+        """:meth:`predict` over a whole data set (ImageData, BatchLoader, iterable of batches)."""
+        parts = [self.predict(x) for x, _ in iter_batches(data, mean=self.mean, std=self.std, device=self._device(),
+                                                           batch_size=self.batch_size)]
+        if not parts:
+            raise ValueError("Expected `data` to hold at least one sample, but it is empty")
+        return Prediction(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                            ("label", "probability", "score", "accepted", "logits")))
+
+    __call__ = predict
+
+    def __repr__(self) -> str:
+        return f"Predictor(score={self.score_name!r}, threshold={self.threshold_})"
+
+
+def _score_name(score) -> str:
+    if isinstance(score, str):
+        if score not in SCORES:
+            raise ValueError(f"Expected `score` to be one of {list(SCORES)} or a fitted detector, but got: {score!r}")
+        return score
+    if callable(getattr(score, "predict", None)):
+        if hasattr(score, "is_fitted") and not score.is_fitted():
+            raise NotFittedError(f"Expected a fitted detector, but {type(score).__name__} is not fitted: call its `fit` first")
+        return str(getattr(score, "name", type(score).__name__.lower()))
+    raise TypeError(f"Expected `score` to be a score name or a detector with `predict(x)`, but got: {type(score).__name__}")

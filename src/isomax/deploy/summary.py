@@ -1,0 +1,49 @@
+"""Deployment numbers of one run, from one pass over its validation and test splits (nothing written).
+
+:func:`deploy_summary` gives, for every applicable score: the threshold fitted on the validation
+split and the TPR it achieves on the test split, the AURC and the risk at 95% coverage; and the
+temperature fitted on the validation split with test ECE / NLL / Brier before and after. The
+README's "Deploying" numbers come from it; ``results.json`` / tables can take
+:func:`isomax.deploy.selective_metrics` per run (logits of the test split, its labels, scores).
+"""
+from __future__ import annotations
+
+import os
+
+from .calibration import calibration_metrics, fit_temperature
+from .selective import selective_metrics
+from .threshold import fit_threshold
+
+__all__ = ["deploy_summary"]
+
+
+def deploy_summary(run_dir: str | os.PathLike, *, target_tpr: float = 0.95, scores=None, device: str = "auto",
+                   data_dir: str | None = None, progress: bool = False) -> dict:
+    """``{"loss", "accuracy", "scores": {score: {threshold, val_tpr, test_tpr, aurc, e_aurc, ...}},
+    "calibration": {"temperature", "before", "after"}}`` of a run directory (model as trained)."""
+    from ..data import load_dataset, normalization
+    from ..evaluation import applicable_scores, predict_logits
+    from ..scores import SCORES
+    from ..training import load_data, load_run, resolve_device
+
+    dev = resolve_device(device)
+    model, config, _ = load_run(run_dir, dev)
+    data_dir = data_dir or config.data_dir
+    _, val = load_data(config.replace(data_dir=data_dir))
+    test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    mean, std = normalization(config.dataset)
+    lv = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
+    lt = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
+    scores = tuple(scores) if scores is not None else applicable_scores(config.loss)
+    test_scores = {s: SCORES[s](lt) for s in scores}
+    selective = selective_metrics(lt, test.labels, test_scores)
+    out = {"loss": config.loss, "run_dir": str(run_dir), "accuracy": float((lt.argmax(1) == test.labels).double().mean()),
+           "n_val": len(val), "n_test": len(test), "scores": {}}
+    for s in scores:
+        t = fit_threshold(SCORES[s](lv), target_tpr, score=s)
+        out["scores"][s] = dict(threshold=t.threshold, target_tpr=target_tpr, val_tpr=t.val_tpr,
+                                test_tpr=float(t.accept(test_scores[s]).double().mean()), **selective[s])
+    temperature = fit_temperature(lv, val.labels)
+    out["calibration"] = {"temperature": temperature, "before": calibration_metrics(lt, test.labels),
+                          "after": calibration_metrics(lt / temperature, test.labels)}
+    return out

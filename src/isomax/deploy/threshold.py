@@ -1,0 +1,272 @@
+"""The operating threshold of a deployed OOD detector, fitted on held-out in-distribution data.
+
+An input is **accepted** (taken as in-distribution) when ``score >= threshold``; scores follow
+:mod:`isomax.scores` (higher = more in-distribution). :func:`fit_threshold` picks the threshold
+that keeps ``target_tpr`` of the *validation* inputs (the in-distribution validation split, never
+test or out-distribution data), with the rule of the papers' TNR@TPR95 metric
+(:func:`isomax.metrics.ood_metrics`): sort the validation scores ascending and remove the lowest
+``i`` samples, ``i`` the first minimiser of ``|(n - i) / n - target_tpr|``; the threshold is the
+lowest remaining score. With ties at that score the achieved TPR can be higher than the target;
+it is recorded in :attr:`Threshold.val_tpr`.
+
+A :class:`Threshold` is a small record (score name, threshold, target TPR, achieved validation
+TPR, n, head temperature it was fitted under) stored as ``threshold.json`` in a run directory
+(:meth:`Threshold.save` / :func:`load_threshold`) and, inside a model, as buffers of a
+:class:`ThresholdModule` (so it travels in a ``state_dict``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._validation import as_numpy_scores
+
+__all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "load_threshold", "fit_run_threshold",
+           "fit_model_threshold", "head_temperature",
+           "THRESHOLD_FILE", "MissingThresholdError", "ThresholdMismatchError"]
+
+THRESHOLD_FILE = "threshold.json"
+
+
+class MissingThresholdError(FileNotFoundError):
+    """A run directory has no ``threshold.json``."""
+
+
+class ThresholdMismatchError(ValueError):
+    """A threshold fitted for one score (or temperature) was used with another."""
+
+
+def default_score(loss: str) -> str:
+    """The deployed score of a loss: MDS for IsoMax+, ES for IsoMax and SoftMax (as in the papers)."""
+    from ..heads import canonical_head_name
+
+    return "mds" if canonical_head_name(loss) == "isomaxplus" else "es"
+
+
+@dataclass
+class Threshold:
+    """Accept an input when ``score >= threshold`` (higher score = more in-distribution).
+
+    Attributes:
+        score: the score's name (``"mds"``, ``"es"``, ... or a detector's ``name``).
+        threshold: the score value at and above which inputs are accepted.
+        target_tpr: the fraction of in-distribution inputs meant to be accepted.
+        val_tpr: the fraction of the validation inputs actually accepted.
+        n: number of validation inputs it was fitted on.
+        temperature: the head temperature the scores were computed under (None if unknown). Every
+            score's values change with it (ES, MPS, energy also their ranking; MDS and max_logit are
+            divided by it), so a threshold is refused under another temperature.
+        extra: free-form provenance (run directory, split, ...).
+    """
+
+    score: str
+    threshold: float
+    target_tpr: float = 0.95
+    val_tpr: float = float("nan")
+    n: int = 0
+    temperature: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def accept(self, scores) -> Tensor:
+        """Boolean tensor: ``scores >= threshold``."""
+        s = torch.as_tensor(scores)
+        return s >= torch.as_tensor(self.threshold, dtype=s.dtype if s.is_floating_point() else torch.float64)
+
+    def check_score(self, score: str, temperature: float | None = None) -> "Threshold":
+        """Raise :class:`ThresholdMismatchError` unless fitted for ``score`` (and ``temperature`` where it matters)."""
+        if score != self.score:
+            raise ThresholdMismatchError(
+                f"Expected a threshold fitted for score {score!r}, but got one fitted for {self.score!r}; fit one "
+                f"for {score!r} (`isomax threshold RUN_DIR --score {score}` or `Predictor(...).fit(val_data)`)")
+        # Every score's *values* scale or change with the head temperature (MDS and max_logit keep their ranking).
+        if (temperature is not None and self.temperature is not None
+                and not math.isclose(temperature, self.temperature, rel_tol=1e-6)):
+            raise ThresholdMismatchError(
+                f"Expected the head temperature the threshold was fitted under ({self.temperature:g}), but the model "
+                f"has temperature {temperature:g}: score values change with it; refit the threshold after "
+                "calibrating (`isomax threshold RUN_DIR`)")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Threshold":
+        known = {"score", "threshold", "target_tpr", "val_tpr", "n", "temperature", "extra"}
+        missing = {"score", "threshold"} - set(d)
+        if missing:
+            raise ValueError(f"Expected a threshold record with keys {sorted(missing)}, but got keys {sorted(d)}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write JSON atomically; ``path`` may be a run directory (writes ``threshold.json`` in it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / THRESHOLD_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def __str__(self) -> str:
+        return (f"{self.score} >= {self.threshold:.6g} (target TPR {100 * self.target_tpr:.1f}%, validation TPR "
+                f"{100 * self.val_tpr:.2f}% on n={self.n})")
+
+
+#: scores whose *ranking* changes with the head temperature (MDS and max_logit values are only divided by it)
+TEMPERATURE_DEPENDENT = ("es", "mps", "energy")
+
+
+def fit_threshold(scores_val, target_tpr: float = 0.95, *, score: str = "score", temperature: float | None = None,
+                  extra: dict | None = None) -> Threshold:
+    """The threshold keeping ``target_tpr`` of the validation (in-distribution) scores.
+
+    Args:
+        scores_val: scores of held-out in-distribution inputs (1-D array or tensor), higher = more in.
+        target_tpr: fraction to accept, in (0, 1].
+        score: name of the score, recorded so a threshold cannot be used with another one.
+
+    Example:
+        >>> t = fit_threshold([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], 0.9, score="mds")
+        >>> t.threshold, t.val_tpr
+        (0.2, 0.9)
+    """
+    if not (isinstance(target_tpr, (int, float)) and 0.0 < target_tpr <= 1.0):
+        raise ValueError(f"Expected `target_tpr` to be in (0, 1], but got: {target_tpr!r}")
+    s = np.sort(as_numpy_scores("scores_val", scores_val))
+    n = s.size
+    kept = (n - np.arange(n + 1)) / n  # TPR after removing the i lowest, i = 0..n (as ood_metrics' sweep)
+    i = int(np.argmin(np.abs(kept - target_tpr)))  # first minimiser, as ood_metrics
+    thr = float(s[i]) if i < n else float(np.nextafter(s[-1], np.inf))
+    val_tpr = float(np.mean(s >= thr))
+    return Threshold(score=score, threshold=thr, target_tpr=float(target_tpr), val_tpr=val_tpr, n=int(n),
+                     temperature=temperature, extra=dict(extra or {}))
+
+
+class ThresholdModule(nn.Module):
+    """A :class:`Threshold` as buffers (``threshold``, ``target_tpr``, ``val_tpr``, ``n``) + extra state
+    (score name), so it is saved in and restored from a ``state_dict``; ``forward(scores)`` -> accepted."""
+
+    def __init__(self, threshold: Threshold | None = None) -> None:
+        super().__init__()
+        t = threshold or Threshold(score="", threshold=float("nan"))
+        self.score = t.score
+        self.temperature = t.temperature
+        self.register_buffer("threshold", torch.tensor(float(t.threshold), dtype=torch.float64))
+        self.register_buffer("target_tpr", torch.tensor(float(t.target_tpr), dtype=torch.float64))
+        self.register_buffer("val_tpr", torch.tensor(float(t.val_tpr), dtype=torch.float64))
+        self.register_buffer("n", torch.tensor(int(t.n), dtype=torch.int64))
+
+    def get_extra_state(self) -> dict:
+        return {"score": self.score, "temperature": self.temperature}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.score = state["score"]
+        self.temperature = state.get("temperature")
+
+    def to_threshold(self) -> Threshold:
+        return Threshold(score=self.score, threshold=float(self.threshold), target_tpr=float(self.target_tpr),
+                         val_tpr=float(self.val_tpr), n=int(self.n), temperature=self.temperature)
+
+    def forward(self, scores: Tensor) -> Tensor:
+        return scores >= self.threshold.to(scores.dtype)
+
+    def extra_repr(self) -> str:
+        return f"score={self.score!r}, threshold={float(self.threshold):.6g}, target_tpr={float(self.target_tpr):g}"
+
+
+def load_threshold(run_dir: str | os.PathLike) -> Threshold:
+    """The run's ``threshold.json``; :class:`MissingThresholdError` (saying how to fit one) if absent."""
+    path = Path(run_dir)
+    path = path / THRESHOLD_FILE if path.is_dir() or not path.suffix else path
+    if not path.exists():
+        raise MissingThresholdError(
+            f"{path.parent} has no {THRESHOLD_FILE}: fit the operating threshold on the validation split first with "
+            f"`isomax threshold {path.parent}` (options: --score S, --tpr 0.95), or in Python "
+            "`isomax.deploy.fit_run_threshold(run_dir)`")
+    try:
+        return Threshold.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"cannot read {path}: {err}; refit it with `isomax threshold {path.parent}`") from err
+
+
+def head_temperature(model: nn.Module) -> float:
+    """The temperature the model's logits are divided by: the head's ``temperature`` buffer (IsoMax
+    heads), or for an ``nn.Linear`` head the one folded into its weights by
+    :func:`isomax.deploy.apply_temperature` (1 if never calibrated)."""
+    head = getattr(model, "head", None)
+    t = getattr(head, "temperature", None)
+    if isinstance(t, Tensor):
+        return float(t)
+    return float(getattr(head, "folded_temperature", 1.0))
+
+
+def fit_model_threshold(model: nn.Module, loss: str, val_data, mean, std, device, *, score: str | None = None,
+                        target_tpr: float = 0.95, batch_size: int = 1000, amp: bool = True,
+                        progress: bool = False) -> Threshold:
+    """The threshold of an in-memory model on its validation split (``val_data``: ImageData); for the end
+    of training: ``fit_model_threshold(model, config.loss, val_set, mean, std, device).save(run_dir)``."""
+    from ..evaluation import predict_logits
+    from ..scores import SCORES
+
+    score = score or default_score(loss)
+    if score not in SCORES:
+        raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
+    logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
+    return fit_threshold(SCORES[score](logits), target_tpr, score=score, temperature=head_temperature(model),
+                         extra={"split": "validation", "loss": loss})
+
+
+def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, target_tpr: float = 0.95, *,
+                      device: str = "auto", data_dir: str | None = None, progress: bool = True, save: bool = True,
+                      report_test: bool = False, log: Callable[[str], None] = print) -> Threshold:
+    """Fit the threshold of a run directory on its validation split and write ``threshold.json``.
+
+    Loads the model with :func:`isomax.training.load_run` (applying ``calibration.json`` if
+    present), scores the validation split (:func:`isomax.training.load_data`, the split training
+    held out) with ``score`` (default: :func:`default_score` of the run's loss). With
+    ``report_test``, also records in ``extra["test_tpr"]`` the fraction of the *test* split the
+    threshold accepts (for information: the test split plays no part in the fit).
+    """
+    from ..data import normalization
+    from ..evaluation import applicable_scores, predict_logits
+    from ..scores import SCORES
+    from ..training import load_data, resolve_device
+    from .calibration import load_calibrated_run
+
+    dev = resolve_device(device)
+    model, config, _ = load_calibrated_run(run_dir, dev)
+    score = score or default_score(config.loss)
+    if score not in SCORES:
+        raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
+    if score not in applicable_scores(config.loss):
+        raise ValueError(f"Expected a score for loss {config.loss!r} in {list(applicable_scores(config.loss))}, "
+                         f"but got: {score!r}")
+    _, val = load_data(config.replace(data_dir=data_dir or config.data_dir))
+    if len(val) == 0:
+        raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0); a threshold needs held-out "
+                         "in-distribution data")
+    mean, std = normalization(config.dataset)
+    t = fit_model_threshold(model, config.loss, val, mean, std, dev, score=score, target_tpr=target_tpr,
+                            batch_size=config.eval_batch_size, amp=config.amp, progress=progress)
+    t.extra["dataset"] = config.dataset
+    if report_test:
+        from ..data import load_dataset
+
+        test = load_dataset(config.dataset, "test", data_dir=data_dir or config.data_dir)
+        test_logits = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
+        t.extra["test_tpr"] = float(t.accept(SCORES[score](test_logits)).double().mean())
+        t.extra["test_n"] = len(test)
+        log(f"achieved TPR on the test split: {100 * t.extra['test_tpr']:.2f}% (target {100 * target_tpr:.1f}%)")
+    if save:
+        path = t.save(Path(run_dir) / THRESHOLD_FILE)
+        log(f"threshold: {t}; wrote {path}")
+    return t
