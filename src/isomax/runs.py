@@ -39,7 +39,8 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 LOG = "log.jsonl"
 LOCK = ".lock"
-_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history")
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history")  # what resuming needs
+_MODEL_KEYS = ("model", "epoch", "history")  # what loading a trained model needs
 
 
 class CheckpointError(ValueError):
@@ -119,8 +120,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` and check that it has the keys isomax writes.
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    keys: tuple[str, ...] = _CHECKPOINT_KEYS) -> dict:
+    """Read a checkpoint with ``weights_only=True`` and check that it has ``keys`` (default: all that
+    resuming needs; :func:`load_run` asks only for the model's).
 
     Raises :class:`CheckpointError` (one line, naming the file) for anything unreadable: truncated,
     random bytes, a pickle that would run code, a bare tensor, missing keys. ``OSError`` (missing,
@@ -135,10 +138,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"cannot read checkpoint {path}: not a checkpoint written by isomax "
                               f"(only tensors and plain types are loaded; {type(err).__name__}: {first})") from err
-    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
         got = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: expected the keys {list(_CHECKPOINT_KEYS)}, "
+        raise CheckpointError(f"cannot read checkpoint {path}: expected the keys {list(keys)}, "
                               f"but {missing} are missing (got {got})")
     if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         raise CheckpointError(f"cannot read checkpoint {path}: `model` is not a state dict of tensors")
@@ -185,7 +188,7 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> 
             raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing (made by `isomax train`)")
     config = read_config(run_dir)
     ckpt = run_dir / CHECKPOINT
-    state = load_checkpoint(ckpt, device)
+    state = load_checkpoint(ckpt, device, keys=_MODEL_KEYS)
     data = state.get("data") if isinstance(state.get("data"), dict) else None
     data = data or _guess_data(state["model"])
     try:

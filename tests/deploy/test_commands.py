@@ -143,15 +143,19 @@ def test_predict_with_another_score_is_refused(fitted_run, tmp_path):
 
 
 def test_class_names_recorded_at_training_time_are_used(fitted_run):
-    from isomax.deploy.run import load_deployed, run_class_names
-    from isomax.training import load_run
+    import torch
 
-    data = load_run(fitted_run)[2]["data"]
-    assert load_deployed(fitted_run).class_names == list(data["classes"]) and len(data["classes"]) == 10
+    from isomax.deploy.run import load_deployed, run_class_names
+
+    run = load_deployed(fitted_run)  # the fixture's checkpoint records no data description: the dataset's names
+    assert run.class_names[0] == "T-shirt/top" and any("not recorded" in n for n in run.notes)
+    ckpt = fitted_run / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
     names = [f"c{i}" for i in range(10)]
-    assert run_class_names(dict(classes=names), "fashion-mnist", 10) == (names, None)
-    fallback, note = run_class_names({}, "fashion-mnist", 10)
-    assert fallback[0] == "T-shirt/top" and "not recorded" in note
+    torch.save(dict(state, data=dict(num_classes=10, channels=1, height=28, width=28, classes=names,
+                                     mean=[0.5], std=[0.25])), ckpt)
+    run = load_deployed(fitted_run)
+    assert run.class_names == names and run.mean == (0.5,) and run.std == (0.25,) and not run.notes
     assert run_class_names({}, "unknown-set", 3)[0] == ["0", "1", "2"]
 
 
