@@ -1,15 +1,38 @@
 #!/usr/bin/env bash
-# Create .venv/ in the repo root and install isomax with its test dependencies (idempotent).
+# Create .venv/ in the repo root and install isomax with its test dependencies.
+# Idempotent: each step says what it installs, or that it is already there and skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+say() { echo "setup: $*"; }
+
+if [ -x .venv/bin/python ]; then
+  say ".venv/ exists ($(.venv/bin/python --version 2>&1)), skipping"
+else
+  say "creating .venv/ with $("$PY" --version 2>&1) and upgrading pip"
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
+
 # torch/torchvision pinned to the releases this project is tested with (they come from the local
 # wheel cache on our machines; elsewhere pip downloads them).
-if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
+if versions=$(.venv/bin/python -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)" 2>/dev/null); then
+  say "torch and torchvision present ($versions), skipping"
+else
+  say "installing torch==2.14.1 torchvision==0.29.1"
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 fi
-.venv/bin/python -m pip install -q -e ".[test]"
+
+# isomax itself, editable from this checkout, and the test extras (pytest, hypothesis)
+if .venv/bin/python - <<'EOF' 2>/dev/null
+import importlib.metadata as md, pathlib, sys
+import isomax, pytest, hypothesis  # noqa: F401
+here = pathlib.Path("src").resolve()
+sys.exit(0 if pathlib.Path(isomax.__file__).resolve().is_relative_to(here) else 1)
+EOF
+then
+  say "isomax (editable, $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("isomax"))')) and its test extras present, skipping"
+else
+  say "installing isomax (editable, from $(pwd)) with its dependencies and test extras (pytest, hypothesis)"
+  .venv/bin/python -m pip install -q -e ".[test]"
+fi

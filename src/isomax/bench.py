@@ -112,6 +112,25 @@ def _meta(out: Path, base: TrainConfig, **fields) -> dict:
     return meta
 
 
+def _evaluate(config: TrainConfig, out: Path, name: str, ood_sets: list, plain: bool, methods: list[str],
+              detector_options: dict | None, progress: bool, log: Callable[[str], None]) -> list[RunRecord]:
+    """Records of one trained run: its plain scores (and logits file) if ``plain``, and the detectors ``methods``."""
+    new = evaluate_run(out / "runs" / name, ood_sets=ood_sets, device=config.device, progress=progress,
+                       arrays_path=out / "outputs" / f"{name}.npz" if plain else None, scores=None if plain else (),
+                       methods=methods, detector_options=detector_options, log=log)
+    return [r.replace(epochs=config.epochs, eval_limit=config.eval_limit) for r in as_records(new)]
+
+
+def _log_run(meta: dict, name: str, t0: float, t_train: float, methods: list[str], t_start: float, out: Path) -> dict:
+    """Add a run's timing to bench.json (written at once, so a killed bench keeps it); returns the timing."""
+    timing = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1), methods=methods,
+                  threads=torch.get_num_threads())
+    meta["runs"].setdefault(name, []).append(timing)
+    meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    atomic_write_text(out / "bench.json", json.dumps(meta, indent=2) + "\n")
+    return timing
+
+
 def _ood_sets(config: TrainConfig, ood: Sequence[str], log: Callable[[str], None]) -> list:
     """The out-distributions, shaped like the in-distribution, cut to ``config.eval_limit`` images each."""
     from .data import load_dataset
@@ -141,16 +160,15 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
     methods_on = [canonical_head_name(l) for l in methods_on]
     plans = _plans(losses, methods, outlier_data)
     detectors = [m for m in methods if m in DETECTOR_METHODS]
-    out = Path(out)
+    out, base = Path(out), get_preset(preset).config(**(overrides or {}))
     out.mkdir(parents=True, exist_ok=True)
-    base = get_preset(preset).config(**(overrides or {}))
     ood = tuple(ood or base.ood)
     meta = _meta(out, base, preset=preset, overrides=overrides or {}, seeds=list(seeds), losses=list(losses),
                  ood=list(ood), methods=list(methods), methods_on=list(methods_on), outlier_data=outlier_data,
                  command=command)
     results_path = out / "results.json"
     records = read_records(results_path) if results_path.exists() else []
-    ood_sets = None
+    ood_sets: list = []  # loaded once, when the first run is evaluated
     t_start = time.perf_counter()
     for seed in seeds:
         for plan in plans:
@@ -163,22 +181,13 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
             t0 = time.perf_counter()
             train(config, out / "runs" / name, progress=progress, log=log)
             t_train = time.perf_counter() - t0
-            ood_sets = ood_sets if ood_sets is not None else _ood_sets(config, ood, log)
-            new = evaluate_run(out / "runs" / name, ood_sets=ood_sets, device=config.device, progress=progress,
-                               arrays_path=out / "outputs" / f"{name}.npz" if todo_plain else None,
-                               scores=None if todo_plain else (), methods=todo_methods,
-                               detector_options=detector_options, log=log)
-            new = [r.replace(epochs=config.epochs, eval_limit=config.eval_limit) for r in as_records(new)]
-            replaced = {r.key for r in new}
-            records = [r for r in records if r.key not in replaced] + new
+            ood_sets = ood_sets or _ood_sets(config, ood, log)
+            new = _evaluate(config, out, name, ood_sets, todo_plain, todo_methods, detector_options, progress, log)
+            records = [r for r in records if r.key not in {n.key for n in new}] + new
             write_records(records, results_path)
-            timing = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1),
-                          methods=todo_methods, threads=torch.get_num_threads())
-            meta["runs"].setdefault(name, []).append(timing)
-            meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-            atomic_write_text(out / "bench.json", json.dumps(meta, indent=2) + "\n")
-            acc = new[0].accuracy if new else float("nan")
-            log(f"[{name}] test accuracy {100 * acc:.2f}%  ({timing['total_seconds']:.0f}s)")
+            timing = _log_run(meta, name, t0, t_train, todo_methods, t_start, out)
+            log(f"[{name}] test accuracy {100 * (new[0].accuracy if new else float('nan')):.2f}%  "
+                f"({timing['total_seconds']:.0f}s)")
     meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_text(out / "bench.json", json.dumps(meta, indent=2) + "\n")
     write_markdown(records, out / "results.md", f"isomax bench: preset `{preset}`, seeds {list(seeds)}", command)
