@@ -39,9 +39,8 @@ OUTLIER_EXPOSURE = "oe"
 METHODS = (STANDARD, OUTLIER_EXPOSURE)
 #: OOD-detection metrics of a record (fractions; higher is better except ``fpr_at_tpr95``).
 METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
-# Pre-method files: Outlier Exposure stored as a score (or, earlier, as the loss "softmax_oe").
+# Pre-method files stored Outlier Exposure as a score.
 _LEGACY_OE_SCORE = "oe"
-_LEGACY_OE_LOSSES = {"softmax_oe": "softmax"}
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,6 @@ class RunRecord:
         missing = [f for f in _REQUIRED if f not in d]
         if missing:
             raise ValueError(f"Expected record fields {missing}, but the record has only {sorted(d)}")
-        if d["loss"] in _LEGACY_OE_LOSSES:
-            d["loss"], d["method"] = _LEGACY_OE_LOSSES[d["loss"]], OUTLIER_EXPOSURE
         if d["score"] == _LEGACY_OE_SCORE:
             d["score"], d["method"] = "es", OUTLIER_EXPOSURE
         if d.get("method") is None:

@@ -192,7 +192,7 @@ def _dedupe(records: list[RunRecord], notes: list[str]) -> list[RunRecord]:
 # --- tables ------------------------------------------------------------------------------------------------------
 
 def _loss_order(values) -> list:
-    return tables._ordered(values, _LOSS_ORDER)
+    return tables.ordered(values, _LOSS_ORDER)
 
 
 def table_specs(records: Sequence[RunRecord | dict]) -> list[tables.TableSpec]:

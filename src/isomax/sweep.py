@@ -230,7 +230,7 @@ def sweep_table(s: dict) -> tables.Table | None:
         table.rows = [(key, cells + by_key.get(key, [[[]], [[]]])) for key, cells in table.rows]
         labels.update(test_accuracy="Test accuracy (%)", test_tnr_at_tpr95="Test TNR@TPR95, mean over "
                       f"{', '.join(s.get('test_ood', []))} (%) (not used to choose)")
-    order = tables._ordered((key[0] for key, _ in table.rows), list(tables.LOSS_LABELS))
+    order = tables.ordered((key[0] for key, _ in table.rows), list(tables.LOSS_LABELS))
     table.rows.sort(key=lambda row: (order.index(row[0][0]), row[0][2]))
     table.metric_labels = labels
     return table

@@ -21,7 +21,7 @@ from .records import STANDARD, RunRecord, as_records
 __all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all_scores_table", "LOSS_LABELS", "SCORE_LABELS",
            "Table", "comparison", "best_flags", "to_markdown", "to_latex", "to_csv", "METRIC_LABELS",
            "preprocessing_table", "outlier_exposure_table", "PREPROCESSING", "OUTLIER_EXPOSURE", "COMBO_LABELS",
-           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files"]
+           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered"]
 
 LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+"}
 SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
@@ -67,7 +67,8 @@ def _group(records: Sequence[RunRecord], *keys: str) -> dict[tuple, list[RunReco
     return groups
 
 
-def _ordered(values: Iterable, order: Sequence) -> list:
+def ordered(values: Iterable, order: Sequence) -> list:
+    """The distinct ``values`` in first-seen order, those listed in ``order`` first and in its order."""
     seen = list(dict.fromkeys(values))
     return [v for v in order if v in seen] + [v for v in seen if v not in order]
 
@@ -90,7 +91,7 @@ def all_scores_table(records: Sequence[RunRecord | dict],
 
 
 def _accuracy(records: Sequence[RunRecord]) -> Table:
-    losses = _ordered((r.loss for r in records), list(LOSS_LABELS))
+    losses = ordered((r.loss for r in records), list(LOSS_LABELS))
     table = comparison(records, [(l, None) for l in losses], ("accuracy",), keys=("model", "in_dataset"), joined=False)
     table.bold = False  # as in the papers: accuracy is not a contest
     return table
