@@ -30,7 +30,7 @@ def test_bench_records_method_epochs_and_the_evaluation_subset(tmp_path):
         assert z["logits/mnist"].shape[0] == 40 and z["logits/gaussian"].shape[0] == 40  # the fixed subsets
         assert z["logits/in"].shape[0] == 200  # the whole in-distribution test split
     md = (out / "results.md").read_text()
-    assert "fixed subset of at most 40 images" in md and "| mlp-28 | fashion-mnist |" in md
+    assert "fixed subset of at most 40 images" in md and "| cnn-28 | fashion-mnist |" in md
     # rerun: nothing left to do, records unchanged
     again = run_bench("fashion-mnist-minute", [0], out, losses=("softmax", "isomaxplus"), ood=("mnist", "gaussian"),
                       overrides=dict(TINY, data_dir=str(data)), progress=False, log=lambda s: None)

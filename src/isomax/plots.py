@@ -13,12 +13,15 @@ the out-distribution hatched with a dashed outline. Every function writes one PN
 """
 from __future__ import annotations
 
+import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ._io import atomic_write_bytes
 
 __all__ = ["LOSS_COLORS", "loss_color", "intra_inter_logits", "max_probability", "entropy", "min_distance", "score_values",
            "logit_histograms", "score_histogram", "roc_figure", "training_curves", "sweep_figure", "FIGSIZE", "DPI"]
@@ -61,10 +64,9 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = FIGSIZE,
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})  # exact paper-column size: layout by tight_layout
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # exact paper-column size: layout by tight_layout
+    return atomic_write_bytes(path, buf.getvalue(), fsync=False)
 
 
 # --- quantities --------------------------------------------------------------------------------------------------
