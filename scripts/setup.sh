@@ -16,7 +16,8 @@ fi
 
 # torch/torchvision pinned to the releases this project is tested with (they come from the local
 # wheel cache on our machines; elsewhere pip downloads them).
-if versions=$(.venv/bin/python -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)" 2>/dev/null); then
+# (versions read from the installed metadata: importing torch takes seconds)
+if versions=$(.venv/bin/python -c "from importlib.metadata import version as v; print(v('torch'), v('torchvision'))" 2>/dev/null); then
   say "torch and torchvision present ($versions), skipping"
 else
   say "installing torch==2.14.1 torchvision==0.29.1"
@@ -25,10 +26,10 @@ fi
 
 # isomax itself, editable from this checkout, and the test extras (pytest, hypothesis)
 if .venv/bin/python - <<'EOF' 2>/dev/null
-import importlib.metadata as md, pathlib, sys
-import isomax, pytest, hypothesis  # noqa: F401
+import importlib.util, pathlib, sys
+specs = [importlib.util.find_spec(name) for name in ("isomax", "pytest", "hypothesis")]  # found, not imported
 here = pathlib.Path("src").resolve()
-sys.exit(0 if pathlib.Path(isomax.__file__).resolve().is_relative_to(here) else 1)
+sys.exit(0 if all(specs) and pathlib.Path(specs[0].origin).resolve().is_relative_to(here) else 1)
 EOF
 then
   say "isomax (editable, $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("isomax"))')) and its test extras present, skipping"
