@@ -207,3 +207,65 @@ def test_cli_report(small_bench, tmp_path, capsys):
     assert "SoftMax seed 1" in md and "isomax report" in md
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "neither a bench" in capsys.readouterr().err
+
+
+def test_report_tables_hold_the_records_numbers(bench, written):
+    """Each cell of the seamless table and the accuracy table is the mean ± std over seeds of the records."""
+    out, _ = written
+    records = json.loads((bench / "results.json").read_text())
+    rows = list(csv.DictReader(io.StringIO((out / "tables" / "table3_seamless.csv").read_text())))
+    assert {r["out_dataset"] for r in rows} == set(OODS)
+    checked = 0
+    for row in rows:
+        for loss, score in tables.SEAMLESS:
+            for metric in ("tnr_at_tpr95", "auroc"):
+                values = [r[metric] for r in records if (r["loss"], r["score"], r["out_dataset"]) ==
+                          (loss, score, row["out_dataset"])]
+                assert float(row[f"{metric}_{loss}_{score}_mean"]) == pytest.approx(100 * np.mean(values), abs=1e-4)
+                assert float(row[f"{metric}_{loss}_{score}_std"]) == pytest.approx(100 * np.std(values, ddof=1), abs=1e-4)
+                assert int(row[f"{metric}_{loss}_{score}_n"]) == len(values) == 2
+                checked += 1
+    assert checked == len(OODS) * 3 * 2
+    acc = next(csv.DictReader(io.StringIO((out / "tables" / "table2_accuracy.csv").read_text())))
+    for loss in LOSSES:
+        per_seed = {r["seed"]: r["accuracy"] for r in records if r["loss"] == loss}
+        assert float(acc[f"accuracy_{loss}_mean"]) == pytest.approx(100 * np.mean(list(per_seed.values())), abs=1e-4)
+
+
+def test_report_figures_follow_their_inputs(bench, written):
+    """One figure per loss x out-distribution, drawn from that pair's logits: the same inputs give the same bytes,
+    other inputs other figures; the plotted quantities are isomax.scores' (entropy = minus the entropic score)."""
+    from isomax import plots
+    from isomax.scores import entropic_score, max_probability
+    import torch
+
+    out, _ = written
+    names = {p.name for p in (out / "figures").glob("*.png")}
+    for loss in LOSSES:
+        for o in OODS:
+            assert f"logits_fashion-mnist-cnn-28_{loss}_{o}.png" in names
+            assert f"entropy_fashion-mnist-cnn-28_{loss}_{o}.png" in names
+            assert (f"min_distance_fashion-mnist-cnn-28_{loss}_{o}.png" in names) == (loss != "softmax")
+    fig = lambda kind, loss, o: (out / "figures" / f"{kind}_fashion-mnist-cnn-28_{loss}_{o}.png").read_bytes()
+    assert fig("entropy", "isomax", "mnist") != fig("entropy", "isomax", "gaussian")
+    assert fig("entropy", "isomax", "mnist") != fig("entropy", "softmax", "mnist")
+    with np.load(bench / "outputs" / "isomax-seed0.npz") as z:  # the figures use seed 0
+        li, lo = z["logits/in"], z["logits/mnist"]
+    again = plots.score_histogram(plots.entropy(li), plots.entropy(lo), out / "again.png", quantity="entropy",
+                                  loss="isomax", in_name="fashion-mnist", out_name="mnist", num_classes=li.shape[1])
+    assert again.read_bytes() == fig("entropy", "isomax", "mnist")
+    p = torch.softmax(torch.from_numpy(li).double(), 1).numpy()
+    assert plots.entropy(li) == pytest.approx(-(p * np.log(p)).sum(1), abs=1e-5)
+    assert plots.entropy(li) == pytest.approx(-entropic_score(torch.from_numpy(li)).numpy())
+    assert plots.max_probability(li) == pytest.approx(max_probability(torch.from_numpy(li)).numpy())
+    assert plots.min_distance(li, 2.0) == pytest.approx(-li.max(1) / 2.0)
+
+
+def test_report_markdown_links_resolve(written):
+    import re
+
+    out, md = written
+    links = re.findall(r"\]\(([^)]+)\)", md)
+    assert len(links) > 30
+    for link in links:
+        assert (out / link).is_file(), link

@@ -33,5 +33,18 @@ def test_seamless_table_bolds_the_best_mean():
 def test_accuracy_table_layout():
     records = [rec("softmax", "es", s, accuracy=0.95) for s in range(2)] + [rec("isomaxplus", "mds", s, accuracy=0.96) for s in range(2)]
     table = tables.accuracy_table(records)
-    assert table.splitlines()[0] == "| Model | Data | SoftMax test accuracy (%) | IsoMax+ test accuracy (%) |"
+    assert table.splitlines()[0] == "| Model | Data (training) | SoftMax test accuracy (%) | IsoMax+ test accuracy (%) |"
     assert "| densenet-bc-100 | cifar10 | 95.0±0.0 | 96.0±0.0 |" in table
+
+
+def test_outlier_exposure_is_a_training_method_not_a_score():
+    """OE records (method "oe", score "es") stay out of the standard SoftMax ES cells and the accuracy table."""
+    records = [rec("softmax", "es", s, accuracy=0.95, tnr_at_tpr95=0.40) for s in range(2)]
+    records += [dict(rec("softmax", "es", s, accuracy=0.50, tnr_at_tpr95=0.90), method="oe") for s in range(2)]
+    records += [rec("isomax", "es", s, tnr_at_tpr95=0.70) for s in range(2)]
+    assert "40.0±0.0 / **70.0±0.0**" in tables.seamless_table(records)
+    assert "| 95.0±0.0 | 90.0±0.0 |" in tables.accuracy_table(records)  # SoftMax, IsoMax; not the OE model's 50
+    oe = tables.outlier_exposure_table(records)
+    assert "SoftMax<sub>ES</sub><sup>OE</sup> / IsoMax<sub>ES</sub>" in oe and "**90.0±0.0** / 70.0±0.0" in oe
+    every = tables.all_scores_table(records)
+    assert "| SoftMax | Outlier Exposure | ES | 90.0±0.0 |" in every and "| SoftMax | standard | ES | 40.0±0.0 |" in every

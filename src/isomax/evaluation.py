@@ -161,7 +161,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
-    if config.outlier_data:  # an Outlier Exposure run: its entropic score, recorded as score "oe"
+    if config.outlier_data:  # an Outlier Exposure run (training method "oe"): its entropic score
         scores, methods = ("es",), ()
     if scores == () and methods:  # detectors only: no plain-score records nor arrays
         records, arrays = [], None
@@ -181,7 +181,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
                                       batch_size=min(500, config.eval_batch_size), meta=meta,
                                       detector_options=detector_options, progress=progress, log=log)
     if config.outlier_data:
-        records = [dict(r, score="oe", outlier_data=config.outlier_data) for r in records]
+        records = [dict(r, method="oe", outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
     warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:

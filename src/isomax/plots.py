@@ -13,6 +13,7 @@ the out-distribution hatched with a dashed outline. Every function writes one PN
 """
 from __future__ import annotations
 
+import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["LOSS_COLORS", "loss_color", "intra_inter_logits", "max_probability", "entropy", "min_distance",
+from ._io import atomic_write_bytes
+
+__all__ = ["LOSS_COLORS", "loss_color", "intra_inter_logits", "max_probability", "entropy", "min_distance", "score_values",
            "logit_histograms", "score_histogram", "roc_figure", "training_curves", "sweep_figure", "FIGSIZE", "DPI"]
 
 #: Okabe-Ito colour-blind-safe colours, fixed per loss across every figure.
-LOSS_COLORS = {"softmax": "#0072B2", "isomax": "#E69F00", "isomaxplus": "#009E73", "softmax_oe": "#CC79A7"}
+LOSS_COLORS = {"softmax": "#0072B2", "isomax": "#E69F00", "isomaxplus": "#009E73"}
 _EXTRA_COLORS = ("#D55E00", "#56B4E9", "#F0E442", "#000000")
 SCORE_STYLES = {"es": "-", "mds": "--", "mps": ":", "energy": "-.", "max_logit": (0, (5, 1, 1, 1, 1, 1))}
 FIGSIZE = (3.3, 2.5)  # inches: one column of a two-column paper
@@ -61,19 +64,20 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = FIGSIZE,
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})  # exact paper-column size: layout by tight_layout
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # exact paper-column size: layout by tight_layout
+    return atomic_write_bytes(path, buf.getvalue(), fsync=False)
 
 
 # --- quantities --------------------------------------------------------------------------------------------------
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def score_values(logits: np.ndarray, score: str, **kwargs) -> np.ndarray:
+    """A score of :data:`isomax.scores.SCORES` (higher = more in-distribution) for numpy logits (N, C)."""
+    import torch
+
+    from .scores import SCORES
+
+    return SCORES[score](torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), **kwargs).numpy()
 
 
 def intra_inter_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,20 +89,19 @@ def intra_inter_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def max_probability(logits: np.ndarray) -> np.ndarray:
-    return _softmax(logits).max(axis=1)
+    """``max_j softmax(logits)_j``: the MPS score (:func:`isomax.scores.max_probability`)."""
+    return score_values(logits, "mps")
 
 
 def entropy(logits: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of ``softmax(logits)``, finite when probabilities underflow."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -(np.exp(log_p) * log_p).sum(axis=1)
+    """Entropy (nats) of ``softmax(logits)``: minus the entropic score (:func:`isomax.scores.entropic_score`)."""
+    return -score_values(logits, "es")
 
 
 def min_distance(logits: np.ndarray, distance_scale: float = 1.0) -> np.ndarray:
-    """``-max_j logits_j / |d_s|``: the feature-prototype distance of the nearest prototype."""
-    return -logits.max(axis=1) / abs(float(distance_scale))
+    """``-max_j logits_j / |d_s|``: the feature-prototype distance of the nearest prototype, minus the MDS
+    score (:func:`isomax.scores.min_distance_score`)."""
+    return -score_values(logits, "mds", distance_scale=float(distance_scale))
 
 
 # --- figures -----------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bfloat16 autocast on CUDA (distances and loss stay float32); ignored on CPU
     eval_batch_size: int = 1000
+    eval_limit: int | None = None  # bench: evaluate each out-distribution on a fixed seeded subset of this many images (None: all)
     ood: tuple[str, ...] = ("mnist", "isun", "gaussian", "uniform")  # default out-distributions of bench/evaluate
     outlier_data: str | None = None  # Outlier Exposure (Hendrycks et al. 2019): name or folder of outlier images
     outlier_weight: float = 0.5  # weight of the cross-entropy to the uniform distribution on outlier batches
@@ -59,6 +60,9 @@ class TrainConfig:
             raise ValueError(f"Expected `val_fraction` to be in [0, 1), but got: {self.val_fraction!r}")
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"Expected `train_limit` to be positive, but got: {self.train_limit!r}")
+        if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or not isinstance(self.eval_limit, int)
+                                            or self.eval_limit < 1):
+            raise ValueError(f"Expected `eval_limit` to be a positive int or None, but got: {self.eval_limit!r}")
         if self.head_weight_decay is not None and not self.head_weight_decay >= 0:
             raise ValueError(f"Expected `head_weight_decay` to be >= 0 or None, but got: {self.head_weight_decay!r}")
         for name in ("lr", "entropic_scale"):
@@ -116,6 +120,13 @@ PRESETS: dict[str, Preset] = {
     "fashion-mnist": Preset(
         "Fashion-MNIST benchmark, cnn-28, 6 epochs one-cycle SGD, batch 128, vs MNIST, iSUN and noise.",
         dict(dataset="fashion-mnist", model="cnn-28", epochs=6, batch_size=128, lr=0.1, weight_decay=5e-4, pad=2),
+    ),
+    "fashion-mnist-minute": Preset(
+        "Fashion-MNIST, cnn-28 on a fixed 15,000-image subset of the training split, 2 epochs one-cycle SGD, batch "
+        "64, no augmentation, 1 CPU thread; out-distributions on fixed 2,000-image subsets: the main job of "
+        "scripts/benchmark.sh, about 3 CPU-minutes (the README's quick start gives the measured time).",
+        dict(dataset="fashion-mnist", model="cnn-28", train_limit=15000, epochs=2, batch_size=64, lr=0.1,
+             weight_decay=5e-4, augment=False, threads=1, eval_limit=2000),
     ),
     "cifar10-cpu": Preset(
         "CIFAR-10, cnn-32-small, 9 epochs one-cycle SGD, batch 256: about 4-5 minutes per model (training + "

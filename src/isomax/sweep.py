@@ -27,8 +27,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import tables
+from ._io import atomic_write_text
+from .presets import TrainConfig
+from .records import RunRecord, as_records
 
-__all__ = ["run_sweep", "DEFAULT_SCALES", "SWEEP_SCORE"]
+__all__ = ["run_sweep", "DEFAULT_SCALES", "SWEEP_SCORE", "same_dataset", "sweep_table", "sweep_description",
+           "sweep_figure"]
 
 DEFAULT_SCALES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: The seamless score of each loss, used to choose the scale.
@@ -38,8 +42,19 @@ WARNING = ("the validation out-distribution {name!r} is used to choose E_s: keep
 
 
 def _norm(name: str) -> str:
+    """A data set's canonical name (:func:`isomax.data.canonical_name`); for a folder, its normalised base name."""
+    from .data import canonical_name
+
     base = Path(str(name).rstrip("/\\")).name or str(name)
-    return base.lower().replace("-", "").replace("_", "").replace(" ", "")
+    try:
+        return canonical_name(base)
+    except ValueError:  # a folder of images, not a known data set
+        return base.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two out-distribution names (or folders) denote the same data set (``"MNIST"`` = ``"mnist"``)."""
+    return _norm(a) == _norm(b)
 
 
 def _check(scales, losses, val_ood, test_ood, overrides) -> None:
@@ -55,7 +70,7 @@ def _check(scales, losses, val_ood, test_ood, overrides) -> None:
             raise ValueError(f"Expected losses among {list(SWEEP_SCORE)} (SoftMax has no entropic scale), but got {loss!r}")
     if not val_ood:
         raise ValueError("Expected a validation out-distribution (--val-ood NAME)")
-    clash = [t for t in test_ood if _norm(t) == _norm(val_ood)]
+    clash = [t for t in test_ood if same_dataset(t, val_ood)]
     if clash:
         raise ValueError(f"the validation out-distribution {val_ood!r} is also a test out-distribution ({clash[0]!r}); "
                          "a set used to choose E_s must not be used to test: pick another --val-ood or drop it from --test-ood")
@@ -72,11 +87,10 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
               overrides: dict | None = None, progress: bool = True, command: str | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Train and evaluate losses x scales x seeds; write sweep.json, sweep.md and sweep.png; return the summary."""
-    from .data import normalization
-    from .evaluation import evaluate_model, evaluate_run, load_ood_sets
+    from .evaluation import load_ood_sets
     from .heads import canonical_head_name
     from .presets import get_preset
-    from .training import load_data, resolve_device, train
+    from .training import load_data
 
     losses = [canonical_head_name(l) for l in losses]
     scales = [float(s) for s in scales]
@@ -86,7 +100,7 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     out.mkdir(parents=True, exist_ok=True)
     base = get_preset(preset).config(**(overrides or {}))
     log("warning: " + WARNING.format(name=val_ood))
-    if any(_norm(o) == _norm(val_ood) for o in base.ood):
+    if any(same_dataset(o, val_ood) for o in base.ood):
         log(f"warning: preset {preset!r} lists {val_ood!r} among its default test out-distributions {list(base.ood)}; "
             "pass --ood without it to later benchmarks")
 
@@ -94,55 +108,60 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     previous = json.loads(path.read_text()) if path.exists() else {}
     runs: dict = previous.get("runs", {}) if previous.get("val_ood") == val_ood else {}
     _, val_set = load_data(base)
-    val_sets = load_ood_sets([val_ood], val_set.shape, base.data_dir, log)
-    test_sets = load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else []
-    mean, std = normalization(base.dataset)
+    sets = dict(val=val_set, val_ood=load_ood_sets([val_ood], val_set.shape, base.data_dir, log),
+                test_ood=load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else [])
     for seed in seeds:
         for loss in losses:
             for scale in scales:
                 name = _run_name(loss, scale, seed)
                 config = base.replace(loss=loss, seed=seed, entropic_scale=scale, ood=tuple(test_ood) or base.ood)
                 cached = runs.get(name)
-                if cached and cached.get("config") == json.loads(json.dumps(config.to_dict())) \
-                        and cached.get("test_ood") == test_ood:
+                if cached and TrainConfig.from_dict(cached["config"]) == config and cached.get("test_ood") == test_ood:
                     log(f"[{name}] already in {path}, skipping")
                     continue
-                result = train(config, out / "runs" / name, progress=progress, log=log)
-                device = resolve_device(config.device)
-                val_records, _ = evaluate_model(result.model, loss, val_set, val_sets, mean, std, device=device,
-                                                batch_size=config.eval_batch_size, amp=config.amp,
-                                                scores=(SWEEP_SCORE[loss],), meta=dict(model=config.model, seed=seed),
-                                                progress=progress)
-                test_records = []
-                if test_sets:
-                    test_records = evaluate_run(out / "runs" / name, ood_sets=test_sets, device=config.device,
-                                                arrays_path=out / "outputs" / f"{name}.npz", progress=progress, log=log)
-                runs[name] = dict(loss=loss, scale=scale, seed=seed, config=json.loads(json.dumps(config.to_dict())),
-                                  val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
-                                  validation=[dict(r, split="validation", entropic_scale=scale) for r in val_records],
-                                  test=[dict(r, split="test", entropic_scale=scale) for r in test_records],
-                                  test_ood=test_ood)
-                v = runs[name]["validation"][0]
-                log(f"[{name}] val accuracy {100 * v['accuracy']:.2f}%  {val_ood}: TNR@TPR95 "
-                    f"{100 * v['tnr_at_tpr95']:.1f}%  AUROC {100 * v['auroc']:.1f}%")
+                runs[name] = _train_and_evaluate(config, out, name, sets, test_ood, progress, log)
+                v = RunRecord.from_dict(runs[name]["validation"][0])
+                log(f"[{name}] val accuracy {100 * v.accuracy:.2f}%  {val_ood}: TNR@TPR95 "
+                    f"{100 * v.tnr_at_tpr95:.1f}%  AUROC {100 * v.auroc:.1f}%")
                 _write_json(path, _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command))
     summary = _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command)
     _write_json(path, summary)
-    (out / "sweep.md").write_text(_markdown(summary))
-    if summary["rows"]:
-        from .plots import sweep_figure
-
-        sweep_figure([dict(loss=r["loss"], scale=r["scale"], accuracy=100 * r["val_accuracy"][0],
-                           accuracy_std=100 * r["val_accuracy"][1], tnr=100 * r["tnr_at_tpr95"][0],
-                           tnr_std=100 * r["tnr_at_tpr95"][1]) for r in summary["rows"]],
-                     out / "sweep.png", val_ood=val_ood, in_name=base.dataset)
+    atomic_write_text(out / "sweep.md", _markdown(summary))
+    sweep_figure(summary, out / "sweep.png", in_name=base.dataset)
     return summary
 
 
+def _train_and_evaluate(config: TrainConfig, out: Path, name: str, sets: dict, test_ood: list[str], progress: bool,
+                        log: Callable[[str], None]) -> dict:
+    """Train one run of the sweep; its sweep.json entry (validation records, and test records with test sets)."""
+    from .data import normalization
+    from .evaluation import evaluate_model, evaluate_run
+    from .training import resolve_device, train
+
+    result = train(config, out / "runs" / name, progress=progress, log=log)
+    mean, std = normalization(config.dataset)
+    val_records, _ = evaluate_model(result.model, config.loss, sets["val"], sets["val_ood"], mean, std,
+                                    device=resolve_device(config.device), batch_size=config.eval_batch_size,
+                                    amp=config.amp, scores=(SWEEP_SCORE[config.loss],),
+                                    meta=dict(model=config.model, seed=config.seed), progress=progress)
+    test_records = []
+    if sets["test_ood"]:
+        test_records = evaluate_run(out / "runs" / name, ood_sets=sets["test_ood"], device=config.device,
+                                    arrays_path=out / "outputs" / f"{name}.npz", progress=progress, log=log)
+    scale = config.entropic_scale
+    return dict(loss=config.loss, scale=scale, seed=config.seed, config=json.loads(json.dumps(config.to_dict())),
+                val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
+                validation=_tagged(val_records, "validation", scale), test=_tagged(test_records, "test", scale),
+                test_ood=test_ood)
+
+
+def _tagged(records: Sequence[dict], split: str, scale: float) -> list[dict]:
+    """sweep.json's form of evaluation records: with the split and the entropic scale."""
+    return [r.replace(split=split, entropic_scale=scale).to_dict() for r in as_records(records)]
+
+
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command) -> dict:
@@ -152,17 +171,17 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
             rs = [runs[n] for n in (_run_name(loss, scale, s) for s in seeds) if n in runs]
             if not rs:
                 continue
-            val = [r["validation"][0] for r in rs if r["validation"]]
+            val = [RunRecord.from_dict(r["validation"][0]) for r in rs if r["validation"]]
             row = dict(loss=loss, scale=scale, score=SWEEP_SCORE[loss], seeds=[r["seed"] for r in rs],
-                       val_accuracy=tables.aggregate(v["accuracy"] for v in val)[:2],
-                       tnr_at_tpr95=tables.aggregate(v["tnr_at_tpr95"] for v in val)[:2],
-                       auroc=tables.aggregate(v["auroc"] for v in val)[:2])
-            test = [t for r in rs for t in r["test"] if t["score"] == SWEEP_SCORE[loss]]
+                       val_accuracy=tables.aggregate(v.accuracy for v in val)[:2],
+                       tnr_at_tpr95=tables.aggregate(v.tnr_at_tpr95 for v in val)[:2],
+                       auroc=tables.aggregate(v.auroc for v in val)[:2])
+            test = [t for r in rs for t in as_records(r["test"]) if t.score == SWEEP_SCORE[loss]]
             if test:
-                row["test_accuracy"] = tables.aggregate({(t["seed"]): t["accuracy"] for t in test}.values())[:2]
+                row["test_accuracy"] = tables.aggregate({t.seed: t.accuracy for t in test}.values())[:2]
                 per_seed = {}
                 for t in test:
-                    per_seed.setdefault(t["seed"], []).append(t["tnr_at_tpr95"])
+                    per_seed.setdefault(t.seed, []).append(t.tnr_at_tpr95)
                 row["test_tnr_at_tpr95_mean_over_ood"] = tables.aggregate(np.mean(v) for v in per_seed.values())[:2]
             rows.append(row)
         mine = [r for r in rows if r["loss"] == loss]
@@ -176,32 +195,68 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
                 chosen=chosen, command=command, rows=rows, runs=runs)
 
 
-def _pct(pair) -> str:
-    mean, std = pair
-    return "–" if mean is None or not np.isfinite(mean) else f"{100 * mean:.1f}±{100 * std:.1f}"
+def _chosen_text(s: dict) -> str:
+    return ", ".join(f"{tables.LOSS_LABELS.get(l, l)} E_s = {v:g}" for l, v in s.get("chosen", {}).items()) or "none"
+
+
+def sweep_description(s: dict) -> str:
+    """One paragraph: the validation out-distribution, the selection rule and the chosen scales."""
+    return (f"Validation out-distribution **{s.get('val_ood', '?')}** against the validation split of the "
+            f"in-distribution (seeds {s.get('seeds')}). Selection: {s.get('selection', '?')}. "
+            f"Chosen: {_chosen_text(s)}.")
+
+
+def sweep_table(s: dict) -> tables.Table | None:
+    """Loss x score x E_s: validation accuracy, TNR@TPR95 and AUROC against the validation out-distribution and,
+    when the sweep has test out-distributions, test accuracy and TNR@TPR95 averaged over them (not used to
+    choose); mean ± std over seeds. None when the sweep has no finished run."""
+    val_ood = s.get("val_ood", "?")
+    records = []
+    for run in s.get("runs", {}).values():
+        records += as_records(run.get("validation", []))
+        records += [t for t in as_records(run.get("test", [])) if t.score == SWEEP_SCORE.get(t.loss)]
+    if not records:
+        return None
+    val = [r for r in records if r.split != "test"]
+    test = [r for r in records if r.split == "test"]
+    keys = ("loss", "score", "entropic_scale")
+    table = tables.comparison(val, tables.EVERYTHING, ("accuracy", "tnr_at_tpr95", "auroc"), keys=keys, joined=False)
+    labels = {"accuracy": "Validation accuracy (%)", "tnr_at_tpr95": f"TNR@TPR95 {val_ood} (%)",
+              "auroc": f"AUROC {val_ood} (%)"}
+    if test:  # two more columns, from the test records of the same rows
+        extra = tables.comparison(test, tables.EVERYTHING, ("accuracy", "tnr_at_tpr95"), keys=keys, joined=False)
+        by_key = dict(extra.rows)
+        table.metrics += ("test_accuracy", "test_tnr_at_tpr95")
+        table.rows = [(key, cells + by_key.get(key, [[[]], [[]]])) for key, cells in table.rows]
+        labels.update(test_accuracy="Test accuracy (%)", test_tnr_at_tpr95="Test TNR@TPR95, mean over "
+                      f"{', '.join(s.get('test_ood', []))} (%) (not used to choose)")
+    order = tables.ordered((key[0] for key, _ in table.rows), list(tables.LOSS_LABELS))
+    table.rows.sort(key=lambda row: (order.index(row[0][0]), row[0][2]))
+    table.metric_labels = labels
+    return table
+
+
+def sweep_figure(s: dict, path: str | os.PathLike, in_name: str | None = None) -> Path | None:
+    """Fig. 2 of the 2019 paper for a sweep summary (:func:`isomax.plots.sweep_figure`); None without rows."""
+    from .plots import sweep_figure as draw
+
+    if not s.get("rows"):
+        return None
+    if in_name is None:
+        first = next((r for run in s.get("runs", {}).values() for r in run.get("validation", [])), {})
+        in_name = first.get("in_dataset", "?")
+    rows = [dict(loss=r["loss"], scale=r["scale"], accuracy=100 * r["val_accuracy"][0], accuracy_std=100 * r["val_accuracy"][1],
+                 tnr=100 * r["tnr_at_tpr95"][0], tnr_std=100 * r["tnr_at_tpr95"][1]) for r in s["rows"]]
+    return draw(rows, path, val_ood=s.get("val_ood", "?"), in_name=in_name)
 
 
 def _markdown(s: dict) -> str:
     lines = [f"# Entropic-scale sweep: preset `{s['preset']}`", ""]
     if s.get("command"):
         lines += ["Produced by:", "", "```", s["command"], "```", ""]
-    lines += [f"Validation out-distribution: **{s['val_ood']}** against the validation split of the in-distribution "
-              f"(seeds {s['seeds']}). **Warning:** {s['warning']}.", "",
-              f"Selection: {s['selection']}. Chosen: " + (", ".join(
-                  f"{tables.LOSS_LABELS.get(l, l)} E_s = {v:g}" for l, v in s["chosen"].items()) or "none") + ".", ""]
-    has_test = any("test_accuracy" in r for r in s["rows"])
-    head = ["Loss", "Score", "E_s", "Val accuracy (%)", f"TNR@TPR95 {s['val_ood']} (%)", f"AUROC {s['val_ood']} (%)"]
-    if has_test:
-        head += ["Test accuracy (%)", f"Test TNR@TPR95, mean over {', '.join(s['test_ood'])} (%) (not used to choose)"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in s["rows"]:
-        best = s["chosen"].get(r["loss"]) == r["scale"]
-        cells = [tables.LOSS_LABELS.get(r["loss"], r["loss"]), tables.SCORE_LABELS.get(r["score"], r["score"]),
-                 f"**{r['scale']:g}**" if best else f"{r['scale']:g}", _pct(r["val_accuracy"]), _pct(r["tnr_at_tpr95"]),
-                 _pct(r["auroc"])]
-        if has_test:
-            cells += [_pct(r.get("test_accuracy", (None, None))),
-                      _pct(r.get("test_tnr_at_tpr95_mean_over_ood", (None, None)))]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![sweep](sweep.png)", ""]
+    lines += [f"{sweep_description(s)} **Warning:** {s['warning']}.", ""]
+    table = sweep_table(s)
+    if table is not None:
+        lines += [tables.to_markdown(table), ""]
+    lines += ["![sweep](sweep.png)", ""]
     return "\n".join(lines)

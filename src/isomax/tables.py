@@ -1,28 +1,46 @@
-"""Aggregation of result records (mean ± std over seeds) and the papers' table layouts in Markdown."""
+"""Aggregation of result records (mean ± std over seeds) and the papers' table layouts.
+
+One path: :func:`comparison` aggregates :class:`isomax.records.RunRecord` s into a :class:`Table`, which
+:func:`to_markdown`, :func:`to_latex` and :func:`to_csv` render; :func:`standard_tables` lists the
+tables of ``results.md`` (``isomax bench``) and of ``isomax report``. The ``*_table`` functions are
+Markdown shortcuts for one table each.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from ._io import atomic_write_text
+from .records import OUTLIER_EXPOSURE as OE
+from .records import STANDARD, RunRecord, as_records
+
 __all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all_scores_table", "LOSS_LABELS", "SCORE_LABELS",
            "Table", "comparison", "best_flags", "to_markdown", "to_latex", "to_csv", "METRIC_LABELS",
-           "preprocessing_table", "outlier_exposure_table", "PREPROCESSING", "OUTLIER_EXPOSURE", "COMBO_LABELS"]
+           "preprocessing_table", "outlier_exposure_table", "PREPROCESSING", "OUTLIER_EXPOSURE", "COMBO_LABELS",
+           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered"]
 
-LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "softmax_oe": "SoftMax+OE"}
+LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+"}
 SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
-                "odin": "ODIN", "mahalanobis": "Mahalanobis", "oe": "ES+OE"}
+                "odin": "ODIN", "mahalanobis": "Mahalanobis"}
+METHOD_LABELS = {STANDARD: "standard", OE: "Outlier Exposure"}
+# A combo selects records: (loss, score) of standard training, or (loss, score, method); None matches anything.
 # Table 3 of the 2021 paper: SoftMax_ES / IsoMax_ES / IsoMax+_MDS
 SEAMLESS = (("softmax", "es"), ("isomax", "es"), ("isomaxplus", "mds"))
 # Table 4: ODIN / Mahalanobis (both on SoftMax models) / IsoMax+_MDS, AUROC and DTACC per out-distribution
 PREPROCESSING = (("softmax", "odin"), ("softmax", "mahalanobis"), ("isomaxplus", "mds"))
-# Table 5: SoftMax_ES^OE (Outlier Exposure) / IsoMax_ES / IsoMax+_MDS, averaged over out-distributions
-OUTLIER_EXPOSURE = (("softmax", "oe"), ("isomax", "es"), ("isomaxplus", "mds"))
+# Table 5: SoftMax_ES^OE (trained with Outlier Exposure) / IsoMax_ES / IsoMax+_MDS, averaged over out-distributions
+OUTLIER_EXPOSURE = (("softmax", "es", OE), ("isomax", "es"), ("isomaxplus", "mds"))
+# Table 6: the IsoMax losses with either score
+ISOMAX_SCORES = (("isomax", "es"), ("isomax", "mds"), ("isomaxplus", "es"), ("isomaxplus", "mds"))
+EVERYTHING = ((None, None, None),)
 # Markdown headers of combos as the papers write them
 COMBO_LABELS = {("softmax", "odin"): "ODIN", ("softmax", "mahalanobis"): "Mahalanobis",
-                ("softmax", "oe"): "SoftMax<sub>ES</sub><sup>OE</sup>"}
+                ("softmax", "es", OE): "SoftMax<sub>ES</sub><sup>OE</sup>"}
+ALL_METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
 
 
 def aggregate(values: Iterable[float]) -> tuple[float, float, int]:
@@ -42,47 +60,48 @@ def fmt_mean_std(values: Iterable[float], scale: float = 100.0, digits: int = 1,
     return f"**{text}**" if bold else text
 
 
-def _group(records: Sequence[dict], *keys: str) -> dict[tuple, list[dict]]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+def _group(records: Sequence[RunRecord], *keys: str) -> dict[tuple, list[RunRecord]]:
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for r in records:
         groups[tuple(r.get(k) for k in keys)].append(r)
     return groups
 
 
-def _ordered(values: Iterable, order: Sequence) -> list:
+def ordered(values: Iterable, order: Sequence) -> list:
+    """The distinct ``values`` in first-seen order, those listed in ``order`` first and in its order."""
     seen = list(dict.fromkeys(values))
     return [v for v in order if v in seen] + [v for v in seen if v not in order]
 
 
-def accuracy_table(records: Sequence[dict]) -> str:
-    """Table 2 layout: test accuracy per model x in-distribution, one column per loss."""
-    losses = _ordered((r["loss"] for r in records), list(LOSS_LABELS))
-    lines = ["| Model | Data | " + " | ".join(f"{LOSS_LABELS.get(l, l)} test accuracy (%)" for l in losses) + " |",
-             "|---|---|" + "---|" * len(losses)]
-    for (model, data), recs in _group(records, "model", "in_dataset").items():
-        cells = []
-        for loss in losses:
-            # Outlier Exposure runs (score "oe") are other SoftMax models: not in this table
-            per_seed = {r["seed"]: r["accuracy"] for r in recs if r["loss"] == loss and r["score"] != "oe"}
-            cells.append(fmt_mean_std(per_seed.values()))
-        lines.append(f"| {model} | {data} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def accuracy_table(records: Sequence[RunRecord | dict]) -> str:
+    """Table 2 layout: test accuracy per model x in-distribution, one column per loss (standard training)."""
+    return to_markdown(_accuracy(as_records(records)))
 
 
-def seamless_table(records: Sequence[dict], combos: Sequence[tuple[str, str]] = SEAMLESS,
+def seamless_table(records: Sequence[RunRecord | dict], combos: Sequence[tuple] = SEAMLESS,
                    metrics: Sequence[str] = ("tnr_at_tpr95", "auroc")) -> str:
     """Table 3 layout: per model x in x out, ``a / b / c`` for each metric; the best mean in bold."""
     return to_markdown(comparison(records, combos, metrics))
 
 
-def all_scores_table(records: Sequence[dict], metrics: Sequence[str] = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")) -> str:
-    """Every loss x score x out-distribution, one row each (mean ± std over seeds, %)."""
-    lines = ["| Data | OOD | Loss | Score | " + " | ".join(metrics) + " | seeds |", "|---|---|---|---|" + "---|" * (len(metrics) + 1)]
-    for (data, out, loss, score), recs in _group(records, "in_dataset", "out_dataset", "loss", "score").items():
-        cells = [fmt_mean_std(r[m] for r in recs) for m in metrics]
-        lines.append(f"| {data} | {out} | {LOSS_LABELS.get(loss, loss)} | {SCORE_LABELS.get(score, score)} | "
-                     + " | ".join(cells) + f" | {len(recs)} |")
-    return "\n".join(lines)
+def all_scores_table(records: Sequence[RunRecord | dict],
+                     metrics: Sequence[str] = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")) -> str:
+    """Every loss x training method x score x out-distribution, one row each (mean ± std over seeds, %)."""
+    return to_markdown(_all_scores(as_records(records), metrics))
+
+
+def _accuracy(records: Sequence[RunRecord]) -> Table:
+    losses = ordered((r.loss for r in records), list(LOSS_LABELS))
+    table = comparison(records, [(l, None) for l in losses], ("accuracy",), keys=("model", "in_dataset"), joined=False)
+    table.bold = False  # as in the papers: accuracy is not a contest
+    return table
+
+
+def _all_scores(records: Sequence[RunRecord], metrics: Sequence[str] = ALL_METRICS) -> Table:
+    table = comparison(records, EVERYTHING, metrics, keys=("in_dataset", "out_dataset", "loss", "method", "score"),
+                       joined=False)
+    table.seeds_column = True
+    return table
 
 
 # --- Structured tables: the same aggregation rendered as Markdown, LaTeX (booktabs) or CSV -------------------------
@@ -90,7 +109,7 @@ def all_scores_table(records: Sequence[dict], metrics: Sequence[str] = ("tnr_at_
 METRIC_LABELS = {"accuracy": "Test accuracy (%)", "tnr_at_tpr95": "TNR@TPR95 (%)", "auroc": "AUROC (%)",
                  "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)", "fpr_at_tpr95": "FPR@TPR95 (%)"}
 KEY_LABELS = {"model": "Model", "in_dataset": "Data (training)", "out_dataset": "OOD (unseen)", "loss": "Loss",
-              "score": "Score", "entropic_scale": "E_s"}
+              "method": "Training", "score": "Score", "entropic_scale": "E_s"}
 LOWER_IS_BETTER = frozenset({"fpr_at_tpr95"})
 
 
@@ -105,21 +124,27 @@ class Table:
     rows: list[tuple[tuple, list[list[list[float]]]]]  # (key values, [metric][combo] -> per-seed values)
     joined: bool = True  # Markdown: one "a / b / c" cell per metric (the papers' layout) or one column per combo
     metric_labels: dict | None = None  # overrides of METRIC_LABELS
+    seeds_column: bool = False  # Markdown: a last column with the number of seeds of the row
+    bold: bool = True  # the best mean of each metric in bold
 
     def metric_label(self, metric: str) -> str:
         return (self.metric_labels or {}).get(metric) or METRIC_LABELS.get(metric, metric)
 
 
-def _matches(r: dict, combo: tuple[str | None, str | None]) -> bool:
-    return (combo[0] is None or r.get("loss") == combo[0]) and (combo[1] is None or r.get("score") == combo[1])
+def _matches(r: RunRecord, combo: tuple) -> bool:
+    loss, score = combo[:2]
+    method = combo[2] if len(combo) > 2 else STANDARD
+    return (loss is None or r.loss == loss) and (score is None or r.score == score) and (method is None or r.method == method)
 
 
-def comparison(records: Sequence[dict], combos: Sequence[tuple[str | None, str | None]],
+def comparison(records: Sequence[RunRecord | dict], combos: Sequence[tuple],
                metrics: Sequence[str] = ("tnr_at_tpr95", "auroc"),
                keys: Sequence[str] = ("model", "in_dataset", "out_dataset"), joined: bool = True) -> Table:
     """One value per seed and cell; a seed's value is the mean over the out-distributions of its group (so
     leaving ``out_dataset`` out of ``keys`` gives the "averaged over all out-distributions" of Tables 5 and 6).
+    A combo is ``(loss, score)`` (standard training) or ``(loss, score, method)``; ``None`` matches anything.
     Combos without any record are dropped."""
+    records = as_records(records)
     combos = [c for c in combos if any(_matches(r, c) for r in records)]
     rows = []
     for key, recs in _group(records, *keys).items():
@@ -130,18 +155,19 @@ def comparison(records: Sequence[dict], combos: Sequence[tuple[str | None, str |
                 by_seed: dict = defaultdict(dict)
                 for r in recs:
                     if _matches(r, combo) and r.get(metric) is not None:
-                        by_seed[r.get("seed")][r.get("out_dataset")] = float(r[metric])
+                        by_seed[r.seed][r.out_dataset] = float(r.get(metric))
                 per_combo.append([float(np.mean(list(v.values()))) for v in by_seed.values()])
             cells.append(per_combo)
         rows.append((key, cells))
     return Table(tuple(keys), tuple(metrics), combos, rows, joined)
 
 
-def best_flags(values: Sequence[Sequence[float]], metric: str = "") -> list[bool]:
-    """Which cells hold the best mean (highest; lowest for FPR); none when fewer than two cells are filled."""
+def best_flags(values: Sequence[Sequence[float]], metric: str = "", enabled: bool = True) -> list[bool]:
+    """Which cells hold the best mean (highest; lowest for FPR); none when fewer than two cells are filled
+    (or when not ``enabled``)."""
     means = [aggregate(v)[0] if len(v) else None for v in values]
     filled = [m for m in means if m is not None]
-    if len(filled) < 2:
+    if len(filled) < 2 or not enabled:
         return [False] * len(values)
     best = min(filled) if metric in LOWER_IS_BETTER else max(filled)
     return [m is not None and m == best for m in means]
@@ -150,21 +176,29 @@ def best_flags(values: Sequence[Sequence[float]], metric: str = "") -> list[bool
 def _combo_label(combo, style: str) -> str:
     if style == "md" and tuple(combo) in COMBO_LABELS:
         return COMBO_LABELS[tuple(combo)]
-    loss, score = combo
+    loss, score = combo[:2]
+    method = combo[2] if len(combo) > 2 else STANDARD
     name = LOSS_LABELS.get(loss, loss) if loss else ""
-    if not score:
-        return name
-    s = SCORE_LABELS.get(score, score)
+    s = SCORE_LABELS.get(score, score) if score else ""
+    m = method.upper() if method not in (None, STANDARD) else ""
     if style == "latex":
-        return f"{_tex_escape(name)}$_\\mathrm{{{_tex_escape(s)}}}$" if name else _tex_escape(s)
-    return f"{name}<sub>{s}</sub>" if name else s
+        sub = f"_\\mathrm{{{_tex_escape(s)}}}" if s else ""
+        sup = f"^\\mathrm{{{_tex_escape(m)}}}" if m else ""
+        text = f"${sub}{sup}$" if sub or sup else ""
+        return f"{_tex_escape(name)}{text}" if name else _tex_escape(" ".join(filter(None, (s, m))))
+    if not name:
+        return " ".join(filter(None, (s, m)))
+    return name + (f"<sub>{s}</sub>" if s else "") + (f"<sup>{m}</sup>" if m else "")
+
+
+_VALUE_LABELS = {"loss": LOSS_LABELS, "score": SCORE_LABELS, "method": METHOD_LABELS}
 
 
 def _key_text(field: str, value) -> str:
-    if field == "loss":
-        return LOSS_LABELS.get(value, str(value))
-    if field == "score":
-        return SCORE_LABELS.get(value, str(value))
+    if field in _VALUE_LABELS:
+        return _VALUE_LABELS[field].get(value, str(value))
+    if isinstance(value, float):
+        return f"{value:g}"
     return "–" if value is None else str(value)
 
 
@@ -177,12 +211,16 @@ def to_markdown(table: Table) -> str:
             head.append(f"{name} {' / '.join(labels)}".strip())
         else:
             head += [f"{lab} {name[0].lower() + name[1:]}".strip() if lab else name for lab in labels]
+    if table.seeds_column:
+        head.append("Seeds")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, cells in table.rows:
         out = [_key_text(f, v) for f, v in zip(table.keys, key)]
         for m, per_combo in zip(table.metrics, cells):
-            texts = [fmt_mean_std(v, bold=b) for v, b in zip(per_combo, best_flags(per_combo, m))]
+            texts = [fmt_mean_std(v, bold=b) for v, b in zip(per_combo, best_flags(per_combo, m, table.bold))]
             out += [" / ".join(texts)] if table.joined else texts
+        if table.seeds_column:
+            out.append(str(max((len(v) for per_combo in cells for v in per_combo), default=0)))
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
 
@@ -226,7 +264,7 @@ def to_latex(table: Table, caption: str | None = None, label: str | None = None)
         previous = key
         out = list(shown)
         for m, per_combo in zip(table.metrics, cells):
-            for v, b in zip(per_combo, best_flags(per_combo, m)):
+            for v, b in zip(per_combo, best_flags(per_combo, m, table.bold)):
                 text = _tex_escape(fmt_mean_std(v))
                 out.append(rf"\textbf{{{text}}}" if b else text)
         lines.append(" & ".join(out) + r" \\")
@@ -258,12 +296,84 @@ def to_csv(table: Table) -> str:
     return buf.getvalue()
 
 
-def preprocessing_table(records: Sequence[dict]) -> str:
+def preprocessing_table(records: Sequence[RunRecord | dict]) -> str:
     """Table 4 layout (2021 paper): per model x in x out, AUROC and DTACC of ODIN / Mahalanobis / IsoMax+_MDS."""
     return to_markdown(comparison(records, PREPROCESSING, metrics=("auroc", "dtacc")))
 
 
-def outlier_exposure_table(records: Sequence[dict]) -> str:
+def outlier_exposure_table(records: Sequence[RunRecord | dict]) -> str:
     """Table 5 layout (2021 paper): per model x in, TNR@TPR95 and AUROC averaged over the out-distributions,
     SoftMax_ES^OE / IsoMax_ES / IsoMax+_MDS."""
     return to_markdown(comparison(records, OUTLIER_EXPOSURE, metrics=("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")))
+
+
+# --- The tables of results.md and of the report ------------------------------------------------------------------
+
+@dataclass
+class TableSpec:
+    """A named table with its title and caption, or the note saying why it was skipped (``table`` None)."""
+
+    name: str
+    title: str
+    caption: str = ""
+    table: Table | None = None
+    note: str | None = None
+
+    def markdown(self, links: bool = False, level: int = 2) -> list[str]:
+        """The section's lines: title, then the caption and the table (and links to its files) or the note."""
+        lines = [f"{'#' * level} {self.title}", ""]
+        if self.table is None:
+            return lines + [f"_{self.note[0].upper()}{self.note[1:]}_", ""]
+        lines += [self.caption, "", to_markdown(self.table), ""]
+        if links:
+            lines += [f"Files: [`tables/{self.name}.tex`](tables/{self.name}.tex), "
+                      f"[`tables/{self.name}.csv`](tables/{self.name}.csv)", ""]
+        return lines
+
+
+def _spec(name: str, title: str, caption: str, table: Table | None, missing: str) -> TableSpec:
+    if table is None or not table.rows or not table.combos:
+        return TableSpec(name, title, note=missing)
+    return TableSpec(name, title, caption, table)
+
+
+def standard_tables(records: Sequence[RunRecord | dict]) -> list[TableSpec]:
+    """The papers' tables (2-6) and every loss x method x score, for ``results.md`` and ``isomax report``."""
+    records = as_records(records)
+    present = {(r.loss, r.score, r.method) for r in records}
+    no_match = "skipped: no matching records in the inputs."
+    has_posthoc = any((loss, score, STANDARD) in present for loss, score in PREPROCESSING[:2])
+    has_oe = any(r.method == OE for r in records)
+    return [
+        _spec("table2_accuracy", "Test accuracy (Table 2 layout)", "Test accuracy (%), mean ± std over seeds "
+              "(standard training; Outlier Exposure models are in Table 5).", _accuracy(records), no_match),
+        _spec("table3_seamless", "Seamless OOD detection (Table 3 layout)",
+              "SoftMax ES / IsoMax ES / IsoMax+ MDS, mean ± std over seeds; best mean in bold.",
+              comparison(records, SEAMLESS, ("tnr_at_tpr95", "auroc")), no_match),
+        _spec("table4_posthoc", "Comparison with input-preprocessing approaches (Table 4 layout)",
+              "ODIN / Mahalanobis (on SoftMax models, hyperparameters validated on adversarial samples) / IsoMax+ MDS; "
+              "mean ± std over seeds; best mean in bold.",
+              comparison(records, PREPROCESSING, ("auroc", "dtacc")) if has_posthoc else None,
+              "skipped: no ODIN or Mahalanobis records (SoftMax runs, score `odin` / `mahalanobis`) in the inputs "
+              "(`isomax bench --methods ...`)."),
+        _spec("table5_outlier_exposure", "Outlier Exposure vs IsoMax losses (Table 5 layout)",
+              "SoftMax ES trained with Outlier Exposure / IsoMax ES / IsoMax+ MDS, averaged over the out-distributions "
+              "of each seed, then mean ± std over seeds; best mean in bold.",
+              comparison(records, OUTLIER_EXPOSURE, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset"))
+              if has_oe else None,
+              "skipped: no Outlier Exposure records (training method `oe`) in the inputs."),
+        _spec("table6_scores", "IsoMax variants with different scores (Table 6 layout)",
+              "IsoMax ES / IsoMax MDS / IsoMax+ ES / IsoMax+ MDS, averaged over the out-distributions of each seed, "
+              "then mean ± std over seeds; best mean in bold.",
+              comparison(records, ISOMAX_SCORES, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")), no_match),
+        _spec("all_scores", "Every loss and score", "Every loss x training method x score x out-distribution, "
+              "mean ± std over seeds (%).", _all_scores(records), no_match),
+    ]
+
+
+def write_table_files(table: Table, folder: str | Path, name: str, caption: str | None = None) -> list[Path]:
+    """``<folder>/<name>.md``, ``.tex`` (booktabs, label ``tab:<name>``) and ``.csv`` of one table."""
+    folder = Path(folder)
+    return [atomic_write_text(folder / f"{name}.md", to_markdown(table) + "\n"),
+            atomic_write_text(folder / f"{name}.tex", to_latex(table, caption=caption, label=f"tab:{name}")),
+            atomic_write_text(folder / f"{name}.csv", to_csv(table))]

@@ -1,0 +1,73 @@
+"""The published tables (docs/results/*/results.md) are what today's code renders from the published
+results.json: the same numbers in every table, whatever the labels (legacy Outlier Exposure records included)."""
+import re
+from pathlib import Path
+
+import pytest
+
+from isomax import tables
+from isomax.records import read_records
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "results"
+PUBLISHED = sorted(p.parent for p in DOCS.glob("*/results.json") if (p.parent / "results.md").exists())
+NUMBER = re.compile(r"\d+\.\d±\d+\.\d")
+LAYOUTS = ("Test accuracy", "Seamless", "preprocessing", "Outlier Exposure")
+
+
+def _sections(text: str) -> dict[str, list[list[str]]]:
+    """Section title -> table rows (cells) of a Markdown document."""
+    out, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = out.setdefault(line[3:].strip(), [])
+        elif current is not None and line.startswith("| ") and not line.startswith("|---"):
+            current.append([c.strip().strip("*") for c in line.strip("|").split("|")])
+    return out
+
+
+def _pick(sections: dict, keyword: str):
+    return next((rows for title, rows in sections.items() if keyword in title), None)
+
+
+def _every_score_rows(rows: list[list[str]]) -> dict[tuple, list[str]]:
+    """(data, ood, loss, training, score) -> the five metrics TNR, AUROC, DTACC, AUIN, AUOUT."""
+    head, out = rows[0], {}
+    for c in rows[1:]:
+        if "Training" in head:  # today's layout
+            out[tuple(c[:5])] = c[5:10]
+        else:  # before the training method: Outlier Exposure was the score "ES+OE"
+            method, score = ("Outlier Exposure", "ES") if c[3] == "ES+OE" else ("standard", c[3])
+            out[tuple(c[:3]) + (method, score)] = c[4:9]
+    return out
+
+
+@pytest.mark.parametrize("folder", PUBLISHED, ids=[p.name for p in PUBLISHED])
+def test_published_tables_render_the_same_numbers(folder, tmp_path):
+    from isomax.bench import write_markdown
+
+    write_markdown(read_records(folder / "results.json"), tmp_path / "results.md", "again")
+    old, new = _sections((folder / "results.md").read_text()), _sections((tmp_path / "results.md").read_text())
+    compared = 0
+    for keyword in LAYOUTS:
+        if _pick(old, keyword) is None:
+            continue
+        old_numbers = [NUMBER.findall(" ".join(r)) for r in _pick(old, keyword)[1:]]
+        new_numbers = [NUMBER.findall(" ".join(r)) for r in _pick(new, keyword)[1:]]
+        assert old_numbers == new_numbers, keyword
+        compared += sum(map(len, old_numbers))
+    old_rows, new_rows = _every_score_rows(_pick(old, "Every")), _every_score_rows(_pick(new, "Every"))
+    assert old_rows == new_rows
+    assert compared >= 27 and len(old_rows) >= 56
+
+
+def test_published_report_tables_match_results_json():
+    """docs/results/*/report/tables/*.md hold the numbers that standard_tables computes today."""
+    checked = 0
+    for folder in PUBLISHED:
+        specs = {s.name: s for s in tables.standard_tables(read_records(folder / "results.json")) if s.table is not None}
+        for md in sorted((folder / "report" / "tables").glob("table[2-6]_*.md")):
+            old = [NUMBER.findall(line) for line in md.read_text().splitlines()[2:]]
+            new = [NUMBER.findall(line) for line in tables.to_markdown(specs[md.stem].table).splitlines()[2:]]
+            assert old == new, md
+            checked += 1
+    assert checked >= 4
