@@ -124,7 +124,6 @@ def test_bad_input_raises_and_names_argument(call, error, argument):
 import io  # noqa: E402
 import os  # noqa: E402
 import pickle  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from isomax import runs  # noqa: E402

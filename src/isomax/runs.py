@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._io import atomic_write_bytes, atomic_write_text
 from .presets import TrainConfig
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
@@ -51,27 +52,7 @@ class RunLockedError(RuntimeError):
     """Another live process trains in this run directory."""
 
 
-# ---- atomic writes ---------------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through ``path.<pid>.tmp`` + fsync + rename (never a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two writers never share a temporary file
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
-
-
+# ---- atomic writes (isomax._io) ---------------------------------------------------------------
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 

@@ -143,8 +143,6 @@ def test_predict_with_another_score_is_refused(fitted_run, tmp_path):
 
 
 def test_class_names_recorded_at_training_time_are_used(fitted_run):
-    import torch
-
     from isomax.deploy.run import load_deployed, run_class_names
 
     run = load_deployed(fitted_run)  # the fixture's checkpoint records no data description: the dataset's names

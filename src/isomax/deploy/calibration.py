@@ -151,11 +151,9 @@ class Calibration:
     after: dict
 
     def save(self, run_dir: str | os.PathLike) -> Path:
-        path = Path(run_dir) / CALIBRATION_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        from .._io import atomic_write_text
+
+        return atomic_write_text(Path(run_dir) / CALIBRATION_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
 
 def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):

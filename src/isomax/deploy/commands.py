@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import re
@@ -102,6 +103,17 @@ def _partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
+def _write_csv(path: Path, rows) -> None:
+    """The CSV of ``rows`` (dicts of :data:`CSV_COLUMNS`), written atomically."""
+    from .._io import atomic_write_text
+
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                 batch_size: int = 256, device: str = "auto", strict: bool = False, progress: bool = True,
                 score: str | None = None, log: Callable[[str], None] = print) -> PredictSummary:
@@ -143,12 +155,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
         # a row cut by the interruption has missing fields: drop it (that file is predicted again) and
         # rewrite the partial file with the complete rows, so appended rows start on a fresh line
         done = {p: r for p, r in done.items() if r.get("error") is not None}
-        tmp = partial.with_name(partial.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(done.values())
-        os.replace(tmp, partial)
+        _write_csv(partial, done.values())
         log(f"resuming: {len(done)} of {len(paths)} inputs already in {partial}")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -191,14 +198,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     with open(partial, newline="") as fh:
         for row in csv.DictReader(fh):
             done[row["path"]] = row
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(done[p] for p in paths)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
+    _write_csv(out, (done[p] for p in paths))
     partial.unlink()
     partial_meta.unlink()
     rows = [done[p] for p in paths]

@@ -30,6 +30,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .._io import atomic_write_bytes
 from ..heads import DistanceHead, euclidean_distances
 from .threshold import Threshold
 
@@ -181,7 +182,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
+    atomic_write_bytes(out, proto.SerializeToString())
+    tmp.unlink()
     log(f"exported {run.run_dir} ({t}) with the {meta['exporter']} exporter to {out}")
     return meta

@@ -111,10 +111,9 @@ class Threshold:
         path = Path(path)
         if path.is_dir():
             path = path / THRESHOLD_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        from .._io import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     def __str__(self) -> str:
         return (f"{self.score} >= {self.threshold:.6g} (target TPR {100 * self.target_tpr:.1f}%, validation TPR "

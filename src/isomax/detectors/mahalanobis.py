@@ -350,7 +350,7 @@ class Mahalanobis(Detector):
 
     def _layer_gradient_signs(self, x: Tensor) -> list[Tensor]:
         """Per used layer: ``sign(grad_x min_c d_l(x)^2)`` (one forward, one backward per layer)."""
-        model = self._check_model()
+        self._check_model()
         xg = x.detach().clone().requires_grad_(True)
         signs = []
         with torch.enable_grad():
