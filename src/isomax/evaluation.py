@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .detectors import DETECTORS
+from .deploy.selective import selective_metrics
 from .heads import canonical_head_name, head_kind
 from .metrics import ood_metrics
 from .scores import SCORES
@@ -70,12 +71,14 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
     records = []
     base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
                 seed=(meta or {}).get("seed"), accuracy=accuracy)
+    # selective classification (a rejector also rejects misclassified in-distribution inputs): per score
+    selective = selective_metrics(logits_in, in_test.labels, score_in)
     for ood in ood_sets:
         logits_out = predict_logits(model, ood, mean, std, device, batch_size, amp, f"{ood.name} (out)", progress)
         arrays[f"logits/{ood.name}"] = logits_out.numpy()
         for s in scores:
             m = ood_metrics(score_in[s], SCORES[s](logits_out))
-            rec = dict(base, out_dataset=ood.name, score=s, **m)
+            rec = dict(base, out_dataset=ood.name, score=s, **m, aurc=selective[s]["aurc"], e_aurc=selective[s]["e_aurc"])
             if ood.conversion:
                 rec["conversion"] = ood.conversion
             records.append(rec)

@@ -68,6 +68,12 @@ class RunRecord:
     eval_limit: int | None = None  # at most this many images per evaluation set (a fixed seeded subset)
     split: str | None = None  # "validation" or "test" in an entropic-scale sweep (None: the test split)
     entropic_scale: float | None = None  # E_s of the run, in an entropic-scale sweep
+    run: str | None = None  # the run directory's unique key in an `isomax evaluate` of several runs
+    auroc_midpoint: float | None = None  # AUROC with ties counted one half (sklearn), when ties move it (metrics)
+    aurc: float | None = None  # selective classification: area under the risk-coverage curve of the score (deploy)
+    e_aurc: float | None = None  # AURC minus the AURC of an oracle ranking
+    point: str | None = None  # a named point of a study (scripts/schedule_study.py)
+    head_weight_decay: float | None = None  # TrainConfig.head_weight_decay of the run, when not the default
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -97,6 +97,13 @@ def _accuracy(records: Sequence[RunRecord]) -> Table:
     return table
 
 
+def _selective(records: Sequence[RunRecord]) -> Table:
+    # AURC depends on the in-distribution only: the same in every record of a run and score
+    table = comparison(records, EVERYTHING, ("aurc",), keys=("in_dataset", "loss", "method", "score"), joined=False)
+    table.seeds_column = True
+    return table
+
+
 def _all_scores(records: Sequence[RunRecord], metrics: Sequence[str] = ALL_METRICS) -> Table:
     table = comparison(records, EVERYTHING, metrics, keys=("in_dataset", "out_dataset", "loss", "method", "score"),
                        joined=False)
@@ -107,10 +114,11 @@ def _all_scores(records: Sequence[RunRecord], metrics: Sequence[str] = ALL_METRI
 # --- Structured tables: the same aggregation rendered as Markdown, LaTeX (booktabs) or CSV -------------------------
 
 METRIC_LABELS = {"accuracy": "Test accuracy (%)", "tnr_at_tpr95": "TNR@TPR95 (%)", "auroc": "AUROC (%)",
-                 "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)", "fpr_at_tpr95": "FPR@TPR95 (%)"}
+                 "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)", "fpr_at_tpr95": "FPR@TPR95 (%)",
+                 "aurc": "AURC (%)"}
 KEY_LABELS = {"model": "Model", "in_dataset": "Data (training)", "out_dataset": "OOD (unseen)", "loss": "Loss",
               "method": "Training", "score": "Score", "entropic_scale": "E_s"}
-LOWER_IS_BETTER = frozenset({"fpr_at_tpr95"})
+LOWER_IS_BETTER = frozenset({"fpr_at_tpr95", "aurc"})
 
 
 @dataclass
@@ -366,6 +374,11 @@ def standard_tables(records: Sequence[RunRecord | dict]) -> list[TableSpec]:
               "IsoMax ES / IsoMax MDS / IsoMax+ ES / IsoMax+ MDS, averaged over the out-distributions of each seed, "
               "then mean ± std over seeds; best mean in bold.",
               comparison(records, ISOMAX_SCORES, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")), no_match),
+        _spec("selective_classification", "Selective classification (risk-coverage)",
+              "AURC (%): area under the risk-coverage curve when the score rejects in-distribution test inputs "
+              "(risk: error rate of the accepted ones); lower is better; mean ± std over seeds.",
+              _selective(records) if any(r.aurc is not None for r in records) else None,
+              "skipped: no AURC in the inputs (records written before isomax evaluate measured it)."),
         _spec("all_scores", "Every loss and score", "Every loss x training method x score x out-distribution, "
               "mean ± std over seeds (%).", _all_scores(records), no_match),
     ]
