@@ -269,3 +269,21 @@ def test_report_markdown_links_resolve(written):
     assert len(links) > 30
     for link in links:
         assert (out / link).is_file(), link
+
+
+def test_truncated_logit_file_gives_a_one_line_error(tmp_path):
+    import numpy as np
+
+    from isomax.cli import main
+
+    out = tmp_path / "bench" / "outputs"
+    out.mkdir(parents=True)
+    np.savez_compressed(out / "isomax-seed0.npz", **{"logits/in": np.zeros((4, 3), np.float32),
+                                                      "labels/in": np.zeros(4, np.int64)})
+    data = (out / "isomax-seed0.npz").read_bytes()
+    (out / "isomax-seed0.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        from isomax.report import write_report
+
+        write_report([tmp_path / "bench"], tmp_path / "report", log=lambda _: None)
+    assert main(["report", str(tmp_path / "bench"), "--out", str(tmp_path / "report2")]) == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -53,8 +54,12 @@ class RunArrays:
         return self.meta.get("seed")
 
     def load(self) -> dict[str, np.ndarray]:
-        with np.load(self.path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        with _open_npz(self.path) as z:
+            try:
+                return {k: z[k] for k in z.files}
+            except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:  # a member is truncated or corrupt
+                raise ValueError(f"{self.path} is damaged ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
+                                 "or `isomax bench` that wrote it") from None
 
 
 @dataclass
@@ -67,8 +72,17 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
 
 
+def _open_npz(path: Path):
+    """``np.load`` of an evaluation ``.npz`` (no pickles), with a one-line error for a truncated or corrupt file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
+                         "or `isomax bench` that wrote it") from None
+
+
 def _read_npz_meta(path: Path) -> RunArrays:
-    with np.load(path, allow_pickle=False) as z:
+    with _open_npz(path) as z:
         if "logits/in" not in z.files:
             raise ValueError(f"{path} is not an evaluation output: it has no 'logits/in' array")
         meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
