@@ -114,6 +114,72 @@ def _write_csv(path: Path, rows) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _resume_partial(out: Path, partial: Path, partial_meta: Path, meta: dict, n_paths: int,
+                    log: Callable[[str], None]) -> dict[str, dict]:
+    """The rows an interrupted run of the same command left in ``partial`` (``{path: row}``), or a fresh
+    ``partial`` file with only the header."""
+    done: dict[str, dict] = {}
+    if partial.exists() and partial_meta.exists() and json.loads(partial_meta.read_text()) == meta:
+        with open(partial, newline="") as fh:
+            for row in csv.DictReader(fh):
+                done[row["path"]] = row
+        # a row cut by the interruption has missing fields: drop it (that file is predicted again) and
+        # rewrite the partial file with the complete rows, so appended rows start on a fresh line
+        done = {p: r for p, r in done.items() if r.get("error") is not None}
+        _write_csv(partial, done.values())
+        log(f"resuming: {len(done)} of {n_paths} inputs already in {partial}")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial_meta.write_text(json.dumps(meta) + "\n")
+        with open(partial, "w", newline="") as fh:
+            csv.writer(fh).writerow(CSV_COLUMNS)
+    return done
+
+
+def _predict_chunk(chunk: list[str], run, predictor, missing: dict[str, str], strict: bool, thr: str,
+                   conversions_seen: list[str], log: Callable[[str], None]) -> dict[int, list[str]]:
+    """CSV rows (by position in ``chunk``) of one batch of paths: a prediction, or the reason it failed."""
+    images, ok, errors, conversions = read_images(chunk, run.input_shape)
+    for i, p in enumerate(chunk):
+        if p in missing:
+            errors[i] = missing[p]
+    for c in conversions:
+        if c not in conversions_seen:
+            conversions_seen.append(c)
+            log(f"converting inputs to the model's input ({run.input_shape[1]}x{run.input_shape[2]}, "
+                f"{run.input_shape[0]} channel(s)) as `evaluate` does: {c}")
+    if errors and strict:
+        i, reason = next(iter(errors.items()))
+        raise ValueError(f"{chunk[i]}: {reason} (--strict; rerun without it to list unreadable files and go on)")
+    rows: dict[int, list[str]] = {i: [chunk[i], "", "", "", thr, "", reason] for i, reason in errors.items()}
+    if ok:
+        pred = predictor.predict(images)
+        for k, i in enumerate(ok):
+            rows[i] = [chunk[i], run.class_names[int(pred.label[k])], _fmt(pred.probability[k]),
+                       _fmt(pred.score[k]), thr, str(bool(pred.accepted[k])).lower(), ""]
+    return rows
+
+
+def _finish(out: Path, partial: Path, partial_meta: Path, paths: list[str], done: dict[str, dict], threshold,
+            n_resumed: int, conversions_seen: list[str], log: Callable[[str], None]) -> PredictSummary:
+    """The final CSV (atomically, in input order) from the partial file, which is then removed."""
+    with open(partial, newline="") as fh:
+        for row in csv.DictReader(fh):
+            done[row["path"]] = row
+    _write_csv(out, (done[p] for p in paths))
+    partial.unlink()
+    partial_meta.unlink()
+    rows = [done[p] for p in paths]
+    failed = [r for r in rows if r["error"]]
+    summary = PredictSummary(out, len(paths), len(paths) - len(failed), sum(r["accepted"] == "true" for r in rows),
+                             len(failed), n_resumed, conversions_seen)
+    for r in failed:
+        log(f"skipped {r['path']}: {r['error']}")
+    log(f"{summary.n_predicted} predicted, {summary.n_accepted} accepted ({threshold.score} >= "
+        f"{threshold.threshold:.6g}), {summary.n_failed} unreadable; wrote {out}")
+    return summary
+
+
 def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                 batch_size: int = 256, device: str = "auto", strict: bool = False, progress: bool = True,
                 score: str | None = None, log: Callable[[str], None] = print) -> PredictSummary:
@@ -147,21 +213,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     partial, partial_meta = _partial_paths(out)
     meta = dict(run_dir=str(Path(run_dir).resolve()), score=run.threshold.score, threshold=run.threshold.threshold,
                 columns=list(CSV_COLUMNS))
-    done: dict[str, dict] = {}
-    if partial.exists() and partial_meta.exists() and json.loads(partial_meta.read_text()) == meta:
-        with open(partial, newline="") as fh:
-            for row in csv.DictReader(fh):
-                done[row["path"]] = row
-        # a row cut by the interruption has missing fields: drop it (that file is predicted again) and
-        # rewrite the partial file with the complete rows, so appended rows start on a fresh line
-        done = {p: r for p, r in done.items() if r.get("error") is not None}
-        _write_csv(partial, done.values())
-        log(f"resuming: {len(done)} of {len(paths)} inputs already in {partial}")
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial_meta.write_text(json.dumps(meta) + "\n")
-        with open(partial, "w", newline="") as fh:
-            csv.writer(fh).writerow(CSV_COLUMNS)
+    done = _resume_partial(out, partial, partial_meta, meta, len(paths), log)
     n_resumed = len(done)
     todo = [p for p in paths if p not in done]
 
@@ -172,44 +224,13 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
         writer = csv.writer(fh)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            images, ok, errors, conversions = read_images(chunk, run.input_shape)
-            for i, p in enumerate(chunk):
-                if p in missing:
-                    errors[i] = missing[p]
-            for c in conversions:
-                if c not in conversions_seen:
-                    conversions_seen.append(c)
-                    log(f"converting inputs to the model's input ({run.input_shape[1]}x{run.input_shape[2]}, "
-                        f"{run.input_shape[0]} channel(s)) as `evaluate` does: {c}")
-            if errors and strict:
-                i, reason = next(iter(errors.items()))
-                raise ValueError(f"{chunk[i]}: {reason} (--strict; rerun without it to list unreadable files and go on)")
-            rows: dict[int, list[str]] = {i: [chunk[i], "", "", "", thr, "", reason] for i, reason in errors.items()}
-            if ok:
-                pred = predictor.predict(images)
-                for k, i in enumerate(ok):
-                    rows[i] = [chunk[i], run.class_names[int(pred.label[k])], _fmt(pred.probability[k]),
-                               _fmt(pred.score[k]), thr, str(bool(pred.accepted[k])).lower(), ""]
+            rows = _predict_chunk(chunk, run, predictor, missing, strict, thr, conversions_seen, log)
             writer.writerows(rows[i] for i in sorted(rows))
             fh.flush()
             os.fsync(fh.fileno())
             bar.update(len(chunk))
 
-    with open(partial, newline="") as fh:
-        for row in csv.DictReader(fh):
-            done[row["path"]] = row
-    _write_csv(out, (done[p] for p in paths))
-    partial.unlink()
-    partial_meta.unlink()
-    rows = [done[p] for p in paths]
-    failed = [r for r in rows if r["error"]]
-    summary = PredictSummary(out, len(paths), len(paths) - len(failed), sum(r["accepted"] == "true" for r in rows),
-                             len(failed), n_resumed, conversions_seen)
-    for r in failed:
-        log(f"skipped {r['path']}: {r['error']}")
-    log(f"{summary.n_predicted} predicted, {summary.n_accepted} accepted ({run.threshold.score} >= "
-        f"{run.threshold.threshold:.6g}), {summary.n_failed} unreadable; wrote {out}")
-    return summary
+    return _finish(out, partial, partial_meta, paths, done, run.threshold, n_resumed, conversions_seen, log)
 
 
 # ------------------------------------------------------------------------------------------------
