@@ -83,9 +83,11 @@ def test_report_writes_every_file(written):
     out, md = written
     pngs = sorted((out / "figures").glob("*.png"))
     kinds = {p.name.split("_fashion")[0] for p in pngs}
-    assert kinds == {"logits", "max_probability", "entropy", "min_distance", "roc", "training"}
-    # logits, max prob, entropy: 3 losses x 2 oods; distances: 2 losses x 2 oods; ROC: 2; training: 1
-    assert len(pngs) == 3 * 3 * 2 + 2 * 2 + 2 + 1
+    assert kinds == {"logits", "max_probability", "entropy", "min_distance", "roc", "training", "reliability",
+                     "risk_coverage"}
+    # logits, max prob, entropy: 3 losses x 2 oods; distances: 2 losses x 2 oods; ROC: 2; training: 1;
+    # reliability: 3 losses; risk-coverage: 1
+    assert len(pngs) == 3 * 3 * 2 + 2 * 2 + 2 + 1 + 3 + 1
     for p in pngs:
         assert 5_000 < p.stat().st_size < 150_000, p
         assert f"]({p.relative_to(out).as_posix()})" in md  # embedded by relative path
@@ -259,6 +261,28 @@ def test_report_figures_follow_their_inputs(bench, written):
     assert plots.entropy(li) == pytest.approx(-entropic_score(torch.from_numpy(li)).numpy())
     assert plots.max_probability(li) == pytest.approx(max_probability(torch.from_numpy(li)).numpy())
     assert plots.min_distance(li, 2.0) == pytest.approx(-li.max(1) / 2.0)
+
+
+def test_report_draws_calibration_and_risk_coverage_from_the_test_logits(bench, written):
+    from isomax import plots
+    from isomax.deploy.calibration import expected_calibration_error, reliability_bins
+    from isomax.deploy.selective import aurc, risk_coverage
+    import torch
+
+    out, md = written
+    assert "#### Calibration and selective classification" in md
+    for loss in LOSSES:
+        assert (out / "figures" / f"reliability_fashion-mnist-cnn-28_{loss}.png").is_file()
+    with np.load(bench / "outputs" / "isomax-seed0.npz") as z:
+        li, labels = z["logits/in"], z["labels/in"]
+    li_t, labels_t = torch.from_numpy(li).double(), torch.from_numpy(labels).long()
+    again = plots.reliability_diagram(reliability_bins(li_t, labels_t), out / "again.png", title="IsoMax, fashion-mnist test",
+                                      ece=expected_calibration_error(li_t, labels_t))
+    assert again.read_bytes() == (out / "figures" / "reliability_fashion-mnist-cnn-28_isomax.png").read_bytes()
+    s, correct = plots.score_values(li, "es"), li.argmax(1) == labels
+    cov, risk = risk_coverage(s, correct)
+    assert cov[-1] == 1 and risk[-1] == pytest.approx(1 - correct.mean()) and aurc(s, correct) == pytest.approx(risk.mean())
+    assert (out / "figures" / "risk_coverage_fashion-mnist-cnn-28.png").is_file()
 
 
 def test_report_markdown_links_resolve(written):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from . import plots, tables
 from ._io import atomic_write_text
@@ -355,6 +356,42 @@ def _roc_figures(g: _Group) -> list[str]:
     return md
 
 
+def _deployment_figures(g: _Group) -> list[str]:
+    """Reliability diagrams (calibration) and risk-coverage curves (selective classification) of the
+    in-distribution test split (:mod:`isomax.deploy`)."""
+    from .deploy.calibration import expected_calibration_error, reliability_bins
+    from .deploy.selective import aurc, risk_coverage
+
+    cells = []
+    for loss in g.losses:
+        li, labels = g.data[loss]["logits/in"], g.data[loss].get("labels/in")
+        if labels is None:
+            continue
+        li_t, labels_t = torch.from_numpy(li).double(), torch.from_numpy(labels).long()
+        cells.append(g.rel(plots.reliability_diagram(reliability_bins(li_t, labels_t), g.path("reliability", loss),
+                                                     title=f"{LOSS_LABELS.get(loss, loss)}, {g.in_name} test",
+                                                     ece=expected_calibration_error(li_t, labels_t))))
+    curves = []
+    for loss, score in ROC_COMBOS:
+        if loss in g.data and "labels/in" in g.data[loss]:
+            li = g.data[loss]["logits/in"]
+            s, correct = plots.score_values(li, score), li.argmax(1) == g.data[loss]["labels/in"]
+            cov, risk = risk_coverage(s, correct)
+            curves.append(dict(loss=loss, score=score, coverage=cov, risk=risk, aurc=aurc(s, correct)))
+    if not cells and not curves:
+        return []
+    md = ["#### Calibration and selective classification", "",
+          "Reliability diagrams of the plain logits (15 bins; ECE in the legend): IsoMax heads score without the entropic "
+          "scale, so their probabilities are flat until `isomax calibrate` fits the temperature on the validation "
+          "split. Risk-coverage: error rate among the accepted test inputs when each score rejects the lowest-scored "
+          "ones (AURC %, lower is better).", ""]
+    md += [" ".join(f"![reliability]({c})" for c in cells), ""] if cells else []
+    if curves:
+        p = plots.risk_coverage_figure(curves, g.path("risk_coverage"), title=f"{g.in_name} test: risk vs coverage")
+        md += [f"![risk-coverage]({g.rel(p)})", ""]
+    return md
+
+
 def _figures_for_group(key: tuple, by_loss: dict[str, RunArrays], out: Path, notes: list[str],
                        log: Callable[[str], None]) -> list[str]:
     """The figures of one (in-distribution, model): logits, probabilities, distances, ROC curves."""
@@ -369,7 +406,7 @@ def _figures_for_group(key: tuple, by_loss: dict[str, RunArrays], out: Path, not
     g = _Group(in_name, model, data, oods, out)
     md += _logit_figures(g)
     log(f"figures: logits for {in_name}/{model}")
-    md += _probability_figures(g) + _distance_figures(g, notes) + _roc_figures(g)
+    md += _probability_figures(g) + _distance_figures(g, notes) + _roc_figures(g) + _deployment_figures(g)
     log(f"figures: histograms and ROC curves for {in_name}/{model}")
     return md
 
