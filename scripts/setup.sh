@@ -24,16 +24,20 @@ else
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 fi
 
-# isomax itself, editable from this checkout, and the test extras (pytest, hypothesis)
-if .venv/bin/python - <<'EOF' 2>/dev/null
+# isomax itself, editable from this checkout, with its dependencies and test extras: reinstalled
+# whenever pyproject.toml changed since the last install (its hash is kept in .venv/), so a new
+# dependency is never missed; skipped otherwise (pip's resolver takes seconds even with nothing to do)
+stamp=.venv/.isomax-pyproject.sha256
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python - <<'EOF' 2>/dev/null
 import importlib.util, pathlib, sys
-specs = [importlib.util.find_spec(name) for name in ("isomax", "pytest", "hypothesis")]  # found, not imported
-here = pathlib.Path("src").resolve()
-sys.exit(0 if all(specs) and pathlib.Path(specs[0].origin).resolve().is_relative_to(here) else 1)
+spec = importlib.util.find_spec("isomax")  # found, not imported
+sys.exit(0 if spec and pathlib.Path(spec.origin).resolve().is_relative_to(pathlib.Path("src").resolve()) else 1)
 EOF
 then
-  say "isomax (editable, $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("isomax"))')) and its test extras present, skipping"
+  say "isomax (editable) and its dependencies present for this pyproject.toml, skipping"
 else
-  say "installing isomax (editable, from $(pwd)) with its dependencies and test extras (pytest, hypothesis)"
+  say "installing isomax (editable, from $(pwd)) with its dependencies and test extras (pyproject.toml: [test])"
   .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
 fi
