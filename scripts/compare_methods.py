@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""One table "seamless vs post-hoc vs training-time" from bench results (issue #11, point 2).
+
+Reads every ``results.json`` given, keeps the seeds each method has, and prints a Markdown table:
+category, method, loss the model was trained with, test accuracy, AUROC and TNR@TPR95 averaged
+over the out-distributions (mean ± std over seeds), and the number of seeds.
+
+    python scripts/compare_methods.py docs/results/fashion-mnist/results.json \\
+        docs/results/fashion-mnist-modern/results.json > docs/results/fashion-mnist-modern/comparison.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from isomax.records import OUTLIER_EXPOSURE, as_records
+
+# (category, label, loss, score, method): which records make each row
+ROWS = [
+    ("baseline", "SoftMax, entropic score", "softmax", "es", "standard"),
+    ("seamless", "IsoMax, entropic score", "isomax", "es", "standard"),
+    ("seamless", "IsoMax+, minimum distance score", "isomaxplus", "mds", "standard"),
+    ("seamless", "IsoMax+, entropic score", "isomaxplus", "es", "standard"),
+    *[("post-hoc", name, "softmax", score, "standard") for name, score in (
+        ("ODIN", "odin"), ("Mahalanobis", "mahalanobis"), ("KNN", "knn"), ("ViM", "vim"), ("ReAct", "react"),
+        ("DICE", "dice"), ("ASH", "ash"), ("SCALE", "scale"), ("GEN", "gen"), ("Energy", "energy"))],
+    ("training-time", "Outlier Exposure (SoftMax ES)", "softmax", "es", OUTLIER_EXPOSURE),
+    ("training-time", "LogitNorm, max probability", "logitnorm", "mps", "standard"),
+    ("training-time", "LogitNorm, entropic score", "logitnorm", "es", "standard"),
+]
+
+
+def table(records) -> str:
+    lines = ["| category | method | trained with | test accuracy (%) | AUROC (%) | TNR@TPR95 (%) | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for category, label, loss, score, method in ROWS:
+        rs = [r for r in records if (r.loss, r.score, r.method) == (loss, score, method)]
+        if not rs:
+            continue
+        seeds = sorted({r.seed for r in rs})
+
+        def cell(key):
+            per_seed = [100 * np.mean([r.get(key) for r in rs if r.seed == s]) for s in seeds]
+            return f"{np.mean(per_seed):.1f}±{np.std(per_seed):.1f}" if len(seeds) > 1 else f"{per_seed[0]:.1f}"
+
+        lines.append(f"| {category} | {label} | {loss} | {cell('accuracy')} | {cell('auroc')} | {cell('tnr_at_tpr95')} "
+                     f"| {len(seeds)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="+", type=Path, help="results.json files (bench or evaluate)")
+    args = p.parse_args()
+    records, seen = [], set()
+    for path in args.results:  # a record of the same run in two files counts once
+        for r in as_records(json.loads(path.read_text())):
+            key = (r.loss, r.score, r.method, r.seed, r.out_dataset)
+            if key not in seen:
+                seen.add(key)
+                records.append(r)
+    print(table(records))
+
+
+if __name__ == "__main__":
+    main()
