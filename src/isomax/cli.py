@@ -308,10 +308,7 @@ def _cmd_evaluate(args: argparse.Namespace, command_line: str) -> int:
         records += [dict(r, run=key) for r in new]
     path = save_results(records, args.out)
     write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
-    print(tables.accuracy_table(records))
-    print()
-    print(tables.all_scores_table(records))
-    print(f"wrote {path}")
+    _print_tables(records, tables.all_scores_table, f"wrote {path}")
     return 0
 
 
@@ -323,11 +320,18 @@ def _cmd_bench(args: argparse.Namespace, command_line: str) -> int:
                         overrides=_overrides(args), progress=not args.no_progress, command=command_line,
                         methods=args.methods, methods_on=args.methods_on, outlier_data=args.outlier_data,
                         detector_options=_detector_options(args))
+    _print_tables(records, tables.seamless_table, f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0
+
+
+def _print_tables(records, table, wrote: str) -> None:
+    """The accuracy table (so a run near chance shows), then ``table(records)``, then what was written."""
+    from . import tables
+
     print(tables.accuracy_table(records))
     print()
-    print(tables.seamless_table(records))
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
-    return 0
+    print(table(records))
+    print(wrote)
 
 
 def _cmd_report(args: argparse.Namespace, command_line: str) -> int:

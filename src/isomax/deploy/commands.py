@@ -266,74 +266,80 @@ def _tpr(value: str) -> float:
     return v
 
 
+def _run_parser(subparsers, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand taking a run directory first (all four commands here)."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    return p
+
+
+def _common_flags(p: argparse.ArgumentParser, *, data_dir: bool = True, device: bool = True) -> None:
+    if data_dir:
+        p.add_argument("--data-dir", default=None, help="where the run's dataset is (default: the run's, $ISOMAX_DATA)")
+    if device:
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def add_threshold_parser(subparsers) -> argparse.ArgumentParser:
     from ..scores import SCORES
 
-    p = subparsers.add_parser(
-        "threshold", help="fit the accept/reject threshold of a run on its validation split",
+    p = _run_parser(
+        subparsers, "threshold", help="fit the accept/reject threshold of a run on its validation split",
         description="Fit the score threshold that accepts --tpr of the run's in-distribution validation split "
                     "(never test or out-distribution data) and write RUN_DIR/threshold.json. Inputs with score >= "
                     "threshold are accepted as in-distribution by `isomax predict` and `isomax export`. Also reports "
                     "the TPR the threshold achieves on the test split (for information).")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--score", choices=list(SCORES), default=None,
                    help="score (default: mds for IsoMax+, es for IsoMax and SoftMax)")
     p.add_argument("--tpr", type=_tpr, default=0.95, help="fraction of in-distribution inputs to accept (default 0.95)")
     p.add_argument("--no-test", action="store_true", help="do not measure the achieved TPR on the test split")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    _common_flags(p)
     p.set_defaults(handler=lambda a: (run_threshold(a.run_dir, a.score, a.tpr, device=a.device, data_dir=a.data_dir,
                                                     test=not a.no_test, progress=not a.no_progress), 0)[1])
     return p
 
 
 def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "calibrate", help="fit the head temperature of a run on its validation split",
+    p = _run_parser(
+        subparsers, "calibrate", help="fit the head temperature of a run on its validation split",
         description="Fit the temperature dividing the logits by NLL on the validation split, report test ECE "
                     "(15 bins), NLL and Brier before/after, and write RUN_DIR/calibration.json (used by predict, "
                     "threshold and export). Refit the threshold afterwards.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    _common_flags(p)
     p.set_defaults(handler=lambda a: (run_calibrate(a.run_dir, device=a.device, data_dir=a.data_dir,
                                                     progress=not a.no_progress), 0)[1])
     return p
 
 
 def add_predict_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "predict", help="classify image files and accept/reject them as in-distribution",
+    p = _run_parser(
+        subparsers, "predict", help="classify image files and accept/reject them as in-distribution",
         description="Run RUN_DIR's model on image files and folders (recursively; any size and mode, converted to "
                     "the model's input as `evaluate` converts out-distribution images) and write a CSV: path, "
                     "class, probability, score, threshold, accepted, error. Needs RUN_DIR/threshold.json "
                     "(`isomax threshold RUN_DIR`). Unreadable files get a row with the reason (--strict: fail). "
                     "An interrupted run resumes where it stopped when rerun.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
-    p.add_argument("--no-progress", action="store_true")
+    _common_flags(p, data_dir=False)
     p.set_defaults(handler=lambda a: (run_predict(a.run_dir, a.inputs, a.out, batch_size=a.batch_size, device=a.device,
                                                   strict=a.strict, progress=not a.no_progress), 0)[1])
     return p
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "export", help="export a run (model, score, threshold) as one ONNX graph",
+    p = _run_parser(
+        subparsers, "export", help="export a run (model, score, threshold) as one ONNX graph",
         description="Write one ONNX graph: uint8 images (N, H, W, C) -> logits, class, probability, score, accepted, "
                     "with the normalisation and RUN_DIR/threshold.json inside and the class names, input size, "
                     "mean/std, score, threshold and target TPR in its metadata.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", required=True, type=Path, help="ONNX file to write")
     p.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                    help="torch.onnx.export(dynamo=True), the legacy TorchScript exporter, or auto: dynamo when "
                         "torch.export can trace the model, else legacy (default)")
-    p.add_argument("--no-progress", action="store_true")
+    _common_flags(p, data_dir=False, device=False)
     p.set_defaults(handler=lambda a: (run_export(a.run_dir, a.out, exporter=a.exporter), 0)[1])
     return p
