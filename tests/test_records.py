@@ -55,5 +55,6 @@ def test_published_results_read_and_round_trip(path):
         assert r.score != "oe" and (r.method == "oe") == (d["score"] == "oe")
         back = r.to_dict()
         assert {k: v for k, v in back.items() if k not in ("method", "score")} == \
-            {k: v for k, v in d.items() if k != "score"}
+            {k: v for k, v in d.items() if k not in ("method", "score")}
+        assert d.get("method", r.method) == r.method  # files written since the field exists carry it
     assert as_records(records) == records

@@ -57,7 +57,9 @@ def test_published_tables_render_the_same_numbers(folder, tmp_path):
         compared += sum(map(len, old_numbers))
     old_rows, new_rows = _every_score_rows(_pick(old, "Every")), _every_score_rows(_pick(new, "Every"))
     assert old_rows == new_rows
-    assert compared >= 27 and len(old_rows) >= 56
+    assert compared > 0 and old_rows
+    if folder.name in ("fashion-mnist", "cifar10-cpu"):  # the three-loss benchmarks: every layout is there
+        assert compared >= 27 and len(old_rows) >= 56
 
 
 def test_published_report_tables_match_results_json():
