@@ -20,18 +20,19 @@ scale, so that ``g(d) = E_s * h(d)``.
 Distances are computed in float32 (also under ``torch.autocast``) with the matrix-product
 expansion ``|f|^2 + |p|^2 - 2 f.p`` (one GEMM, as fast as ``nn.Linear``). That expansion has an
 absolute error of about ``eps * (|f|^2 + |p|^2)`` on the squared distance, which ruins the
-*relative* precision of small distances by cancellation. So, for every row, the distances to its
-``k = min(C, 2)`` nearest prototypes (by the GEMM estimate) are then recomputed exactly as
-``|f - p|^2`` from the vectors themselves (``topk`` + ``gather``, O(B k F), no host sync, no
-data-dependent branch: it always runs, so the code compiles and exports as one graph).
+*relative* precision of small distances by cancellation. So, for every row, the distance to its
+nearest prototype (by the GEMM estimate) is then recomputed exactly as ``|f - p|^2`` from the
+vectors themselves (``argmin`` + row gather, O(B F), no host sync, no data-dependent branch: it
+always runs, so the code compiles and exports as one graph).
 
 Guarantee (tested against float64 ``torch.cdist``): the smallest distance of each row (the one
-that decides the prediction and the minimum distance score) and the second smallest have full
-relative precision, down to exactly 0 for a feature equal to a prototype (for IsoMax+, down to the
-precision of the normalised vectors themselves, about 1e-7 absolute in float32); every other
-distance has an absolute error below ``10 * eps * (|f| + |p|)`` (about 1.2e-6 in float32,
-2.2e-15 in float64). "Nearest" is decided on the GEMM estimate: it can differ from the true
-order only between distances that agree to within that absolute error.
+that decides the prediction and the minimum distance score) has full relative precision, down to
+exactly 0 for a feature equal to a prototype (for IsoMax+, down to the precision of the normalised
+vectors themselves, about 1e-7 absolute in float32); every other distance has an absolute error
+below ``10 * eps * (|f| + |p|)`` (about 1.2e-6 in float32, 2.2e-15 in float64). A second distance
+of a row can only be small if two prototypes are that close to each other (triangle inequality),
+which training does not produce. "Nearest" is decided on the GEMM estimate: it can differ from the
+true order only between distances that agree to within that absolute error.
 The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 """
 from __future__ import annotations
@@ -61,10 +62,6 @@ __all__ = [
 
 DistanceFn = Callable[[Tensor, Tensor], Tensor]
 
-# Each row's distances to this many nearest prototypes are recomputed exactly (see module docstring).
-_EXACT_NEAREST = 2
-
-
 class _EuclideanDistance(torch.autograd.Function):
     """``-|scale| * |f_i - p_j| / temperature`` (or between L2-normalised vectors), hand-written backward.
 
@@ -82,7 +79,7 @@ class _EuclideanDistance(torch.autograd.Function):
                 scale: Tensor | None, temperature: Tensor | None) -> Tensor:
         if normalized:
             # x / max(|x|, 1e-12), exactly as F.normalize; |x^|^2 = (|x| / max(|x|, 1e-12))^2 is 1,
-            # or less for |x| <= 1e-12 (0 for an all-zero vector).
+            # or less for |x| < 1e-12 (0 for an all-zero vector).
             f_len = torch.linalg.vector_norm(features, dim=1, keepdim=True)  # (B, 1)
             p_len = torch.linalg.vector_norm(prototypes, dim=1, keepdim=True)  # (C, 1)
             f_norm, p_norm = f_len.clamp_min(1e-12), p_len.clamp_min(1e-12)
@@ -90,51 +87,57 @@ class _EuclideanDistance(torch.autograd.Function):
             f_sq, p_sq = (f_len / f_norm).square(), (p_len / p_norm).square().t()  # (B, 1), (1, C)
         else:
             f, p, f_norm, p_norm = features, prototypes, None, None
-            f_sq, p_sq = f.pow(2).sum(1, keepdim=True), p.pow(2).sum(1).unsqueeze(0)  # (B, 1), (1, C)
-        d2 = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C), GEMM estimate
-        # Exact |f_i - p_j|^2 for the k nearest prototypes of each row (the small distances, where
-        # the GEMM estimate loses its relative precision).
-        k = min(d2.shape[1], _EXACT_NEAREST)
-        nearest = d2.topk(k, dim=1, largest=False, sorted=False).indices  # (B, k)
-        exact = (f.unsqueeze(1) - p[nearest]).pow(2).sum(2)  # (B, k, F) -> (B, k)
-        d = d2.scatter_(1, nearest, exact).sqrt_()  # (B, C), in place
-        # 1/d, the backward's factor; 0 where d == 0 (zero subgradient instead of inf)
-        inv_d = torch.where(d > 0, d.reciprocal(), d)
+            # |x|^2 computed as the exact recomputation below computes it, so that equal distances
+            # come out bit-equal (e.g. all logits of an IsoMax head at initialisation)
+            f_sq = torch.linalg.vector_norm(f, dim=1, keepdim=True).square()  # (B, 1)
+            p_sq = torch.linalg.vector_norm(p, dim=1).square().unsqueeze(0)  # (1, C)
+        d = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C), GEMM estimate of d^2
+        # Exact |f_i - p_j|^2 for the nearest prototype of each row (the small distance, where the
+        # GEMM estimate loses its relative precision). F.embedding is the row gather (~10x faster on
+        # the CPU than p[nearest]); one (B, F) temporary, modified in place, since on the CPU each
+        # fresh large buffer costs page faults that can exceed the arithmetic.
+        nearest = d.argmin(1, keepdim=True)  # (B, 1)
+        diff = F.embedding(nearest.squeeze(1), p).sub_(f)  # (B, F): p_j - f_i
+        d = d.scatter_(1, nearest, torch.linalg.vector_norm(diff, dim=1, keepdim=True).square_()).sqrt_()  # (B, C)
         ctx.normalized = normalized
         ctx.scaled = scale is not None or temperature is not None
-        if not ctx.scaled:
-            ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, None, None, None)
-            return d
-        coef = _coef(scale, temperature)  # d logits / d distance
-        out = d * coef
-        inv_d.mul_(coef)  # the backward needs (d logits / d distance) / d
-        ctx.save_for_backward(f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, scale, temperature, coef)
-        return out
+        coef = _coef(scale, temperature) if ctx.scaled else None  # d logits / d distance
+        # For the backward: where the normalisation is the plain division (|x| < 1e-12) instead of a projection.
+        f_small = f_len < 1e-12 if normalized else None
+        p_small = p_len < 1e-12 if normalized else None
+        ctx.save_for_backward(f, p, d, f_norm, p_norm, f_small, p_small, scale, temperature, coef)
+        return d * coef if ctx.scaled else d
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable, fail loudly
             raise RuntimeError("isomax distance heads do not support double backward (create_graph=True)")
-        f, p, d, inv_d, f_norm, p_norm, f_sq, p_sq, scale, temperature, coef = ctx.saved_tensors
+        f, p, d, f_norm, p_norm, f_small, p_small, scale, temperature, coef = ctx.saved_tensors
         grad_scale = grad_temperature = None
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
-            grad_d_sum = torch.dot(grad_out.reshape(-1), d.reshape(-1))  # sum_ij grad_ij * d_ij
+            grad_d_sum = torch.linalg.vecdot(grad_out.reshape(-1), d.reshape(-1))  # sum_ij grad_ij * d_ij
             if ctx.needs_input_grad[3]:  # logits = -|s| d / T
                 inv_t = 1.0 / temperature if temperature is not None else 1.0
                 grad_scale = (grad_d_sum * -torch.sign(scale) * inv_t).reshape(scale.shape)
             if ctx.needs_input_grad[4]:
                 grad_temperature = (-grad_d_sum * coef / temperature).reshape(temperature.shape)
-        g = grad_out * inv_d  # (B, C): dL/dd / d (inv_d carries coef when scaled)
-        # dd/df = (f - p) / d ; dd/dp = (p - f) / d
-        grad_f = torch.addmm(f * g.sum(1, keepdim=True), g, p, alpha=-1.0)  # (B, F)
-        grad_p = torch.addmm(p * g.sum(0).unsqueeze(1), g.t(), f, alpha=-1.0)  # (C, F)
+        # g = dL/dd / d, with a zero (sub)gradient where d == 0
+        g = torch.where(d > 0, grad_out / d, 0.0)
+        if coef is not None:
+            g = g.mul_(coef)
+        # dd_ij/df_i = (f_i - p_j) / d_ij, dd_ij/dp_j = (p_j - f_i) / d_ij
+        gp, gf = g @ p, g.t() @ f  # (B, F), (C, F)
+        g_rows, g_cols = g.sum(1, keepdim=True), g.sum(0).unsqueeze(1)  # (B, 1), (C, 1)
         if ctx.normalized:
-            # Backward of x / max(|x|, 1e-12): remove the radial component (only where |x| > 1e-12,
-            # i.e. |x^|^2 == 1; below, the clamp makes it a plain division), divide by max(|x|, 1e-12).
-            radial_f = (f * grad_f).sum(1, keepdim=True).mul_(f_sq == 1)  # (B, 1)
-            radial_p = (p * grad_p).sum(1, keepdim=True).mul_(p_sq.t() == 1)  # (C, 1)
-            grad_f = grad_f.sub_(f * radial_f).div_(f_norm)
-            grad_p = grad_p.sub_(p * radial_p).div_(p_norm)
+            # Backward of x / max(|x|, 1e-12) applied to v = x^ * s - w (s = g_rows, w = gp): for |x| >= 1e-12
+            # remove the radial component, v - x^ (x^.v) = x^ (x^.w) - w as |x^| = 1; below, a plain
+            # division (v itself); then divide by max(|x|, 1e-12).
+            g_rows = torch.where(f_small, g_rows, torch.linalg.vecdot(f, gp).unsqueeze(1))
+            g_cols = torch.where(p_small, g_cols, torch.linalg.vecdot(p, gf).unsqueeze(1))
+        grad_f = gp.neg_().addcmul_(f, g_rows)  # in place: no fresh (B, F) buffer
+        grad_p = gf.neg_().addcmul_(p, g_cols)
+        if ctx.normalized:
+            grad_f, grad_p = grad_f.div_(f_norm), grad_p.div_(p_norm)
         return grad_f, grad_p, None, grad_scale, grad_temperature
 
 

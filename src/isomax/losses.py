@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_finite, check_positive_finite, check_targets, check_tensor, value_checks_enabled
+from ._validation import all_finite, check_finite, check_positive_finite, check_targets, check_tensor, value_checks_enabled
 
 __all__ = ["IsoMaxLoss", "SoftMaxLoss", "LogitNormLoss", "make_loss", "reference_isomax_loss"]
 
@@ -49,9 +49,11 @@ class IsoMaxLoss(nn.Module):
         g: optional function applied to the logits instead of multiplication by
             ``entropic_scale`` (the ``g()`` of Eq. 5 of the 2019 paper, expressed on logits).
         validate_args: shapes and dtypes are always checked (free). With True (default) the label
-            range and finite logits are checked too where that costs no host-device sync (eager
-            mode, CPU tensors); skipped under ``torch.compile`` / ``torch.export`` and on
-            accelerators, see :mod:`isomax._validation`.
+            range is checked too, and NaN/inf logits are reported whenever they make the loss
+            non-finite (NaN and +inf always do; a -inf logit of a non-target class is allowed where
+            the loss stays finite, as with ``CrossEntropyLoss``), where that costs no host-device
+            sync (eager mode, CPU tensors); skipped under ``torch.compile`` / ``torch.export`` and
+            on accelerators, see :mod:`isomax._validation`.
 
     Example:
         >>> head, criterion = IsoMaxPlusHead(342, 10), IsoMaxLoss()
@@ -94,14 +96,22 @@ class IsoMaxLoss(nn.Module):
         check_targets("targets", targets, logits.shape[0], logits.shape[1], self.validate_args, self.ignore_index)
         if self.weight is not None and self.weight.shape[0] != logits.shape[1]:
             raise ValueError(f"Expected `weight` to have {logits.shape[1]} entries (one per class), but got {self.weight.shape[0]}")
-        if self.validate_args and value_checks_enabled(logits):
+        if torch.is_autocast_enabled(logits.device.type):  # the loss in float32 under mixed precision
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                loss = self._loss(logits.float(), targets)
+        else:
+            loss = self._loss(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
+        # NaN/inf logits make the loss NaN/inf (log_softmax is finite for finite input): one check of
+        # the (usually 0-d) result instead of a pass over the logits; the cause is looked for only then.
+        if self.validate_args and value_checks_enabled(loss) and not all_finite(loss):
             check_finite("logits", logits)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-            z = self.g(z) if self.g is not None else self.entropic_scale * z
-            weight = self.weight.to(z.dtype) if self.weight is not None else None
-            return F.cross_entropy(z, targets.long(), weight, ignore_index=self.ignore_index,
-                                   reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return loss
+
+    def _loss(self, z: Tensor, targets: Tensor) -> Tensor:
+        z = self.g(z) if self.g is not None else z * self.entropic_scale
+        weight = self.weight.to(z.dtype) if self.weight is not None else None
+        return F.cross_entropy(z, targets.long(), weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
 
     def extra_repr(self) -> str:
         extra = "" if self.ignore_index == -100 else f", ignore_index={self.ignore_index}"
