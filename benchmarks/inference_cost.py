@@ -1,11 +1,11 @@
 """Per-image inference cost of the OOD scores and detectors, as ratios to one plain forward pass (2021 paper, Sec. 4).
 
-    python benchmarks/inference_cost.py [--model cnn-28 | --run RUN_DIR] [--threads 2] [--batch-size 100]
+    python benchmarks/inference_cost.py [--model cnn-28 | --run RUN_DIR] [--threads 2] [--batch-size 100] [--json OUT]
 
 Times, on the SAME model and the SAME batch, in one run:
 
 * ``forward``: ``model(x)`` under ``torch.no_grad()`` (the reference);
-* ``mds``, ``mps``: the plain scores (one forward pass + a reduction over the logits);
+* ``mds``, ``mps``, ``es``, ``energy``: the plain scores (one forward pass + a reduction over the logits);
 * every detector of :data:`isomax.detectors.DETECTORS`: ``odin`` (forward, backward to the input,
   second forward), ``mahalanobis`` (one forward, one backward per layer of ``feature_list``, one
   forward per layer, then the logistic regression), and the pytorch-ood adapters ``knn``, ``vim``,
@@ -19,12 +19,14 @@ perturbed samples; the others on the random training inputs, except that KNN sea
 since its cost grows with them. ViM and DICE need a linear head: with a distance head (the default
 ``--head isomaxplus``) they run on a copy of the model with a SoftMax head. The methods are timed
 round-robin (``--repeats`` rounds after ``--warmup``) and each reports its median, so load from
-other processes spreads evenly. The last line reads ``ratios: mds=<x> mps=<x> odin=<x> ...``.
+other processes spreads evenly. The last line reads ``ratios: mds=<x> mps=<x> odin=<x> ...``;
+``--json OUT`` also writes them (with the setting) for ``scripts/compare_methods.py --cost``.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import time
 
@@ -34,7 +36,8 @@ from torch import nn
 from isomax.detectors import DETECTORS, ODIN, Mahalanobis, ScoreDetector, create_detector
 from isomax.models import create_model
 
-METHODS = ("forward", "mds", "mps", *DETECTORS)
+PLAIN_SCORES = ("mds", "mps", "es", "energy")
+METHODS = ("forward", *PLAIN_SCORES, *DETECTORS)
 #: methods that need the weights and bias of a linear classifier
 LINEAR_HEAD = ("vim", "dice")
 
@@ -67,8 +70,7 @@ def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int,
         linear.reset_head("softmax")
         linear.eval()
     detectors = {
-        "mds": ScoreDetector("mds", model),
-        "mps": ScoreDetector("mps", model),
+        **{score: ScoreDetector(score, model) for score in PLAIN_SCORES},
         "odin": ODIN(model, temperature=1000, noise=0.0014, std=std),
         "mahalanobis": Mahalanobis(noise=0.0014, std=std).fit(model, train=train, adversarial=(x_val, x_adv)),
     }
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds")
     parser.add_argument("--fit-samples", type=int, default=400, help="random samples to fit the detectors")
     parser.add_argument("--knn-train", type=int, default=20000, help="random training features KNN searches")
+    parser.add_argument("--json", default=None, help="also write the ratios and the setting to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -121,6 +124,13 @@ def main() -> None:
     for m in METHODS:
         print(f"{m:<13}{1e3 * per_image[m]:>10.3f}{ratios[m]:>11.2f}")
     print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in METHODS[1:]))
+    if args.json:
+        setting = dict(torch=torch.__version__, threads=torch.get_num_threads(), model=desc, input=list(shape),
+                       batch_size=args.batch_size, repeats=args.repeats, knn_train=args.knn_train)
+        with open(args.json, "w") as fh:
+            json.dump(dict(setting, ms_per_image={m: 1e3 * v for m, v in per_image.items()},
+                           ratios={m: round(ratios[m], 3) for m in METHODS[1:]}), fh, indent=2)
+            fh.write("\n")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 
 Reads every ``results.json`` given, keeps the seeds each method has, and prints a Markdown table:
 category, method, loss the model was trained with, test accuracy, AUROC and TNR@TPR95 averaged
-over the out-distributions (mean ± std over seeds), and the number of seeds.
+over the out-distributions (mean ± std over seeds), the number of seeds and, with ``--cost``, the
+inference cost per image as a multiple of one forward pass (from ``benchmarks/inference_cost.py
+--json``).
 
+    python benchmarks/inference_cost.py --json cost.json
     python scripts/compare_methods.py docs/results/fashion-mnist/results.json \\
-        docs/results/fashion-mnist-modern/results.json > docs/results/fashion-mnist-modern/comparison.md
+        docs/results/fashion-mnist-modern/results.json --cost cost.json > docs/results/fashion-mnist-modern/comparison.md
 """
 from __future__ import annotations
 
@@ -33,9 +36,10 @@ ROWS = [
 ]
 
 
-def table(records) -> str:
-    lines = ["| category | method | trained with | test accuracy (%) | AUROC (%) | TNR@TPR95 (%) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+def table(records, cost: dict[str, float] | None = None) -> str:
+    lines = ["| category | method | trained with | test accuracy (%) | AUROC (%) | TNR@TPR95 (%) | seeds |"
+             + (" inference cost (x forward) |" if cost else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if cost else "")]
     for category, label, loss, score, method in ROWS:
         rs = [r for r in records if (r.loss, r.score, r.method) == (loss, score, method)]
         if not rs:
@@ -46,15 +50,19 @@ def table(records) -> str:
             per_seed = [100 * np.mean([r.get(key) for r in rs if r.seed == s]) for s in seeds]
             return f"{np.mean(per_seed):.1f}±{np.std(per_seed):.1f}" if len(seeds) > 1 else f"{per_seed[0]:.1f}"
 
-        lines.append(f"| {category} | {label} | {loss} | {cell('accuracy')} | {cell('auroc')} | {cell('tnr_at_tpr95')} "
-                     f"| {len(seeds)} |")
+        row = f"| {category} | {label} | {loss} | {cell('accuracy')} | {cell('auroc')} | {cell('tnr_at_tpr95')} | {len(seeds)} |"
+        if cost:
+            row += f" {cost[score]:.2f} |" if score in cost else " – |"
+        lines.append(row)
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", type=Path, help="results.json files (bench or evaluate)")
+    p.add_argument("--cost", type=Path, default=None, help="JSON of benchmarks/inference_cost.py --json: adds a cost column")
     args = p.parse_args()
+    cost = json.loads(args.cost.read_text())["ratios"] if args.cost else None
     records, seen = [], set()
     for path in args.results:  # a record of the same run in two files counts once
         for r in as_records(json.loads(path.read_text())):
@@ -62,7 +70,7 @@ def main() -> None:
             if key not in seen:
                 seen.add(key)
                 records.append(r)
-    print(table(records))
+    print(table(records, cost))
 
 
 if __name__ == "__main__":
