@@ -64,12 +64,15 @@ def main() -> None:
     args = p.parse_args()
     cost = json.loads(args.cost.read_text())["ratios"] if args.cost else None
     records, seen = [], set()
-    for path in args.results:  # a record of the same run in two files counts once
+    for path in args.results:  # a record of the same run in two files counts once (the first file's)
         for r in as_records(json.loads(path.read_text())):
             key = (r.loss, r.score, r.method, r.seed, r.out_dataset)
             if key not in seen:
                 seen.add(key)
                 records.append(r)
+    # the command as first line, so that tests/test_tables_published.py can check the published table
+    print("<!-- python scripts/compare_methods.py " + " ".join(map(str, args.results))
+          + (f" --cost {args.cost}" if args.cost else "") + " -->")
     print(table(records, cost))
 
 

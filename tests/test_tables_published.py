@@ -1,6 +1,8 @@
 """The published tables (docs/results/*/results.md) are what today's code renders from the published
 results.json: the same numbers in every table, whatever the labels (legacy Outlier Exposure records included)."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,18 @@ def test_published_report_tables_match_results_json():
             assert old == new, md
             checked += 1
     assert checked >= 4
+
+
+COMPARISONS = sorted(DOCS.glob("*/comparison.md"))
+
+
+@pytest.mark.parametrize("path", COMPARISONS, ids=[p.parent.name for p in COMPARISONS])
+def test_published_comparison_is_what_the_script_prints_today(path):
+    """comparison.md starts with the command that made it; running it again prints the same table."""
+    first, *rest = path.read_text().splitlines()
+    command = re.fullmatch(r"<!-- python (scripts/compare_methods\.py .+) -->", first)
+    assert command, f"{path}: no command line"
+    root = DOCS.parents[1]
+    out = subprocess.run([sys.executable, *command.group(1).split()], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [first, *rest]
+    assert len(rest) >= 10  # the header, the separator and the method rows
