@@ -152,7 +152,7 @@ def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
 def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: bool = False) -> Tensor:
     """Euclidean (non-squared) distances ``|f_i - p_j|``, shape (batch, num_classes).
 
-    One matrix product for all pairs; each row's two smallest distances are recomputed exactly
+    One matrix product for all pairs; each row's smallest distance is recomputed exactly
     (see the module docstring for the precision guaranteed). With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
     (an all-zero vector normalises to zero, as with ``F.normalize``).
     """
