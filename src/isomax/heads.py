@@ -117,8 +117,9 @@ class _EuclideanDistance(torch.autograd.Function):
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:
             grad_d_sum = torch.linalg.vecdot(grad_out.reshape(-1), d.reshape(-1))  # sum_ij grad_ij * d_ij
             if ctx.needs_input_grad[3]:  # logits = -|s| d / T
-                inv_t = 1.0 / temperature if temperature is not None else 1.0
-                grad_scale = (grad_d_sum * -torch.sign(scale) * inv_t).reshape(scale.shape)
+                dcoef = torch.sign(scale).neg_()  # d(-|s| / T) / ds = -sign(s) / T
+                dcoef = dcoef.div_(temperature) if temperature is not None else dcoef
+                grad_scale = (grad_d_sum * dcoef).reshape(scale.shape)
             if ctx.needs_input_grad[4]:
                 grad_temperature = (-grad_d_sum * coef / temperature).reshape(temperature.shape)
         # g = dL/dd / d, with a zero (sub)gradient where d == 0
@@ -144,7 +145,7 @@ class _EuclideanDistance(torch.autograd.Function):
 def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
     """``-|scale| / temperature`` (either may be None, not both)."""
     if scale is None:
-        return -1.0 / temperature
+        return torch.reciprocal(temperature).neg_()
     coef = -scale.abs()
     return coef / temperature if temperature is not None else coef
 
