@@ -7,9 +7,12 @@ over the out-distributions (mean ± std over seeds), the number of seeds and, wi
 inference cost per image as a multiple of one forward pass (from ``benchmarks/inference_cost.py
 --json``).
 
-    python benchmarks/inference_cost.py --json cost.json
-    python scripts/compare_methods.py docs/results/fashion-mnist/results.json \\
-        docs/results/fashion-mnist-modern/results.json --cost cost.json > docs/results/fashion-mnist-modern/comparison.md
+    python benchmarks/inference_cost.py --head softmax --json docs/results/fashion-mnist-modern/cost.json
+    python scripts/compare_methods.py docs/results/fashion-mnist-modern/results.json docs/results/fashion-mnist/results.json \\
+        --cost docs/results/fashion-mnist-modern/cost.json > docs/results/fashion-mnist-modern/comparison.md
+
+A record of the same loss, score, method, seed and out-distribution in two files counts once: the
+first file's, so list the results whose models the detectors ran on first.
 """
 from __future__ import annotations
 

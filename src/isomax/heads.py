@@ -93,9 +93,9 @@ class _EuclideanDistance(torch.autograd.Function):
             p_sq = torch.linalg.vector_norm(p, dim=1).square().unsqueeze(0)  # (1, C)
         d = torch.addmm(f_sq, f, p.t(), alpha=-2.0).add_(p_sq).clamp_min_(0.0)  # (B, C), GEMM estimate of d^2
         # Exact |f_i - p_j|^2 for the nearest prototype of each row (the small distance, where the
-        # GEMM estimate loses its relative precision). F.embedding is the row gather (~10x faster on
-        # the CPU than p[nearest]); one (B, F) temporary, modified in place, since on the CPU each
-        # fresh large buffer costs page faults that can exceed the arithmetic.
+        # GEMM estimate loses its relative precision). F.embedding is the row gather (3-7x faster on
+        # the CPU than p[nearest], benchmarks/bench_head_ops.py); one (B, F) temporary, modified in
+        # place, since fresh large CPU buffers can cost more than the arithmetic.
         nearest = d.argmin(1, keepdim=True)  # (B, 1)
         diff = F.embedding(nearest.squeeze(1), p).sub_(f)  # (B, F): p_j - f_i
         d = d.scatter_(1, nearest, torch.linalg.vector_norm(diff, dim=1, keepdim=True).square_()).sqrt_()  # (B, C)
