@@ -108,8 +108,9 @@ def summarize(args) -> None:
     epochs_all = sorted({r["epochs"] for r in records})
     lines = ["# Schedule study: OOD detection vs training length (Fashion-MNIST, cnn-28)", "",
              "Produced by `python scripts/schedule_study.py run --threads 1` then `python scripts/schedule_study.py "
-             "summarize` (6-epoch point: the 3 seeds of docs/results/fashion-mnist; others 1 seed). Values: mean over "
-             f"the out-distributions ({', '.join(oods)}), in %.", ""]
+             "summarize` (6-epoch point: the 3 seeds of docs/results/fashion-mnist). Values: mean over "
+             f"the out-distributions ({', '.join(oods)}), in %; a cell with ± is the mean ± std over its seeds, "
+             "one without is a single seed (seed 0).", ""]
     for key, title in (("auroc", "AUROC"), ("tnr_at_tpr95", "TNR at TPR 95%"), ("accuracy", "test accuracy")):
         lines += [f"## {title}", "", "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
                   "|---|" + "---|" * len(epochs_all)]

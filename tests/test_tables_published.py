@@ -90,3 +90,16 @@ def test_published_comparison_is_what_the_script_prints_today(path):
     out = subprocess.run([sys.executable, *command.group(1).split()], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == [first, *rest]
     assert len(rest) >= 10  # the header, the separator and the method rows
+
+
+def test_published_schedule_study_is_what_summarize_writes_today(tmp_path):
+    """docs/results/schedule-study/study.md is what `schedule_study.py summarize` writes from the committed points."""
+    study = DOCS / "schedule-study"
+    (tmp_path / "points").mkdir()
+    for p in (study / "points").glob("*.json"):
+        (tmp_path / "points" / p.name).write_bytes(p.read_bytes())
+    subprocess.run([sys.executable, "scripts/schedule_study.py", "summarize", "--out", str(tmp_path)],
+                   cwd=DOCS.parents[1], capture_output=True, text=True, check=True)
+    written = (tmp_path / "study.md").read_text()
+    assert written == (study / "study.md").read_text()
+    assert "| IsoMax+ MDS |" in written and "| 48 ep |" in written  # not an empty summary
