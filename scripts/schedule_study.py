@@ -101,9 +101,9 @@ def summarize(args) -> None:
         seeds = sorted({r["seed"] for r in rs})
         per_seed = [100 * np.mean([r[key] for r in rs if r["seed"] == s]) for s in seeds]
         if not per_seed:
-            return "", None
-        m = float(np.mean(per_seed))
-        return (f"{m:.1f}±{np.std(per_seed):.1f}" if len(per_seed) > 1 else f"{m:.1f}"), m
+            return "", None, None
+        m, s = float(np.mean(per_seed)), float(np.std(per_seed))
+        return (f"{m:.1f}±{s:.1f}" if len(per_seed) > 1 else f"{m:.1f}"), m, s
 
     epochs_all = sorted({r["epochs"] for r in records})
     lines = ["# Schedule study: OOD detection vs training length (Fashion-MNIST, cnn-28)", "",
@@ -136,17 +136,19 @@ def summarize(args) -> None:
         for col, ood in enumerate(oods):
             ax = axes[row][col]
             for loss, score, hwd, label in curves:
-                pts = [(e, cell(pick(loss, score, hwd, e, ood), key)[1]) for e in epochs_all]
-                pts = [(e, v) for e, v in pts if v is not None]
-                if pts:
-                    ax.plot(*zip(*pts), marker="o", label=label)
+                pts = [(e, *cell(pick(loss, score, hwd, e, ood), key)[1:]) for e in epochs_all]
+                pts = [p for p in pts if p[1] is not None]
+                if pts:  # error bars: std over seeds where a point has several
+                    e, m, s = zip(*pts)
+                    ax.errorbar(e, m, yerr=s, marker="o", capsize=3, label=label)
             ax.set_xscale("log", base=2)
             ax.set_xticks(epochs_all, [str(e) for e in epochs_all])
             ax.set_title(ood, fontsize=9)
             ax.set_xlabel("epochs")
             ax.set_ylabel("AUROC (%)" if key == "auroc" else "TNR@TPR95 (%)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(args.out / "study.png", dpi=120)
     print(f"wrote {args.out / 'study.md'} and {args.out / 'study.png'}")
 
