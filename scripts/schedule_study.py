@@ -5,8 +5,8 @@ Fashion-MNIST, the `fashion-mnist` preset's model and recipe (cnn-28, one-cycle 
 several epoch counts (not intermediate checkpoints of one run). Each finished point is written as
 one small JSON file (configuration, per-epoch history with |d_s|, evaluation records, each record
 carrying its `epochs`) into OUT/points/, so the study can be stopped and continued from what is
-committed: `run` skips the points whose file exists. `summarize` writes OUT/study.md and OUT/study.png
-from the points plus the 6-epoch records of docs/results/fashion-mnist (3 seeds).
+committed: `run` skips the points whose file exists. `summarize` writes OUT/study.md (tables over the
+out-distributions and per out-distribution) and OUT/study.png from the points plus the 6-epoch records of docs/results/fashion-mnist (3 seeds).
 
     python scripts/schedule_study.py run --threads 1            # all points, one process
     python scripts/schedule_study.py run --only isomax-e12 ...  # some points
@@ -90,7 +90,7 @@ def summarize(args) -> None:
     records = _load(args.out)
     curves = [("softmax", "es", None, "SoftMax ES"), ("isomax", "es", None, "IsoMax ES"),
               ("isomaxplus", "mds", None, "IsoMax+ MDS"), ("isomaxplus", "es", None, "IsoMax+ ES"),
-              ("isomaxplus", "mds", 0.0, "IsoMax+ MDS, no wd on head")]
+              ("isomaxplus", "mds", 0.0, "IsoMax+ MDS, no wd on head"), ("isomaxplus", "es", 0.0, "IsoMax+ ES, no wd on head")]
     oods = sorted({r["out_dataset"] for r in records})
 
     def pick(loss, score, hwd, epochs, ood=None):
@@ -118,6 +118,16 @@ def summarize(args) -> None:
             row = [cell(pick(loss, score, hwd, e), key)[0] for e in epochs_all]
             if any(row):
                 lines.append(f"| {label} | " + " | ".join(row) + " |")
+        lines.append("")
+    lines += ["## Per out-distribution: AUROC / TNR at TPR 95%", ""]
+    for ood in oods:
+        lines += [f"### {ood}", "", "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
+                  "|---|" + "---|" * len(epochs_all)]
+        for loss, score, hwd, label in curves:
+            rows = [pick(loss, score, hwd, e, ood) for e in epochs_all]
+            if any(rows):
+                lines.append(f"| {label} | " + " | ".join(
+                    f"{cell(rs, 'auroc')[0]} / {cell(rs, 'tnr_at_tpr95')[0]}" if rs else "" for rs in rows) + " |")
         lines.append("")
     lines += ["## |d_s| (IsoMax+ distance scale) at the end of each epoch", ""]
     for p in sorted((args.out / "points").glob("isomaxplus*.json")):

@@ -103,3 +103,12 @@ def test_published_schedule_study_is_what_summarize_writes_today(tmp_path):
     written = (tmp_path / "study.md").read_text()
     assert written == (study / "study.md").read_text()
     assert "| IsoMax+ MDS |" in written and "| 48 ep |" in written  # not an empty summary
+
+
+@pytest.mark.parametrize("path", COMPARISONS, ids=[p.parent.name for p in COMPARISONS])
+def test_results_readme_tables_are_quoted_from_comparison(path):
+    """Every table line of the folder's README is a line of its comparison.md: no hand-made numbers."""
+    quoted = [line for line in (path.parent / "README.md").read_text().splitlines() if line.startswith("|")]
+    published = set(path.read_text().splitlines())
+    assert [line for line in quoted if line not in published] == []
+    assert len(quoted) >= 20  # both tables: methods, and methods per out-distribution
