@@ -25,7 +25,7 @@ from .images import (
     stack_images,
 )
 
-__all__ = ["images_from_archive", "images_from_folder", "is_split_image_folder",
+__all__ = ["images_from_archive", "images_from_folder", "images_from_folder_as", "is_split_image_folder",
            "load_split_image_folder", "load_path", "join_records"]
 
 
@@ -88,6 +88,41 @@ def images_from_folder(name: str, folder: Path, known_tree_sha256: Sequence[str]
     rec = join_records(rec, rec2)
     cache_save(key, images, None, {"source": str(folder), "conversion": rec})
     return images, str(folder), rec
+
+
+def images_from_folder_as(name: str, folder: Path, like: tuple[int, int, int], chunk: int = 64
+                          ) -> tuple[np.ndarray, str, str | None]:
+    """All images under ``folder`` (natural order, recursive) converted to ``like`` = (C, H, W) as
+    they are decoded, ``chunk`` files at a time: memory holds one chunk at its full size plus the
+    converted set (for sets of large images of many sizes, e.g. Textures, Places365). Cached by a
+    (path, size, mtime) fingerprint. Returns (images, source, conversion record)."""
+    like = tuple(int(v) for v in like)
+    scan = scan_tree(folder)
+    if not scan:
+        raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    key = f"{name}-{tree_fingerprint(folder, scan, extra=f'{name}|as|{like}')}"
+    cached = cache_load(key)
+    if cached is not None:
+        return cached[0], str(folder), cached[2].get("conversion")
+    files = list_image_files(folder)
+    out = np.empty((len(files),) + like, dtype=np.uint8)
+    shapes: set[tuple[int, ...]] = set()
+    for i in range(0, len(files), chunk):
+        part = files[i:i + chunk]
+        arrays = decode_images([(str(p), b) for p, b in zip(part, read_files(part))])
+        out[i:i + len(part)] = stack_images(arrays, like, f"{name} ({folder})")[0].numpy()
+        shapes.update(a.shape for a in arrays)
+        del arrays
+    shapes.discard(like)
+    if len(shapes) == 1:
+        rec = convert_like(torch.zeros((1,) + next(iter(shapes)), dtype=torch.uint8), like)[1]
+    elif shapes:
+        rec = (f"{len(shapes)} source shapes -> {like[1]}x{like[2]} {'grey' if like[0] == 1 else 'RGB'} "
+               "(same aspect ratio: bilinear resize with antialiasing; other: shorter side fits, then center crop)")
+    else:
+        rec = None
+    cache_save(key, out, None, {"source": str(folder), "conversion": rec})
+    return out, str(folder), rec
 
 
 def is_split_image_folder(d: Path, split: str) -> bool:

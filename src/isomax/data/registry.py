@@ -10,6 +10,7 @@ from .specs import (
     CifarSpec,
     DatasetInfo,
     DatasetSpec,
+    FolderSpec,
     IdxSpec,
     NoiseSpec,
     OdinSpec,
@@ -132,6 +133,20 @@ _SPECS: tuple[DatasetSpec, ...] = (
     OdinSpec(
         name="lsun-resize", shape=(3, 32, 32), archives=("LSUN_resize.tar.gz",),
         folders=("LSUN_resize",), subdirs=("lsun-resize", "lsun_resize", "LSUN_resize", "odin")),
+    # OpenOOD v1.5's far-OOD sets for CIFAR, kept at 32x32 RGB (OpenOOD: Resize(32) + CenterCrop(32))
+    FolderSpec(
+        name="textures", aliases=("dtd", "texture"), shape=(3, 32, 32),
+        subdirs=("dtd", "textures", "texture", "dtd-r1.0.1/dtd"), folders=("images", ""),
+        how="the Describable Textures Dataset, https://www.robots.ox.ac.uk/~vgg/data/dtd/ "
+            "(dtd-r1.0.1.tar.gz; its dtd/images/<class>/*.jpg, 5,640 images), extracted in a data "
+            "root; or OpenOOD's images_classic/texture/ folder copied to <root>/texture/"),
+    FolderSpec(
+        name="places365", shape=(3, 32, 32),
+        subdirs=("places365", "Places365", "places"), folders=("val_256", "images", ""),
+        how="Places365's validation images, http://places2.csail.mit.edu/download.html "
+            "(val_256.tar, 36,500 256x256 JPEGs) extracted into <root>/places365/ (giving "
+            "places365/val_256/*.jpg); or OpenOOD's images_classic/places365/ folder as "
+            "<root>/places365/"),
     NoiseSpec(name="gaussian"),
     NoiseSpec(name="uniform"),
 )

@@ -9,6 +9,8 @@ in, its published checksums, and how to find, load, describe, download and get i
 - :class:`OdinSpec`: the ODIN paper's out-distribution archives (iSUN, LSUN, TinyImageNet
   resized), and :class:`TinyImageNetResizeSpec`, which can also make its set from
   ``tiny-imagenet-200``;
+- :class:`FolderSpec`: a folder of images of any sizes, kept at a fixed size (Textures/DTD,
+  Places365);
 - :class:`NoiseSpec`: synthetic noise made from a seed.
 
 The instances are registered in :mod:`.registry`; adding a data set is adding one spec there.
@@ -38,6 +40,7 @@ from .images import list_image_files, read_file
 from .imagesets import (
     images_from_archive,
     images_from_folder,
+    images_from_folder_as,
     is_split_image_folder,
     load_split_image_folder,
 )
@@ -45,7 +48,7 @@ from .noise import synthetic
 from .paths import cache_dir, candidate_dirs, first_file, search_roots
 
 __all__ = ["DatasetSpec", "IdxSpec", "CifarSpec", "SvhnSpec", "OdinSpec", "TinyImageNetResizeSpec",
-           "NoiseSpec", "DatasetInfo", "ODIN_URL"]
+           "FolderSpec", "NoiseSpec", "DatasetInfo", "ODIN_URL"]
 
 ODIN_URL = "https://github.com/facebookresearch/odin"
 
@@ -446,6 +449,40 @@ class TinyImageNetResizeSpec(OdinSpec):
                                                  post_like=self.pool_like)
                 return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec,
                                  source=src)
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# folders of images of any size: Textures (DTD), Places365
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class FolderSpec(DatasetSpec):
+    """A folder of images (class sub-folders or flat, recursive), decoded a chunk at a time and
+    kept at ``shape`` (same aspect ratio: antialiased resize; other: shorter side fits, then center
+    crop, as OpenOOD's Resize + CenterCrop). Searched as ``<root>/<subdir>/<folder>`` for each of
+    ``subdirs`` x ``folders`` (``""``: the sub-folder itself); never the bare data root.
+    Unlabelled, test only."""
+
+    folders: tuple[str, ...] = ("",)
+    how: str = ""
+
+    def _dirs(self, roots):
+        return [d / f if f else d for d in candidate_dirs(roots, self.subdirs, bare=False) for f in self.folders]
+
+    def expected(self, split):
+        return [f"{self.subdirs[0]}/{f + '/' if f else ''}**/*.jpg (any image files, any sizes)" for f in self.folders]
+
+    def how_to_get(self):
+        return self.how
+
+    def searched(self, roots):
+        return self._dirs(roots)
+
+    def find(self, split, roots, verify):
+        for d in self._dirs(roots):
+            if d.is_dir() and list_image_files(d):
+                x, src, rec = images_from_folder_as(self.name, d, self.shape)
+                return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec, source=src)
         return None
 
 
