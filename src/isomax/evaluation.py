@@ -22,6 +22,7 @@ from .deploy.selective import selective_metrics
 from .heads import canonical_head_name, head_kind
 from .metrics import ood_metrics
 from .scores import SCORES
+from .data.roles import ood_role
 from .devices import autocast, resolve_device
 from .runs import load_run, savez_atomic, unique_keys, write_json
 
@@ -79,6 +80,8 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
         for s in scores:
             m = ood_metrics(score_in[s], SCORES[s](logits_out))
             rec = dict(base, out_dataset=ood.name, score=s, **m, aurc=selective[s]["aurc"], e_aurc=selective[s]["e_aurc"])
+            if ood_role(in_test.name, ood.name):
+                rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
             records.append(rec)
@@ -114,6 +117,8 @@ def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence,
         for ood in ood_sets:
             m = ood_metrics(s_in, run(ood, f"{ood.name} (out)"))
             rec = dict(base, out_dataset=ood.name, score=name, **m, params=det.params())
+            if ood_role(in_test.name, ood.name):
+                rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
             records.append(rec)

@@ -74,6 +74,7 @@ class RunRecord:
     e_aurc: float | None = None  # AURC minus the AURC of an oracle ranking
     point: str | None = None  # a named point of a study (scripts/schedule_study.py)
     head_weight_decay: float | None = None  # TrainConfig.head_weight_decay of the run, when not the default
+    role: str | None = None  # near / far / noise (isomax.data.roles) as written; None: derived when read (ood_role)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -82,8 +83,21 @@ class RunRecord:
     # --- dict-like access (tables group by field name) -------------------------------------------------------
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The field ``name`` (``default`` for an unknown name), so that code can group records by field."""
+        """The field ``name`` (``default`` for an unknown name), so that code can group records by field;
+        ``"role"`` is :attr:`ood_role`."""
+        if name == "role":
+            return self.ood_role
         return getattr(self, name, default) if name in _FIELDS else default
+
+    @property
+    def ood_role(self) -> str | None:
+        """near / far / noise: the recorded ``role``, else :func:`isomax.data.roles.ood_role` of today's table
+        (records written before roles existed)."""
+        if self.role is not None:
+            return self.role
+        from .data.roles import ood_role
+
+        return ood_role(self.in_dataset, self.out_dataset)
 
     def replace(self, **changes) -> "RunRecord":
         return dataclasses.replace(self, **changes)

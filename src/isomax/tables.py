@@ -21,7 +21,8 @@ from .records import STANDARD, RunRecord, as_records
 __all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all_scores_table", "LOSS_LABELS", "SCORE_LABELS",
            "Table", "comparison", "best_flags", "to_markdown", "to_latex", "to_csv", "METRIC_LABELS",
            "preprocessing_table", "outlier_exposure_table", "PREPROCESSING", "OUTLIER_EXPOSURE", "COMBO_LABELS",
-           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered"]
+           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered", "near_far", "near_far_table",
+           "NEAR_FAR_METRICS", "STD_NOTE", "role_sets"]
 
 LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+"}
 SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
@@ -41,6 +42,12 @@ EVERYTHING = ((None, None, None),)
 COMBO_LABELS = {("softmax", "odin"): "ODIN", ("softmax", "mahalanobis"): "Mahalanobis",
                 ("softmax", "es", OE): "SoftMax<sub>ES</sub><sup>OE</sup>"}
 ALL_METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+# OpenOOD v1.5's metrics, per near / far / noise group (isomax.data.roles)
+NEAR_FAR_METRICS = ("accuracy", "fpr_at_tpr95", "auroc", "auin", "auout")
+NEAR_FAR_LABELS = {"accuracy": "ID accuracy (%)", "fpr_at_tpr95": "FPR@95TPR (%)", "auin": "AUPR-in (%)",
+                   "auout": "AUPR-out (%)"}
+#: the std convention, stated in every caption
+STD_NOTE = "mean ± std over seeds (sample std, ddof=1; a cell without ± is a single seed)"
 
 
 def aggregate(values: Iterable[float]) -> tuple[float, float, int]:
@@ -52,11 +59,12 @@ def aggregate(values: Iterable[float]) -> tuple[float, float, int]:
 
 
 def fmt_mean_std(values: Iterable[float], scale: float = 100.0, digits: int = 1, bold: bool = False) -> str:
-    """``"95.3±0.2"`` from fractions (percent, one decimal by default); ``"–"`` if there are none."""
+    """``"95.3±0.2"`` (mean ± sample std, ddof=1) from fractions (percent, one decimal by default); one value
+    alone has no std: ``"95.3"``; ``"–"`` if there are none."""
     mean, std, n = aggregate(values)
     if n == 0:
         return "–"
-    text = f"{scale * mean:.{digits}f}±{scale * std:.{digits}f}"
+    text = f"{scale * mean:.{digits}f}±{scale * std:.{digits}f}" if n > 1 else f"{scale * mean:.{digits}f}"
     return f"**{text}**" if bold else text
 
 
@@ -111,12 +119,51 @@ def _all_scores(records: Sequence[RunRecord], metrics: Sequence[str] = ALL_METRI
     return table
 
 
+def role_sets(records: Sequence[RunRecord | dict]) -> dict[tuple[str, str | None], list[str]]:
+    """(in_dataset, role) -> its out-distributions in the records, in first-seen order."""
+    out: dict[tuple, list[str]] = defaultdict(list)
+    for r in as_records(records):
+        key = (r.in_dataset, r.ood_role)
+        if r.out_dataset not in out[key]:
+            out[key].append(r.out_dataset)
+    return dict(out)
+
+
+def _role_rank(role: str | None) -> int:
+    from .data.roles import ROLE_ORDER
+
+    return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
+
+
+def near_far(records: Sequence[RunRecord | dict], metrics: Sequence[str] = NEAR_FAR_METRICS) -> Table:
+    """One row per in-distribution x OOD group (near / far / noise, :mod:`isomax.data.roles`; "–": no role)
+    x loss x training method x score: each seed's mean over the group's out-distributions, then mean ± std
+    over seeds. Generic over losses and scores: every combination in the records gets its rows."""
+    records = as_records(records)
+    table = comparison(records, EVERYTHING, metrics, keys=("in_dataset", "role", "loss", "method", "score"),
+                       joined=False)
+    first = {d: i for i, d in enumerate(dict.fromkeys(r.in_dataset for r in records))}
+    table.rows.sort(key=lambda row: (first.get(row[0][0], 0), _role_rank(row[0][1])))
+    table.metric_labels, table.seeds_column = NEAR_FAR_LABELS, True
+    return table
+
+
+def near_far_table(records: Sequence[RunRecord | dict], metrics: Sequence[str] = NEAR_FAR_METRICS) -> str:
+    """Markdown of :func:`near_far`."""
+    return to_markdown(near_far(records, metrics))
+
+
+def _groups_text(records: Sequence[RunRecord]) -> str:
+    return "; ".join(f"{ind} {role or 'no role'}: {', '.join(oods)}"
+                     for (ind, role), oods in sorted(role_sets(records).items(), key=lambda kv: _role_rank(kv[0][1])))
+
+
 # --- Structured tables: the same aggregation rendered as Markdown, LaTeX (booktabs) or CSV -------------------------
 
 METRIC_LABELS = {"accuracy": "Test accuracy (%)", "tnr_at_tpr95": "TNR@TPR95 (%)", "auroc": "AUROC (%)",
                  "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)", "fpr_at_tpr95": "FPR@TPR95 (%)",
                  "aurc": "AURC (%)"}
-KEY_LABELS = {"model": "Model", "in_dataset": "Data (training)", "out_dataset": "OOD (unseen)", "loss": "Loss",
+KEY_LABELS = {"model": "Model", "in_dataset": "Data (training)", "out_dataset": "OOD (unseen)", "loss": "Loss", "role": "OOD group",
               "method": "Training", "score": "Score", "entropic_scale": "E_s"}
 LOWER_IS_BETTER = frozenset({"fpr_at_tpr95", "aurc"})
 
@@ -353,34 +400,38 @@ def standard_tables(records: Sequence[RunRecord | dict]) -> list[TableSpec]:
     has_posthoc = any((loss, score, STANDARD) in present for loss, score in PREPROCESSING[:2])
     has_oe = any(r.method == OE for r in records)
     return [
-        _spec("table2_accuracy", "Test accuracy (Table 2 layout)", "Test accuracy (%), mean ± std over seeds "
+        _spec("table2_accuracy", "Test accuracy (Table 2 layout)", f"Test accuracy (%), {STD_NOTE} "
               "(standard training; Outlier Exposure models are in Table 5).", _accuracy(records), no_match),
         _spec("table3_seamless", "Seamless OOD detection (Table 3 layout)",
-              "SoftMax ES / IsoMax ES / IsoMax+ MDS, mean ± std over seeds; best mean in bold.",
+              f"SoftMax ES / IsoMax ES / IsoMax+ MDS, {STD_NOTE}; best mean in bold.",
               comparison(records, SEAMLESS, ("tnr_at_tpr95", "auroc")), no_match),
         _spec("table4_posthoc", "Comparison with input-preprocessing approaches (Table 4 layout)",
               "ODIN / Mahalanobis (on SoftMax models, hyperparameters validated on adversarial samples) / IsoMax+ MDS; "
-              "mean ± std over seeds; best mean in bold.",
+              f"{STD_NOTE}; best mean in bold.",
               comparison(records, PREPROCESSING, ("auroc", "dtacc")) if has_posthoc else None,
               "skipped: no ODIN or Mahalanobis records (SoftMax runs, score `odin` / `mahalanobis`) in the inputs "
               "(`isomax bench --methods ...`)."),
         _spec("table5_outlier_exposure", "Outlier Exposure vs IsoMax losses (Table 5 layout)",
               "SoftMax ES trained with Outlier Exposure / IsoMax ES / IsoMax+ MDS, averaged over the out-distributions "
-              "of each seed, then mean ± std over seeds; best mean in bold.",
+              f"of each seed, then {STD_NOTE}; best mean in bold.",
               comparison(records, OUTLIER_EXPOSURE, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset"))
               if has_oe else None,
               "skipped: no Outlier Exposure records (training method `oe`) in the inputs."),
         _spec("table6_scores", "IsoMax variants with different scores (Table 6 layout)",
               "IsoMax ES / IsoMax MDS / IsoMax+ ES / IsoMax+ MDS, averaged over the out-distributions of each seed, "
-              "then mean ± std over seeds; best mean in bold.",
+              f"then {STD_NOTE}; best mean in bold.",
               comparison(records, ISOMAX_SCORES, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")), no_match),
         _spec("selective_classification", "Selective classification (risk-coverage)",
               "AURC (%): area under the risk-coverage curve when the score rejects in-distribution test inputs "
-              "(risk: error rate of the accepted ones); lower is better; mean ± std over seeds.",
+              f"(risk: error rate of the accepted ones); lower is better; {STD_NOTE}.",
               _selective(records) if any(r.aurc is not None for r in records) else None,
               "skipped: no AURC in the inputs (records written before isomax evaluate measured it)."),
+        _spec("near_far", "Near-OOD / far-OOD (OpenOOD v1.5 groups)",
+              "OpenOOD's metrics per group of out-distributions (isomax.data.roles; " + _groups_text(records)
+              + f"): each seed's mean over the group's sets, then {STD_NOTE} (%); AUPR-in/out: the AUIN/AUOUT of the "
+              "papers (area under precision vs recall, in- or out-distribution positive; isomax.metrics).", near_far(records), no_match),
         _spec("all_scores", "Every loss and score", "Every loss x training method x score x out-distribution, "
-              "mean ± std over seeds (%).", _all_scores(records), no_match),
+              f"{STD_NOTE} (%).", _all_scores(records), no_match),
     ]
 
 
