@@ -77,10 +77,10 @@ def test_published_report_tables_match_results_json():
     assert checked >= 4
 
 
-COMPARISONS = sorted(DOCS.glob("*/comparison.md"))
+COMPARISONS = sorted(DOCS.glob("*/comparison.md")) + sorted(DOCS.glob("*/near-far.md"))
 
 
-@pytest.mark.parametrize("path", COMPARISONS, ids=[p.parent.name for p in COMPARISONS])
+@pytest.mark.parametrize("path", COMPARISONS, ids=[f"{p.parent.name}/{p.name}" for p in COMPARISONS])
 def test_published_comparison_is_what_the_script_prints_today(path):
     """comparison.md starts with the command that made it; running it again prints the same table."""
     first, *rest = path.read_text().splitlines()
@@ -105,10 +105,23 @@ def test_published_schedule_study_is_what_summarize_writes_today(tmp_path):
     assert "| IsoMax+ MDS |" in written and "| 48 ep |" in written  # not an empty summary
 
 
-@pytest.mark.parametrize("path", COMPARISONS, ids=[p.parent.name for p in COMPARISONS])
-def test_results_readme_tables_are_quoted_from_comparison(path):
-    """Every table line of the folder's README is a line of its comparison.md: no hand-made numbers."""
-    quoted = [line for line in (path.parent / "README.md").read_text().splitlines() if line.startswith("|")]
-    published = set(path.read_text().splitlines())
+READMES = sorted({p.parent for p in COMPARISONS})
+
+
+@pytest.mark.parametrize("folder", READMES, ids=[p.name for p in READMES])
+def test_results_readme_tables_are_quoted_from_comparison(folder):
+    """Every table line of the folder's README is a line of its comparison.md or near-far.md: no hand-made numbers."""
+    quoted = [line for line in (folder / "README.md").read_text().splitlines() if line.startswith("|")]
+    published = {line for p in COMPARISONS if p.parent == folder for line in p.read_text().splitlines()}
     assert [line for line in quoted if line not in published] == []
     assert len(quoted) >= 20  # both tables: methods, and methods per out-distribution
+
+
+@pytest.mark.parametrize("folder", READMES, ids=[p.name for p in READMES])
+def test_near_far_tables_are_published_for_each_comparison(folder):
+    """Each comparison has its near/far version, with the three groups and the std convention stated."""
+    text = (folder / "near-far.md").read_text()
+    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("### ")] == \
+        ["### near-OOD", "### far-OOD", "### noise-OOD"]
+    assert "ddof=1" in text and "| FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) |" in text
+    assert "ddof=1" in (folder / "comparison.md").read_text()
