@@ -102,15 +102,15 @@ def summarize(args) -> None:
         per_seed = [100 * np.mean([r[key] for r in rs if r["seed"] == s]) for s in seeds]
         if not per_seed:
             return "", None, None
-        m, s = float(np.mean(per_seed)), float(np.std(per_seed))
+        m, s = float(np.mean(per_seed)), float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
         return (f"{m:.1f}±{s:.1f}" if len(per_seed) > 1 else f"{m:.1f}"), m, s
 
     epochs_all = sorted({r["epochs"] for r in records})
     lines = ["# Schedule study: OOD detection vs training length (Fashion-MNIST, cnn-28)", "",
              "Produced by `python scripts/schedule_study.py run --threads 1` then `python scripts/schedule_study.py "
              "summarize` (6-epoch point: the 3 seeds of docs/results/fashion-mnist). Values: mean over "
-             f"the out-distributions ({', '.join(oods)}), in %; a cell with ± is the mean ± std over its seeds, "
-             "one without is a single seed (seed 0).", ""]
+             f"the out-distributions ({', '.join(oods)}), in %; a cell with ± is the mean ± std over its seeds "
+             "(sample std, ddof=1), one without is a single seed (seed 0).", ""]
     for key, title in (("auroc", "AUROC"), ("tnr_at_tpr95", "TNR at TPR 95%"), ("accuracy", "test accuracy")):
         lines += [f"## {title}", "", "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
                   "|---|" + "---|" * len(epochs_all)]
@@ -128,6 +128,39 @@ def summarize(args) -> None:
             if any(rows):
                 lines.append(f"| {label} | " + " | ".join(
                     f"{cell(rs, 'auroc')[0]} / {cell(rs, 'tnr_at_tpr95')[0]}" if rs else "" for rs in rows) + " |")
+        lines.append("")
+    # paired per-seed differences: the same seed number of two losses / scores at one length
+    pairs = [(("isomaxplus", "es", None, "IsoMax+ ES"), ("isomax", "es", None, "IsoMax ES")),
+             (("isomaxplus", "mds", None, "IsoMax+ MDS"), ("isomax", "es", None, "IsoMax ES")),
+             (("isomaxplus", "es", None, "IsoMax+ ES"), ("isomaxplus", "mds", None, "IsoMax+ MDS"))]
+
+    def seed_means(rs, key):
+        return {s: 100 * float(np.mean([r[key] for r in rs if r["seed"] == s])) for s in sorted({r["seed"] for r in rs})}
+
+    lines += ["## Paired per-seed differences", "",
+              "A - B at each length, over the seeds both have, mean over the out-distributions of each seed: "
+              "mean ± std of the per-seed differences (ddof=1), then each seed's difference (seed: value), "
+              "in percentage points; **level** when |mean| ≤ std, one seed: no verdict.", ""]
+    for key, title in (("auroc", "AUROC"), ("tnr_at_tpr95", "TNR at TPR 95%")):
+        lines += [f"### {title}", "", "| A - B | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
+                  "|---|" + "---|" * len(epochs_all)]
+        for a, b in pairs:
+            cells = []
+            for e in epochs_all:
+                sa, sb = seed_means(pick(*a[:3], e), key), seed_means(pick(*b[:3], e), key)
+                seeds = [s for s in sa if s in sb]
+                d = [sa[s] - sb[s] for s in seeds]
+                if not d:
+                    cells.append("")
+                    continue
+                each = " / ".join(f"{s}: {x:+.2f}" for s, x in zip(seeds, d))
+                if len(d) == 1:
+                    cells.append(f"{d[0]:+.2f} ({each})")
+                    continue
+                m, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+                verdict = "**level**" if abs(m) <= sd else ("ahead" if m > 0 else "behind")
+                cells.append(f"{m:+.2f}±{sd:.2f} {verdict} ({each})")
+            lines.append(f"| {a[3]} - {b[3]} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## |d_s| (IsoMax+ distance scale) at the end of each epoch", ""]
     for p in sorted((args.out / "points").glob("isomaxplus*.json")):
@@ -148,7 +181,7 @@ def summarize(args) -> None:
             for loss, score, hwd, label in curves:
                 pts = [(e, *cell(pick(loss, score, hwd, e, ood), key)[1:]) for e in epochs_all]
                 pts = [p for p in pts if p[1] is not None]
-                if pts:  # error bars: std over seeds where a point has several
+                if pts:  # error bars: std over seeds (ddof=1) where a point has several
                     e, m, s = zip(*pts)
                     ax.errorbar(e, m, yerr=s, marker="o", capsize=3, label=label)
             ax.set_xscale("log", base=2)
