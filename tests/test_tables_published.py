@@ -125,3 +125,29 @@ def test_near_far_tables_are_published_for_each_comparison(folder):
         ["### near-OOD", "### far-OOD", "### noise-OOD"]
     assert "ddof=1" in text and "| FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) |" in text
     assert "ddof=1" in (folder / "comparison.md").read_text()
+
+
+def test_schedule_study_readme_quotes_study_md():
+    """The Findings table of the schedule study's README holds study.md's numbers (AUROC / TNR@TPR95 and paired
+    differences), not hand-made ones."""
+    study = DOCS / "schedule-study"
+    sections = {}
+    for title, rows in _sections((study / "study.md").read_text()).items():
+        sections[title] = {r[0]: r[1:] for r in rows[1:]}
+    part = (study / "study.md").read_text().split("## Paired per-seed differences")[1].split("### AUROC")[1].split("###")[0]
+    paired = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in part.splitlines()
+                                     if line.startswith("| ") and " - " in line)}
+    readme = [[c.strip() for c in line.strip("|").split("|")]
+              for line in (study / "README.md").read_text().split("## Findings")[1].splitlines() if line.startswith("| ")]
+    checked = 0
+    for row in readme[1:]:
+        label, cells = row[0], row[1:]
+        if label.startswith("paired AUROC, "):
+            a, b = label[len("paired AUROC, "):].split(" − ")
+            want = [c.split(" ")[0] for c in paired[f"{a} - {b}"]]
+            assert [c.split(" ")[0].replace("−", "-") for c in cells] == want, label
+        else:
+            auroc, tnr = sections["AUROC"][label], sections["TNR at TPR 95%"][label]
+            assert cells == [f"{a} / {t}" if a else "" for a, t in zip(auroc, tnr)], label
+        checked += 1
+    assert checked == 6
