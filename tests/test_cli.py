@@ -42,8 +42,11 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
         assert 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
     assert {r["out_dataset"] for r in records} == {"mnist", "gaussian", "my-ood"}
     assert {(r["loss"], r["seed"]) for r in records} == {(l, s) for l in ("softmax", "isomaxplus") for s in (0, 1)}
+    # the out-distribution's near/far/noise role (isomax.data.roles) is recorded; a user's folder has none
+    assert {(r["out_dataset"], r.get("role")) for r in records} == {("mnist", "near"), ("gaussian", "noise"), ("my-ood", None)}
     md = (out / "results.md").read_text()
     assert "IsoMax+<sub>MDS</sub>" in md and "±" in md
+    assert "## Near-OOD / far-OOD" in md and "fashion-mnist near: mnist" in md
     assert (out / "outputs" / "isomaxplus-seed0.npz").exists()
     # the run directories are accepted by `isomax evaluate`, with the same record format
     ev = tmp_path / "eval"
