@@ -5,7 +5,8 @@ A data set is a uint8 tensor ``images`` (N, C, H, W) plus int64 ``labels`` (N,) 
 out-of-distribution ones from the formats users have (idx, CIFAR pickles/archives/image folders,
 SVHN .mat, ODIN tar.gz archives, tiny-imagenet-200, any image folder, tar or zip archive), searching
 the roots given by :func:`find_data_dir`. :func:`dataset_info` tells what to record about a set
-(class names, input shape, mean/std). :class:`BatchLoader` turns an ImageData into normalised float
+(class names, input shape, mean/std); :func:`ood_role` whether an out-distribution is near-, far-OOD
+or noise for an in-distribution (:mod:`.roles`). :class:`BatchLoader` turns an ImageData into normalised float
 batches with vectorised random-crop/flip augmentation.
 
 Safety: archives are read member by member and every file, archive and image under size caps
@@ -43,6 +44,7 @@ from .limits import Limits, current_limits, set_limits
 from .loader import BatchLoader, random_crop_flip, train_val_split
 from .paths import cache_dir, find_data_dir
 from .registry import dataset_info, get_spec, normalization
+from .roles import ood_role, set_role
 from .specs import DatasetInfo, DatasetSpec
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "random_crop_flip",
     "convert_like",
     "canonical_name",
+    "ood_role",
+    "set_role",
     "cache_dir",
     "Limits",
     "current_limits",
