@@ -58,3 +58,12 @@ def test_published_results_read_and_round_trip(path):
             {k: v for k, v in d.items() if k not in ("method", "score")}
         assert d.get("method", r.method) == r.method  # files written since the field exists carry it
     assert as_records(records) == records
+
+
+def test_role_is_recorded_or_derived_and_checked():
+    assert RunRecord.from_dict(base()).ood_role == "near"  # Fashion-MNIST vs MNIST, derived from isomax.data.roles
+    assert RunRecord.from_dict(base(out_dataset="uniform")).get("role") == "noise"
+    r = RunRecord.from_dict(base(role="far"))  # a recorded role wins and survives the round trip
+    assert r.ood_role == "far" and RunRecord.from_dict(r.to_dict()) == r and "role" not in RunRecord.from_dict(base()).to_dict()
+    with pytest.raises(ValueError, match="role"):
+        RunRecord.from_dict(base(role="medium"))

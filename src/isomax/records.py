@@ -39,6 +39,7 @@ OUTLIER_EXPOSURE = "oe"
 METHODS = (STANDARD, OUTLIER_EXPOSURE)
 #: OOD-detection metrics of a record (fractions; higher is better except ``fpr_at_tpr95``).
 METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+_ROLES = ("near", "far", "noise")  # isomax.data.roles.ROLE_ORDER
 # Pre-method files stored Outlier Exposure as a score.
 _LEGACY_OE_SCORE = "oe"
 
@@ -79,6 +80,8 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"Expected `method` to be one of {list(METHODS)}, but got: {self.method!r}")
+        if self.role not in (None, *_ROLES):
+            raise ValueError(f"Expected `role` to be one of {list(_ROLES)}, but got: {self.role!r}")
 
     # --- dict-like access (tables group by field name) -------------------------------------------------------
 

@@ -95,3 +95,10 @@ def test_roles_follow_openood_and_are_read_live(monkeypatch):
     assert roles.ood_role("cifar10", "isun") == "near"
     with pytest.raises(ValueError, match="role must be one of"):
         roles.set_role("cifar10", "svhn", "medium")
+
+
+def test_records_accept_exactly_the_roles_of_the_table():
+    from isomax.records import _ROLES
+
+    assert _ROLES == roles.ROLE_ORDER
+    assert {r for table in roles.ROLES.values() for r in table.values()} <= set(roles.ROLE_ORDER)
