@@ -130,7 +130,9 @@ def _last_classifier(names: dict, sub: nn.Module) -> str | None:
     its last 1x1 ``nn.Conv2d``: SqueezeNet); None if it holds neither."""
     if sub not in names:
         return None
-    if isinstance(sub, nn.Linear) or _is_conv1x1(sub):
+    from .heads import DistanceHead
+
+    if isinstance(sub, (nn.Linear, DistanceHead)) or _is_conv1x1(sub):  # a DistanceHead: already converted
         return names[sub]
     linear = [m for m in sub.modules() if isinstance(m, nn.Linear)]
     convs = [m for m in sub.modules() if _is_conv1x1(m)]
