@@ -357,7 +357,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
 
     run_dir = Path(run_dir)
     check_model_name(config.model)  # before anything is written: a failed start must leave nothing behind
-    if config.pretrained is not None and not Path(config.pretrained).expanduser().is_file():
+    resuming = resume and (run_dir / CHECKPOINT).exists()  # then the checkpoint has the weights
+    if config.pretrained is not None and not resuming and not Path(config.pretrained).expanduser().is_file():
         raise FileNotFoundError(f"--pretrained {config.pretrained}: no such file")
     if resume:  # every rank checks (and raises) before rank 0 writes anything
         runs.check_config(run_dir, config)
