@@ -75,6 +75,9 @@ def test_regression_and_multilabel_are_refused():
 
 
 def test_plain_folder_loads_as_usual_and_errors(tmp_path):
+    import isomax
+
+    assert isomax.load_pretrained is hf.load_pretrained  # the top-level name of the issue
     model, inputs, auto = _bert()
     model.save_pretrained(tmp_path / "plain")
     assert isinstance(hf.load_pretrained(auto, tmp_path / "plain").classifier, nn.Linear)
