@@ -356,7 +356,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
     from .models import check_model_name
 
     run_dir = Path(run_dir)
-    check_model_name(config.model)  # before anything is written: a failed start must leave nothing behind
+    check_model_name(config.model, "model")  # before anything is written: a failed start must leave nothing behind
     resuming = resume and (run_dir / CHECKPOINT).exists()  # then the checkpoint has the weights
     if config.pretrained is not None and not resuming and not Path(config.pretrained).expanduser().is_file():
         raise FileNotFoundError(f"--pretrained {config.pretrained}: no such file")

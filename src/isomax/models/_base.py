@@ -189,15 +189,15 @@ def create_model(
     return model
 
 
-def check_model_name(name: str) -> None:
-    """Raise a one-line ValueError unless ``name`` is a registered model or a known ``timm:`` /
-    ``torchvision:`` model (nothing is built)."""
+def check_model_name(name: str, argument: str = "name") -> None:
+    """Raise a one-line ValueError (naming ``argument``) unless ``name`` is a registered model or a known
+    ``timm:`` / ``torchvision:`` model (nothing is built)."""
     from .library import check_library_spec, is_library_spec
 
     if is_library_spec(name):
         check_library_spec(name)
     elif name not in _MODEL_ENTRYPOINTS:
-        raise ValueError(f"Expected argument `name` to be one of {list_models()}, or 'timm:NAME' / "
+        raise ValueError(f"Expected argument `{argument}` to be one of {list_models()}, or 'timm:NAME' / "
                          f"'torchvision:NAME', but got: {name!r}")
 
 
