@@ -56,7 +56,10 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["data"]["mean"] == [0.485, 0.456, 0.406]  # the timm model's pretrained normalisation
     assert not torch.equal(state["model"]["net.conv1.weight"], source.state_dict()["conv1.weight"])  # fine-tuned
-    assert (run / "threshold.json").is_file()
+    fitted = json.loads((run / "threshold.json").read_text())["threshold"]
+    # `isomax threshold` refits on the same validation split with the recorded (timm) normalisation: same value
+    assert main(["threshold", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "threshold.json").read_text())["threshold"] == pytest.approx(fitted, rel=1e-6)
 
     assert main(["predict", str(run), str(data / "cifar10" / "test" / "cat"), "--out", str(tmp_path / "p.csv"),
                  "--no-progress"]) == 0
