@@ -24,6 +24,9 @@ def test_timm_spec_builds_the_converted_library_model():
     logits = model.eval()(torch.randn(2, 1, 32, 32))
     assert logits.shape == (2, 3) and torch.all(logits <= 0)
     assert all(k.startswith("net.") for k in model.state_dict())
+    from isomax.detectors.hooks import find_classifier
+
+    assert find_classifier(model) == ("net.fc", model.head)  # the post-hoc detectors read its input
 
 
 @pytest.mark.parametrize("spec, head_path", [("torchvision:resnet18", "fc"), ("torchvision:squeezenet1_1", "classifier.3"),

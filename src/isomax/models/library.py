@@ -91,6 +91,10 @@ class LibraryModel(nn.Module):
         """The head (the one isomax head for a model built by :func:`create_library_model`)."""
         return self.net.get_submodule(self.head_names[0])
 
+    def get_classifier(self) -> nn.Module:
+        """timm's name for the head (what :func:`isomax.detectors.hooks.find_classifier` looks for)."""
+        return self.head
+
     def head_modules(self) -> list[nn.Module]:
         return [self.net.get_submodule(n) for n in self.head_names]
 
