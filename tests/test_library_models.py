@@ -278,3 +278,18 @@ def test_save_run_googlenet_drops_auxiliary_heads(tmp_path):
              mean=(0.5,) * 3, std=(0.25,) * 3)
     saved = torch.load(tmp_path / "g" / "checkpoint.pt", weights_only=True)
     assert saved["dropped_auxiliary"] and all("aux" in k for k in saved["dropped_auxiliary"])
+
+
+def test_run_config_json_and_yaml_are_config_files(tmp_path):
+    from isomax.config_file import read_config_file
+    from isomax.presets import TrainConfig
+
+    config = TrainConfig(model="timm:resnet18", optimizer="adamw", milestones=(3, 6), head_lr=0.01, train_limit=50)
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))  # what a run folder holds
+    assert TrainConfig().replace(**read_config_file(tmp_path / "config.json")) == config
+    yaml = pytest.importorskip("yaml")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"model": "timm:resnet18", "milestones": [3, 6], "lr": 0.5}))
+    assert read_config_file(tmp_path / "run.yaml") == {"model": "timm:resnet18", "milestones": (3, 6), "lr": 0.5}
+    (tmp_path / "run.ini").write_text("")
+    with pytest.raises(ValueError, match=r"\.toml, \.json or \.yaml"):
+        read_config_file(tmp_path / "run.ini")
