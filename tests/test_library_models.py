@@ -293,3 +293,21 @@ def test_run_config_json_and_yaml_are_config_files(tmp_path):
     (tmp_path / "run.ini").write_text("")
     with pytest.raises(ValueError, match=r"\.toml, \.json or \.yaml"):
         read_config_file(tmp_path / "run.ini")
+
+
+@pytest.mark.parametrize("name, make", [
+    ("squeezenet1_1", lambda tv: tv.squeezenet1_1(num_classes=1000)),  # 1x1 conv classifier: classifier.1.*
+    ("googlenet", lambda tv: tv.googlenet(num_classes=1000, aux_logits=True, init_weights=True)),  # + aux1/aux2 weights
+])
+def test_torchvision_pretrained_layouts(tmp_path, name, make):
+    import torchvision
+
+    from isomax.models.pretrained import load_pretrained
+
+    source = make(torchvision.models)
+    torch.save(source.state_dict(), tmp_path / "w.pth")
+    model = create_model(f"torchvision:{name}", num_classes=3, head="isomaxplus", in_channels=3)
+    report = load_pretrained(model, tmp_path / "w.pth")
+    kept = {k: v for k, v in source.state_dict().items() if k not in report["dropped"]}
+    assert kept and all(torch.equal(model.net.state_dict()[k], v) for k, v in kept.items())
+    assert all(k.startswith(("classifier.1.", "fc.", "aux")) for k in report["dropped"])
