@@ -105,3 +105,76 @@ def test_wrong_module_and_head_names():
 
 def test_convert_is_exported_at_top_level():
     assert isomax.convert is convert
+
+
+# ---- every head layout: distilled timm models, 1x1 conv classifiers, auxiliary heads ---------------
+@pytest.mark.parametrize("name, kwargs, size, heads", [
+    ("deit_tiny_distilled_patch16_224", {"img_size": 32}, 32, ("head", "head_dist")),
+    ("levit_128", {"img_size": 64}, 64, ("head.linear", "head_dist.linear")),
+    ("efficientformer_l1", {}, 224, ("head", "head_dist")),  # fixed attention biases: 224 px only
+])
+def test_convert_distilled_timm_models_converts_both_heads(name, kwargs, size, heads):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=5, **kwargs).eval()
+    assert isinstance(model.get_classifier(), tuple)
+    x = torch.randn(2, 3, size, size)
+    convert(model, head="isomaxplus")
+    for h in heads:
+        assert isinstance(model.get_submodule(h), IsoMaxPlusHead) and model.get_submodule(h).out_features == 5
+    assert not any(isinstance(m, nn.Linear) and m.out_features == 5 for m in model.modules())
+    with torch.no_grad():
+        logits = model(x)
+        # the model averages its two heads' logits: recompute them from the pre-logit features
+        features = model.forward_features(x)
+    assert logits.shape == (2, 5) and torch.all(logits <= 0)
+    if name.startswith("deit"):
+        with torch.no_grad():
+            expected = (model.head(features[:, 0]) + model.head_dist(features[:, 1])) / 2
+        torch.testing.assert_close(logits, expected)
+
+
+def test_convert_squeezenet_pools_before_the_head():
+    torch.manual_seed(0)
+    model = tv.squeezenet1_1(weights=None, num_classes=6).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.features(x)  # (2, 512, H, W)
+    convert(model, head="isomax")
+    assert [type(m) for m in model.classifier] == [nn.Dropout, nn.AdaptiveAvgPool2d, nn.Flatten, IsoMaxHead]
+    head = model.classifier[3]
+    nn.init.normal_(head.prototypes)
+    with torch.no_grad():
+        logits = model(x)
+        expected = -torch.cdist(features.mean(dim=(2, 3)).double(), head.prototypes.double())  # float64 reference
+    torch.testing.assert_close(logits.double(), expected, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, nn.ReLU) for m in model.classifier)  # no ReLU clipping the negative distances
+
+
+def test_convert_conv_classifier_with_unknown_layout_is_refused_unchanged():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4)))
+    before = [type(m) for m in model.modules()]
+    with pytest.raises(ValueError, match=r"1x1 convolution classifier '1.0'.*\(BatchNorm2d\)"):
+        convert(model, module="1.0")
+    with pytest.raises(ValueError, match="1x1 convolution classifier '1'.*no enclosing nn.Sequential"):
+        convert(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)), module="1")  # the model itself: nothing to rebuild
+    assert [type(m) for m in model.modules()] == before
+
+
+@pytest.mark.parametrize("make, aux_names", [
+    (lambda: tv.inception_v3(weights=None, num_classes=4, aux_logits=True, init_weights=False), ["AuxLogits.fc"]),
+    (lambda: tv.googlenet(weights=None, num_classes=4, aux_logits=True, init_weights=False), ["aux1.fc2", "aux2.fc2"]),
+], ids=["inception_v3", "googlenet"])
+def test_convert_auxiliary_heads(make, aux_names):
+    torch.manual_seed(0)
+    model = convert(make(), head="isomaxplus")
+    for name in ["fc"] + aux_names:
+        assert isinstance(model.get_submodule(name), IsoMaxPlusHead), name
+    model.train()
+    out = model(torch.randn(2, 3, 299, 299) if aux_names == ["AuxLogits.fc"] else torch.randn(2, 3, 96, 96))
+    logits = [out.logits] + ([out.aux_logits] if hasattr(out, "aux_logits") else [out.aux_logits2, out.aux_logits1])
+    assert all(t.shape == (2, 4) and torch.all(t <= 0) for t in logits)  # every training-time output is IsoMax logits
+
+    kept = convert(make(), head="isomaxplus", aux=False)
+    assert isinstance(kept.fc, IsoMaxPlusHead)
+    assert all(isinstance(kept.get_submodule(n), nn.Linear) for n in aux_names)

@@ -112,7 +112,7 @@ def test_schedules():
         cyc.step()
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.05
     with pytest.raises(ValueError, match="schedule"):  # TrainConfig rejects it before any scheduler is made
-        make_scheduler(opt, TrainConfig(schedule="cosine"), 10)
+        make_scheduler(opt, TrainConfig(schedule="linear"), 10)
 
 
 def test_preset_and_config_errors():

@@ -40,3 +40,13 @@ __all__ = [
     "IsoMaxPlusLossFirstPart",
     "IsoMaxPlusLossSecondPart",
 ]
+
+
+def __getattr__(name: str):
+    """``isomax.load_pretrained(AutoModelFor..., path)``: :func:`isomax.integrations.huggingface.load_pretrained`
+    (imported on first use: transformers is an optional extra)."""
+    if name == "load_pretrained":
+        from .integrations.huggingface import load_pretrained
+
+        return load_pretrained
+    raise AttributeError(f"module 'isomax' has no attribute {name!r}")

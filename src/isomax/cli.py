@@ -12,7 +12,7 @@ from .presets import get_preset, presets_help
 # Flags that override fields of a preset's TrainConfig: flag -> (field, type, help)
 _CONFIG_FLAGS = {
     "--dataset": ("dataset", str, "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn)"),
-    "--model": ("model", str, "model name (see isomax.models.list_models())"),
+    "--model": ("model", str, "model name (see isomax.models.list_models()), or timm:NAME / torchvision:NAME"),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "global batch size"),
     "--lr": ("lr", float, "peak learning rate"),
@@ -27,6 +27,14 @@ _CONFIG_FLAGS = {
                                               "(default 0.1; 0 trains on every image: no validation metrics, "
                                               "and ODIN / Mahalanobis, which tune on it, refuse)"),
     "--data-dir": ("data_dir", str, "where the datasets are (also $ISOMAX_DATA; see isomax.data)"),
+    # fine-tuning (isomax.models.library, isomax.models.pretrained)
+    "--pretrained": ("pretrained", str, "start from this .safetensors / .pt / .pth state dict (the classifier's "
+                                        "weights dropped, everything else must match)"),
+    "--optimizer": ("optimizer", str, "sgd (momentum 0.9, Nesterov; default) or adamw"),
+    "--lr-schedule": ("schedule", str, "onecycle (default), cosine (linear warm-up, then cosine to 0) or step"),
+    "--warmup-epochs": ("warmup_epochs", float, "warm-up of the onecycle and cosine schedules, in epochs"),
+    "--head-lr": ("head_lr", float, "learning rate of the new head and its prototypes (default: --lr)"),
+    "--label-smoothing": ("label_smoothing", float, "label smoothing of the loss, in [0, 1) (default 0)"),
 }
 
 
@@ -91,10 +99,14 @@ def _cmd_deploy(args: argparse.Namespace, command_line: str) -> int:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one model", description="Train one model; resumes if --out holds a run.",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="presets:\n" + presets_help())
-    p.add_argument("--preset", default="fashion-mnist-quick", help="named configuration (default: fashion-mnist-quick)")
-    p.add_argument("--loss", default="isomaxplus", help="softmax, isomax or isomaxplus (default: isomaxplus)")
-    p.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{SEED_MAX} (default 0)")
-    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--preset", default=None, help="named configuration (default: fashion-mnist-quick, or the --config "
+                                                  "file's `preset`; with a --config file without one: the defaults)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="training options from a .toml / .json / .yaml file (flags override it; a run's config.json is one)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as TOML and exit")
+    p.add_argument("--loss", default=None, help="softmax, isomax or isomaxplus (default: isomaxplus)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{SEED_MAX} (default 0)")
+    p.add_argument("--out", type=Path, help="run directory to write (required unless --print-config)")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
@@ -263,8 +275,15 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
     from . import distributed
     from .training import train
 
+    config = _train_config(args)
+    if args.print_config:
+        from .config_file import to_toml
+
+        print(to_toml(config), end="")
+        return 0
+    if args.out is None:
+        raise ValueError("isomax train needs --out (the run directory to write)")
     distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
-    config = get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args))
     result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
     if distributed.is_main_process() and result.history:
         last = result.history[-1]
@@ -272,6 +291,22 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
         print(f"done: {args.out} (val accuracy {acc})")
     distributed.shutdown()  # not on errors: torchrun ends the other processes
     return 0
+
+
+def _train_config(args: argparse.Namespace):
+    """Flags over the --config file over the preset (``--preset``, else the file's, else fashion-mnist-quick
+    without a file and TrainConfig's defaults with one)."""
+    from .config_file import read_config_file
+    from .presets import TrainConfig
+
+    file = read_config_file(args.config) if args.config is not None else {}
+    preset = args.preset or file.pop("preset", None)
+    file.pop("preset", None)
+    flags = {k: v for k, v in (("loss", args.loss), ("seed", args.seed)) if v is not None}
+    changes = {**file, **flags, **_overrides(args)}
+    if preset is None and args.config is not None:
+        return TrainConfig().replace(**changes)
+    return get_preset(preset or "fashion-mnist-quick").config(**changes)
 
 
 def _run_keys(run_dirs: list[Path]) -> list[str]:

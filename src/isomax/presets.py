@@ -17,7 +17,7 @@ class TrainConfig:
     """Everything a training run depends on (saved as ``config.json`` in the run directory)."""
 
     dataset: str = "fashion-mnist"  # in-distribution (isomax.data.IN_DATASETS)
-    model: str = "cnn-28"  # isomax.models.list_models()
+    model: str = "cnn-28"  # isomax.models.list_models(), or "timm:NAME" / "torchvision:NAME"
     loss: str = "isomaxplus"  # softmax | isomax | isomaxplus
     entropic_scale: float = 10.0  # E_s of the IsoMax losses (ignored for softmax)
     epochs: int = 5
@@ -27,10 +27,10 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     head_weight_decay: float | None = None  # weight decay of the head's prototypes and distance scale (None: weight_decay)
-    schedule: str = "onecycle"  # "step": lr * gamma at each milestone epoch; "onecycle": linear warm-up then linear decay to 0
+    schedule: str = "onecycle"  # "step": lr * gamma at each milestone epoch; "onecycle": linear warm-up then linear decay to 0; "cosine": linear warm-up then cosine decay to 0
     milestones: tuple[int, ...] = ()  # epochs, for schedule="step"
     gamma: float = 0.1
-    warmup_epochs: float = 0.5  # for schedule="onecycle"
+    warmup_epochs: float = 0.5  # for schedule="onecycle" and "cosine"
     augment: bool = True  # random crop with zero padding + horizontal flip
     pad: int = 2  # pixels of padding for the random crop
     flip: bool = True
@@ -46,13 +46,30 @@ class TrainConfig:
     outlier_weight: float = 0.5  # weight of the cross-entropy to the uniform distribution on outlier batches
     data_dir: str | None = None
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
+    # Fine-tuning (defaults keep older runs' configurations valid: a config.json without these keys loads as before)
+    pretrained: str | None = None  # .safetensors / .pt / .pth state dict to start from (the classifier's weights dropped)
+    optimizer: str = "sgd"  # "sgd" (momentum, nesterov) | "adamw"
+    head_lr: float | None = None  # learning rate of the head (prototypes, distance scale) (None: lr)
+    label_smoothing: float = 0.0  # passed to the loss (softmax, isomax, isomaxplus)
 
     def __post_init__(self) -> None:
         from .heads import canonical_head_name
 
         canonical_head_name(self.loss)  # raises on an unknown loss name
-        if self.schedule not in ("step", "onecycle"):
-            raise ValueError(f"Expected `schedule` to be 'step' or 'onecycle', but got: {self.schedule!r}")
+        if self.schedule not in ("step", "onecycle", "cosine"):
+            raise ValueError(f"Expected `schedule` to be 'step', 'onecycle' or 'cosine', but got: {self.schedule!r}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"Expected `optimizer` to be 'sgd' or 'adamw', but got: {self.optimizer!r}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ValueError(f"Expected `head_lr` to be > 0 or None, but got: {self.head_lr!r}")
+        if isinstance(self.label_smoothing, bool) or not isinstance(self.label_smoothing, (int, float)) \
+                or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"Expected `label_smoothing` to be in [0, 1), but got: {self.label_smoothing!r}")
+        if self.label_smoothing and canonical_head_name(self.loss) == "logitnorm":
+            raise ValueError("Expected `label_smoothing` 0 with the logitnorm loss (it has none), but got: "
+                             f"{self.label_smoothing!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"Expected `warmup_epochs` to be in [0, epochs], but got: {self.warmup_epochs!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"Expected `{name}` to be a positive int, but got: {getattr(self, name)!r}")

@@ -33,7 +33,7 @@ from .presets import TrainConfig
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "write_json", "savez_atomic", "read_config", "check_config", "write_config",
-           "save_checkpoint", "load_checkpoint", "load_state", "data_info", "load_run", "write_log", "append_log",
+           "save_checkpoint", "load_checkpoint", "load_state", "data_info", "load_run", "recorded_normalization", "write_log", "append_log",
            "unique_keys"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -147,6 +147,18 @@ def data_info(train_set, mean, std) -> dict:
     return dict(dataset=train_set.name, channels=int(c), height=int(h), width=int(w),
                 num_classes=int(train_set.num_classes), classes=list(train_set.classes) if train_set.classes else None,
                 mean=[float(m) for m in mean], std=[float(s) for s in std])
+
+
+def recorded_normalization(meta: dict, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the run was trained with (``load_run``'s ``meta["data"]``), else the dataset's
+    (runs written before they were recorded). A timm model started from pretrained weights trains with
+    its pretrained mean/std, not the dataset's: every command must read them from here."""
+    from .data import normalization
+
+    data = (meta or {}).get("data") or {}
+    if data.get("mean") and data.get("std"):
+        return tuple(float(m) for m in data["mean"]), tuple(float(s) for s in data["std"])
+    return normalization(dataset)
 
 
 def _guess_data(model_state: dict) -> dict:

@@ -134,12 +134,11 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
 def _train_and_evaluate(config: TrainConfig, out: Path, name: str, sets: dict, test_ood: list[str], progress: bool,
                         log: Callable[[str], None]) -> dict:
     """Train one run of the sweep; its sweep.json entry (validation records, and test records with test sets)."""
-    from .data import normalization
     from .evaluation import evaluate_model, evaluate_run
-    from .training import resolve_device, train
+    from .training import input_normalization, resolve_device, train
 
     result = train(config, out / "runs" / name, progress=progress, log=log)
-    mean, std = normalization(config.dataset)
+    mean, std = input_normalization(config, result.model)  # what it was trained with (timm pretrained: its own)
     val_records, _ = evaluate_model(result.model, config.loss, sets["val"], sets["val_ood"], mean, std,
                                     device=resolve_device(config.device), batch_size=config.eval_batch_size,
                                     amp=config.amp, scores=(SWEEP_SCORE[config.loss],),

@@ -33,7 +33,7 @@ from .losses import make_loss
 from .presets import TrainConfig
 from .runs import CHECKPOINT, CONFIG, LOG, load_run
 
-__all__ = ["train", "build_model", "load_run", "load_data", "resolve_device", "TrainResult", "DivergenceError",
+__all__ = ["train", "build_model", "make_optimizer", "make_scheduler", "input_normalization", "load_run", "load_data", "resolve_device", "TrainResult", "DivergenceError",
            "CHECKPOINT", "CONFIG", "LOG"]
 
 _SPLIT_SEED = 0  # the validation split is the same for every run of a dataset
@@ -83,12 +83,16 @@ def load_data(config: TrainConfig):
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
-    """A per-iteration LambdaLR for either schedule (so resume is exact mid-schedule); ``TrainConfig``
-    has already rejected any other ``schedule``."""
+    """A per-iteration LambdaLR for each schedule (so resume is exact mid-schedule); ``TrainConfig``
+    has already rejected any other ``schedule``. The factor scales every parameter group's own
+    learning rate (``head_lr`` keeps its ratio to ``lr``)."""
     total = config.epochs * steps_per_epoch
     if config.schedule == "step":
         milestones = [m * steps_per_epoch for m in config.milestones]
         factor: Callable[[int], float] = lambda it: config.gamma ** sum(it >= m for m in milestones)
+    elif config.schedule == "cosine":  # linear warm-up, then half a cosine down to 0
+        warm = max(1, int(config.warmup_epochs * steps_per_epoch))
+        factor = lambda it: (it + 1) / warm if it < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warm) / max(1, total - warm))))
     else:  # "onecycle"
         warm = max(1, int(config.warmup_epochs * steps_per_epoch))
         factor = lambda it: (it + 1) / warm if it < warm else max(0.0, (total - it) / max(1, total - warm))
@@ -97,15 +101,45 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
 
 def _param_groups(model: nn.Module, config: TrainConfig):
     """All parameters in one group, or the head's own (prototypes, distance scale) apart when
-    ``config.head_weight_decay`` sets a different weight decay for them."""
-    if config.head_weight_decay is None:
+    ``config.head_weight_decay`` or ``config.head_lr`` sets a different weight decay or learning rate for them."""
+    if config.head_weight_decay is None and config.head_lr is None:
         return model.parameters()
     head = getattr(model, "head", None)
     if head is None:
-        raise ValueError(f"`head_weight_decay` needs a model with a `head` module; {config.model!r} has none")
-    head_ids = {id(p) for p in head.parameters()}
+        raise ValueError(f"`head_weight_decay` and `head_lr` need a model with a `head` module; {config.model!r} has none")
+    heads = model.head_modules() if hasattr(model, "head_modules") else [head]
+    head_params = [p for h in heads for p in h.parameters()]
+    head_ids = {id(p) for p in head_params}
     rest = [p for p in model.parameters() if id(p) not in head_ids]
-    return [{"params": rest}, {"params": list(head.parameters()), "weight_decay": config.head_weight_decay}]
+    group = {"params": head_params}
+    if config.head_weight_decay is not None:
+        group["weight_decay"] = config.head_weight_decay
+    if config.head_lr is not None:
+        group["lr"] = config.head_lr
+    return [{"params": rest}, group]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov) or AdamW, with the head's parameter group of :func:`_param_groups`."""
+    groups = _param_groups(model, config)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                           weight_decay=config.weight_decay)
+
+
+def input_normalization(config: TrainConfig, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the inputs: the configuration's own if it sets them, else a timm model's pretrained
+    configuration when starting from pretrained weights (they were trained with it), else the dataset's."""
+    from .data import normalization
+    from .models import library_data_config
+
+    if getattr(config, "mean", None) and getattr(config, "std", None):  # --mean/--std, where the config has them
+        return tuple(config.mean), tuple(config.std)
+    timm_cfg = library_data_config(model) if config.pretrained else None
+    if timm_cfg is not None:
+        return timm_cfg["mean"], timm_cfg["std"]
+    return normalization(config.dataset)
 
 
 def _cycle(loader, epoch: int):
@@ -184,28 +218,32 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
     return loader, val_loader, outliers
 
 
-def _setup(config: TrainConfig) -> _Setup:
-    """Data, loaders, model (seeded), loss, optimiser and schedule, in the order that fixes the RNG use."""
-    from .data import normalization
-
+def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
+    """Data, loaders, model (seeded), loss, optimiser and schedule, in the order that fixes the RNG use.
+    ``pretrained=False``: skip ``config.pretrained`` (resuming: the checkpoint has the weights)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     device = dist.device_for_rank(resolve_device(config.device))
     train_set, val_set = load_data(config)
-    mean, std = normalization(config.dataset)
-    loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
 
     torch.manual_seed(config.seed)
-    model = build_model(config, train_set.num_classes, train_set.shape[0]).to(device)
+    model = build_model(config, train_set.num_classes, train_set.shape[0])
+    if config.pretrained and pretrained:
+        from .models.pretrained import load_pretrained
+
+        load_pretrained(model, config.pretrained)
+    model = model.to(device)
+    mean, std = input_normalization(config, model)
+    loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
     # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
     for m in model.modules():
         if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
             m.validate_args = False
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=False).to(device)
-    optimizer = torch.optim.SGD(_param_groups(model, config), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
+    loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=False, **smoothing).to(device)
+    optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(loader))
     return _Setup(config, device, train_set, val_set, loader, val_loader, outliers, model, loss_fn, optimizer,
                   scheduler, runs.data_info(train_set, mean, std))
@@ -315,11 +353,13 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
     :class:`DivergenceError` if training diverges (the last good checkpoint is kept), and
     ``ValueError`` for a configuration that does not match ``run_dir``'s checkpoint.
     """
-    from .models import list_models
+    from .models import check_model_name
 
     run_dir = Path(run_dir)
-    if config.model not in list_models():  # before anything is written: a failed start must leave nothing behind
-        raise ValueError(f"Expected `model` to be one of {list_models()}, but got: {config.model!r}")
+    check_model_name(config.model, "model")  # before anything is written: a failed start must leave nothing behind
+    resuming = resume and (run_dir / CHECKPOINT).exists()  # then the checkpoint has the weights
+    if config.pretrained is not None and not resuming and not Path(config.pretrained).expanduser().is_file():
+        raise FileNotFoundError(f"--pretrained {config.pretrained}: no such file")
     if resume:  # every rank checks (and raises) before rank 0 writes anything
         runs.check_config(run_dir, config)
     dist.barrier()
@@ -337,8 +377,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
 
 def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]) -> TrainResult:
     rank0 = dist.is_main_process()
-    s = _setup(config)
     ckpt_path = run_dir / CHECKPOINT
+    s = _setup(config, pretrained=not (resume and ckpt_path.exists()))
     if len(s.val_set) == 0 and rank0:
         log(f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
             "accuracy or loss (divergence is judged on the training accuracy)")

@@ -26,6 +26,7 @@ from .calibration import (
     reliability_bins,
 )
 from .predictor import Prediction, Predictor
+from .save import UnsupportedModelError, save_run
 from .selective import aurc, risk_coverage, selective_metrics
 from .threshold import (
     THRESHOLD_FILE,
@@ -48,4 +49,5 @@ __all__ = [
     "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run", "Calibration", "CALIBRATION_FILE",
     "expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics", "reliability_bins",
     "risk_coverage", "aurc", "selective_metrics",
+    "save_run", "UnsupportedModelError",
 ]

@@ -235,14 +235,14 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
     ``report_test``, also records in ``extra["test_tpr"]`` the fraction of the *test* split the
     threshold accepts (for information: the test split plays no part in the fit).
     """
-    from ..data import normalization
+    from ..runs import recorded_normalization
     from ..evaluation import applicable_scores, predict_logits
     from ..scores import SCORES
     from ..training import load_data, resolve_device
     from .calibration import load_calibrated_run
 
     dev = resolve_device(device)
-    model, config, _ = load_calibrated_run(run_dir, dev)
+    model, config, meta = load_calibrated_run(run_dir, dev)
     score = score or default_score(config.loss)
     if score not in SCORES:
         raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
@@ -253,7 +253,7 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
     if len(val) == 0:
         raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0); a threshold needs held-out "
                          "in-distribution data")
-    mean, std = normalization(config.dataset)
+    mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
     t = fit_model_threshold(model, config.loss, val, mean, std, dev, score=score, target_tpr=target_tpr,
                             batch_size=config.eval_batch_size, amp=config.amp, progress=progress)
     t.extra["dataset"] = config.dataset

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from isomax.heads import HEADS as HEAD_KINDS  # the head kinds; names live in one place, isomax.heads
 from isomax.heads import head_kind
 
-__all__ = ["IsoMaxModel", "create_model", "list_models", "register_model"]
+__all__ = ["IsoMaxModel", "check_model_name", "create_model", "list_models", "register_model"]
 
 
 def _canonical_head_kind(head: str) -> str:
@@ -154,10 +154,12 @@ def create_model(
     in_channels: int | None = None,
     **kwargs,
 ) -> IsoMaxModel:
-    """Create a registered model by name.
+    """Create a registered model by name, or a timm / torchvision model by spec.
 
     Args:
-        name: one of :func:`list_models`, e.g. ``"densenet-bc-100"``.
+        name: one of :func:`list_models`, e.g. ``"densenet-bc-100"``; or ``"timm:NAME"`` /
+            ``"torchvision:NAME"`` (:mod:`isomax.models.library`: the library's model with random
+            weights, its classifier converted to ``head``).
         num_classes: number of classes of the head.
         head: ``"softmax"`` (baseline), ``"isomax"`` or ``"isomaxplus"``.
         in_channels: input channels; ``None`` keeps the model's default (3 for the CIFAR models,
@@ -171,16 +173,32 @@ def create_model(
         >>> model(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
-    if name not in _MODEL_ENTRYPOINTS:
-        raise ValueError(
-            f"Expected argument `name` to be one of {list_models()}, but got: {name!r}"
-        )
+    from .library import create_library_model, is_library_spec
+
+    if is_library_spec(name):
+        return create_library_model(name, num_classes=num_classes, head=_canonical_head_kind(head),
+                                    in_channels=in_channels, **kwargs)
+    check_model_name(name)
     head = _canonical_head_kind(head)
     _validate_positive_int("num_classes", num_classes)
     if in_channels is not None:
         _validate_positive_int("in_channels", in_channels)
         kwargs["in_channels"] = in_channels
-    return _MODEL_ENTRYPOINTS[name](num_classes=num_classes, head=head, **kwargs)
+    model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, head=head, **kwargs)
+    model.spec = name  # what a run records to rebuild it (isomax.deploy.save_run reads it)
+    return model
+
+
+def check_model_name(name: str, argument: str = "name") -> None:
+    """Raise a one-line ValueError (naming ``argument``) unless ``name`` is a registered model or a known
+    ``timm:`` / ``torchvision:`` model (nothing is built)."""
+    from .library import check_library_spec, is_library_spec
+
+    if is_library_spec(name):
+        check_library_spec(name)
+    elif name not in _MODEL_ENTRYPOINTS:
+        raise ValueError(f"Expected argument `{argument}` to be one of {list_models()}, or 'timm:NAME' / "
+                         f"'torchvision:NAME', but got: {name!r}")
 
 
 def init_backbone_weights(module: nn.Module, mode: str = "fan_out") -> None:

@@ -1,0 +1,1 @@
+"""Glue for other libraries, each an optional extra: :mod:`.huggingface` (``isomax[huggingface]``)."""
