@@ -148,6 +148,11 @@ def test_temperature_divides_the_enhanced_logits_and_distances_are_plain():
     torch.testing.assert_close(head.distances(f), ref, rtol=1e-10, atol=1e-10)
 
 
+def test_convert_swaps_in_a_dismax_head():
+    model = isomax.convert(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), head="dismax", module="2")
+    assert type(model[2]) is DisMaxHead and (model[2].in_features, model[2].out_features) == (8, 3)
+
+
 def test_names_and_losses():
     assert canonical_head_name("DisMax") == "dismax"
     for alias in ("dismax-fpr", "dismax+fpr", "dismax_fpr", "DISMAXFPR"):
