@@ -286,6 +286,13 @@ def test_scores_direction_and_finite_when_probabilities_underflow():
         scores.max_mean_logit_entropy_score(torch.tensor([[0.0, float("nan")]]))
 
 
+def test_temperature_scales_mmls_and_reorders_mmles():
+    z = 3 * torch.randn(64, 5, generator=torch.Generator().manual_seed(7), dtype=F64)
+    torch.testing.assert_close(scores.max_mean_logit_score(z / 2.0), scores.max_mean_logit_score(z) / 2.0)
+    assert not torch.equal(scores.max_mean_logit_entropy_score(z / 2.0).argsort(),
+                           scores.max_mean_logit_entropy_score(z).argsort())
+
+
 def test_applicable_and_default_scores():
     from isomax.deploy.threshold import default_score
     from isomax.evaluation import applicable_scores
