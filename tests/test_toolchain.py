@@ -25,6 +25,7 @@ def _heads():
     return [
         pytest.param(lambda: IsoMaxHead(16, 5), id="isomax"),
         pytest.param(lambda: IsoMaxPlusHead(16, 5), id="isomaxplus"),
+        pytest.param(lambda: isomax.DisMaxHead(16, 5), id="dismax"),
         *[pytest.param(lambda d=d: DistanceHead(16, 5, d, init="normal"), id=f"distance-{d}") for d in DISTANCES],
     ]
 
@@ -129,7 +130,8 @@ def test_torch_export_with_dynamic_batch(make):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [pytest.param(lambda: IsoMaxHead(16, 5), id="isomax"),
-                                  pytest.param(lambda: IsoMaxPlusHead(16, 5), id="isomaxplus")])
+                                  pytest.param(lambda: IsoMaxPlusHead(16, 5), id="isomaxplus"),
+                                  pytest.param(lambda: isomax.DisMaxHead(16, 5), id="dismax")])
 def test_onnx_dynamo_export_matches_eager_in_onnxruntime(make):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -302,7 +304,7 @@ def test_entropic_scale_must_be_positive_finite(bad):
 # ---------------------------------------------------------------------------------------------
 # nn.Linear habits
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [IsoMaxHead, IsoMaxPlusHead])
+@pytest.mark.parametrize("cls", [IsoMaxHead, IsoMaxPlusHead, isomax.DisMaxHead])
 def test_factory_kwargs_and_linear_names(cls):
     head = cls(6, 4, device="cpu", dtype=F64)
     assert head.prototypes.dtype == F64 and head.temperature.dtype == F64
@@ -318,7 +320,7 @@ def test_factory_kwargs_and_linear_names(cls):
 
 
 def test_make_head_passes_factory_kwargs():
-    for kind in ("softmax", "isomax", "isomaxplus", "logitnorm"):
+    for kind in ("softmax", "isomax", "isomaxplus", "logitnorm", "dismax", "dismax-fpr"):
         head = make_head(kind, 6, 4, dtype=F64)
         assert next(head.parameters()).dtype == F64
 

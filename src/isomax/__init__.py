@@ -1,4 +1,4 @@
-"""isomax: seamless out-of-distribution detection with the IsoMax and IsoMax+ losses.
+"""isomax: seamless out-of-distribution detection with the IsoMax, IsoMax+ and DisMax losses.
 
 Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 ``nn.CrossEntropyLoss`` with :class:`IsoMaxLoss`, train as usual, and score inputs with
@@ -13,8 +13,8 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
 from .convert import convert
-from .heads import DISTANCES, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
-from .losses import IsoMaxLoss, LogitNormLoss, SoftMaxLoss, make_loss
+from .heads import DISTANCES, DisMaxHead, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
+from .losses import DisMaxLoss, IsoMaxLoss, LogitNormLoss, SoftMaxLoss, fpr_batch, make_loss
 from .metrics import ood_metrics
 
 __version__ = "0.1.0"
@@ -24,7 +24,10 @@ __all__ = [
     "DistanceHead",
     "IsoMaxHead",
     "IsoMaxPlusHead",
+    "DisMaxHead",
     "IsoMaxLoss",
+    "DisMaxLoss",
+    "fpr_batch",
     "SoftMaxLoss",
     "LogitNormLoss",
     "canonical_head_name",

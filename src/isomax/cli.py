@@ -104,7 +104,8 @@ def _add_train(sub) -> None:
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="training options from a .toml / .json / .yaml file (flags override it; a run's config.json is one)")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as TOML and exit")
-    p.add_argument("--loss", default=None, help="softmax, isomax or isomaxplus (default: isomaxplus)")
+    p.add_argument("--loss", default=None, help="softmax, isomax, isomaxplus, dismax, dismax-fpr (DisMax with FPR) or logitnorm "
+                                              "(default: isomaxplus)")
     p.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{SEED_MAX} (default 0)")
     p.add_argument("--out", type=Path, help="run directory to write (required unless --print-config)")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
@@ -138,7 +139,8 @@ def _add_bench(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="presets:\n" + presets_help())
     p.add_argument("--preset", required=True, help="named configuration (listed below)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
-    p.add_argument("--losses", nargs="+", default=["softmax", "isomax", "isomaxplus"])
+    p.add_argument("--losses", nargs="+", default=["softmax", "isomax", "isomaxplus"],
+                   help="losses to train (default: softmax isomax isomaxplus; also dismax, dismax-fpr, logitnorm)")
     p.add_argument("--ood", nargs="+", metavar="NAME_OR_PATH", help="out-distributions (default: the preset's)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-progress", action="store_true")
@@ -176,7 +178,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--preset", default="fashion-mnist-quick", help="named configuration (default: fashion-mnist-quick)")
     p.add_argument("--scales", nargs="+", type=float, default=[1.0, 3.0, 10.0, 30.0, 100.0],
                    help="entropic scales (default: 1 3 10 30 100)")
-    p.add_argument("--losses", nargs="+", default=["isomax"], help="isomax and/or isomaxplus (default: isomax)")
+    p.add_argument("--losses", nargs="+", default=["isomax"], help="isomax, isomaxplus, dismax and/or dismax-fpr (default: isomax)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1), default 1")
     p.add_argument("--val-ood", required=True, metavar="NAME_OR_PATH",
                    help="validation out-distribution used to choose E_s (never reuse it as a test out-distribution)")

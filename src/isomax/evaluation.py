@@ -36,9 +36,12 @@ DETECTOR_METHODS = tuple(DETECTORS)
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
-    """The plain scores that make sense for a head: MDS needs distance logits (IsoMax, IsoMax+)."""
+    """The plain scores that make sense for a head: MDS needs distance logits (IsoMax, IsoMax+, DisMax);
+    MMLS / MMLES / MMLEPS are DisMax's scores (of its enhanced logits)."""
     if head_kind(loss) == "softmax":  # SoftMax and LogitNorm: a linear head
         return ("mps", "es", "energy", "max_logit")
+    if head_kind(loss) == "dismax":
+        return ("mps", "es", "mds", "energy", "max_logit", "mmls", "mmles", "mmleps")
     return ("mps", "es", "mds", "energy", "max_logit")
 
 

@@ -15,6 +15,8 @@ scale, so that ``g(d) = E_s * h(d)``.
 * :class:`IsoMaxPlusHead`: ``d`` = ``|d_s|`` times the Euclidean distance between the
   L2-normalised feature and prototype ("isometric distance", 2021 paper, Eq. 2-4),
   prototypes ~ N(0, 1), ``d_s`` initialised to 1.
+* :class:`DisMaxHead`: DisMax's "enhanced logits" (Macedo et al. 2022, arXiv 2205.05874):
+  ``-(d_j + mean_k d_k)``, ``d_j`` the isometric distance of IsoMax+ divided by ``sqrt(2)``.
 * :class:`DistanceHead`: any distance (a name in :data:`DISTANCES` or a callable) and any ``h``.
 
 Distances are computed in float32 (also under ``torch.autocast``) with the matrix-product
@@ -39,6 +41,8 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -50,6 +54,7 @@ __all__ = [
     "DistanceHead",
     "IsoMaxHead",
     "IsoMaxPlusHead",
+    "DisMaxHead",
     "HEADS",
     "LOSSES",
     "LOSS_HEADS",
@@ -387,17 +392,61 @@ class IsoMaxPlusHead(DistanceHead):
         )
 
 
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+class DisMaxHead(DistanceHead):
+    """DisMax head (Macedo et al. 2022, "Distinction Maximization Loss", arXiv 2205.05874): enhanced logits
+
+        d_j = |d_s| * |f/|f| - p_j/|p_j|| / sqrt(2)          (isometric distance, in [0, |d_s|])
+        logits_j = -(d_j + (1/C) sum_k d_k) / temperature
+
+    Each logit depends on the distance to its own prototype and on the mean distance to all of
+    them. Prototypes ~ N(0, 1), ``distance_scale`` (``d_s``) = 1 at initialisation, as IsoMax+.
+    Pair with :class:`isomax.DisMaxLoss` and score with
+    :func:`isomax.scores.max_mean_logit_entropy_score` (MMLES, the paper's choice).
+    :meth:`distances` returns the plain ``|f/|f| - p_j/|p_j||`` (no ``|d_s|``, no ``sqrt(2)``).
+
+    Example:
+        >>> head = DisMaxHead(num_features=342, num_classes=10)
+        >>> head(torch.randn(4, 342)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(
+            num_features, num_classes, "euclidean", normalize=True, distance_scale=True, init="normal",
+            temperature=temperature, validate_args=validate_args, device=device, dtype=dtype,
+        )
+
+    def _logits(self, features: Tensor, scaled: bool) -> Tensor:
+        if not scaled:
+            return super()._logits(features, scaled)
+        dtype = torch.promote_types(torch.promote_types(features.dtype, self.prototypes.dtype), torch.float32)
+        # -|d_s| |f^ - p^_j| / T in one autograd node (as IsoMax+), then the mean over classes added
+        z = _EuclideanDistance.apply(features.to(dtype), self.prototypes.to(dtype), True, self.distance_scale,
+                                     self.temperature)  # (B, C)
+        return (z + z.mean(dim=1, keepdim=True)) * _INV_SQRT2
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.num_features}, out_features={self.num_classes}, enhanced_logits=True"
+
+
 # ---------------------------------------------------------------------------------------------
 # Head and loss names: the one place that lists them (models, training and evaluation ask here).
 # ---------------------------------------------------------------------------------------------
-HEADS = ("softmax", "isomax", "isomaxplus")  # head kinds
+HEADS = ("softmax", "isomax", "isomaxplus", "dismax")  # head kinds
 # Training-loss names and the head kind each one trains: LogitNorm (Wei et al. 2022) trains a plain
-# linear head, like the SoftMax loss.
-LOSS_HEADS: dict[str, str] = {"softmax": "softmax", "isomax": "isomax", "isomaxplus": "isomaxplus", "logitnorm": "softmax"}
+# linear head, like the SoftMax loss; "dismax-fpr" is DisMax with its Fractional Probability
+# Regularization (the training step mixes half of each batch into mosaics, :func:`isomax.losses.fpr_batch`).
+LOSS_HEADS: dict[str, str] = {"softmax": "softmax", "isomax": "isomax", "isomaxplus": "isomaxplus", "logitnorm": "softmax",
+                              "dismax": "dismax", "dismax-fpr": "dismax"}
 LOSSES = tuple(LOSS_HEADS)
 _HEAD_ALIASES = {
     "isomax+": "isomaxplus", "isomax_plus": "isomaxplus", "isomax-plus": "isomaxplus", "linear": "softmax",
     "logit_norm": "logitnorm", "logit-norm": "logitnorm",
+    "dismax+fpr": "dismax-fpr", "dismax_fpr": "dismax-fpr", "dismaxfpr": "dismax-fpr",
 }
 
 
@@ -426,7 +475,8 @@ def head_kind(kind: str) -> str:
 
 def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Module:
     """Build a classifier head by loss/head name: ``"softmax"`` and ``"logitnorm"`` give an
-    ``nn.Linear``, ``"isomax"`` an :class:`IsoMaxHead`, ``"isomaxplus"`` an :class:`IsoMaxPlusHead`.
+    ``nn.Linear``, ``"isomax"`` an :class:`IsoMaxHead`, ``"isomaxplus"`` an :class:`IsoMaxPlusHead`,
+    ``"dismax"`` (and ``"dismax-fpr"``) a :class:`DisMaxHead`.
 
     ``kwargs`` go to the constructor (e.g. ``device=``, ``dtype=``).
     """
@@ -438,4 +488,6 @@ def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Mo
         return nn.Linear(num_features, num_classes, **kwargs)
     if key == "isomax":
         return IsoMaxHead(num_features, num_classes, **kwargs)
+    if key == "dismax":
+        return DisMaxHead(num_features, num_classes, **kwargs)
     return IsoMaxPlusHead(num_features, num_classes, **kwargs)

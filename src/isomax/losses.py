@@ -1,4 +1,4 @@
-"""Training losses: IsoMax / IsoMax+ (with the entropic scale), the SoftMax baseline and LogitNorm.
+"""Training losses: IsoMax / IsoMax+ / DisMax (with the entropic scale), the SoftMax baseline and LogitNorm.
 
 The papers' reference code computes the loss "probability first, logarithm second"::
 
@@ -18,6 +18,7 @@ The entropic scale ``E_s`` is used only here, at training time. At inference, pr
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from ._validation import all_finite, check_finite, check_positive_finite, check_targets, check_tensor, value_checks_enabled
 
-__all__ = ["IsoMaxLoss", "SoftMaxLoss", "LogitNormLoss", "make_loss", "reference_isomax_loss"]
+__all__ = ["IsoMaxLoss", "SoftMaxLoss", "LogitNormLoss", "DisMaxLoss", "fpr_batch", "make_loss", "reference_isomax_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -172,12 +173,131 @@ class LogitNormLoss(nn.Module):
         return f"temperature={self.temperature}, reduction={self.reduction!r}"
 
 
+class DisMaxLoss(IsoMaxLoss):
+    """DisMax loss (Macedo et al. 2022, arXiv 2205.05874): the IsoMax loss on :class:`isomax.DisMaxHead`'s
+    enhanced logits, optionally with Fractional Probability Regularization (FPR).
+
+    With class targets (B,) it is exactly :class:`IsoMaxLoss` (``-log softmax(E_s * logits)_y``, all
+    of ``nn.CrossEntropyLoss``'s arguments). FPR (``fpr=True``) trains on batches made by
+    :func:`fpr_batch` (:meth:`batch_transform`; ``isomax train --loss dismax-fpr`` applies it at every
+    training step): the first ``h = B // 2`` rows are unchanged images, the others mosaics of four,
+    and the targets are (B, 4) class indices, one per quadrant. The loss is then::
+
+        L1 = mean_{i < h} -log softmax(E_s z_i)_{y_i}
+        L2 = mean_{i >= h} KL(t_i || softmax(E_s z_i)),  t_i = 0.25 on each quadrant's class (equal classes add up)
+        loss = (L1 + alpha * L2) / 2
+
+    computed through ``log_softmax`` (finite for finite logits; the reference code takes the
+    logarithm of probabilities, which can be -inf). FPR targets need ``reduction="mean"`` and no
+    ``weight`` or ``label_smoothing``; class targets (B,) are always accepted (validation loss).
+
+    Args:
+        entropic_scale, reduction, validate_args, and the keyword arguments of :class:`IsoMaxLoss`.
+        fpr: whether the training step should apply :func:`fpr_batch` (and the loss accept its targets).
+        alpha: weight of the FPR term (1 in the paper); finite and >= 0.
+
+    Example:
+        >>> head, criterion = DisMaxHead(342, 10), DisMaxLoss(fpr=True)
+        >>> x, targets = criterion.batch_transform(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+        >>> loss = criterion(head(torch.randn(8, 342)), targets)
+    """
+
+    def __init__(self, entropic_scale: float = 10.0, reduction: str = "mean", *, fpr: bool = False, alpha: float = 1.0,
+                 **kwargs) -> None:
+        super().__init__(entropic_scale, reduction, **kwargs)
+        if not isinstance(fpr, bool):
+            raise ValueError(f"Expected `fpr` to be a bool, but got: {fpr!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"Expected `alpha` to be a finite number >= 0, but got: {alpha!r}")
+        self.fpr = fpr
+        self.alpha = float(alpha)
+
+    def batch_transform(self, images: Tensor, labels: Tensor, *, generator: torch.Generator | None = None):
+        """``fpr_batch(images, labels)`` with ``fpr=True``; ``(images, labels)`` unchanged otherwise."""
+        return fpr_batch(images, labels, generator=generator) if self.fpr else (images, labels)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if not (isinstance(targets, Tensor) and targets.ndim == 2):
+            return super().forward(logits, targets)
+        if not self.fpr:
+            raise ValueError(f"Expected `targets` of shape (batch,), but got {tuple(targets.shape)} (FPR targets need "
+                             "DisMaxLoss(fpr=True))")
+        check_tensor("logits", logits, ndim=2, floating=True)
+        n = logits.shape[0]
+        if targets.shape != (n, 4):
+            raise ValueError(f"Expected FPR `targets` of shape (batch, 4) = {(n, 4)}, but got {tuple(targets.shape)}")
+        if n < 2:
+            raise ValueError(f"Expected at least 2 rows for FPR (half plain, half mosaics), but got {n}")
+        if self.reduction != "mean" or self.weight is not None or self.label_smoothing:
+            raise ValueError("Expected reduction='mean' and no `weight` or `label_smoothing` with FPR targets")
+        check_targets("targets", targets.reshape(-1), 4 * n, logits.shape[1], self.validate_args)
+        if torch.is_autocast_enabled(logits.device.type):  # the loss in float32 under mixed precision
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                loss = self._fpr_loss(logits.float(), targets)
+        else:
+            loss = self._fpr_loss(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
+        if self.validate_args and value_checks_enabled(loss) and not all_finite(loss):
+            check_finite("logits", logits)
+        return loss
+
+    def _fpr_loss(self, z: Tensor, targets: Tensor) -> Tensor:
+        h = z.shape[0] // 2
+        log_p = torch.log_softmax(self.g(z) if self.g is not None else z * self.entropic_scale, dim=1)  # (B, C)
+        plain = -log_p[:h].gather(1, targets[:h, :1].long()).mean()
+        # 0.25 on each quadrant's class, equal classes adding up: (B - h, C)
+        t = F.one_hot(targets[h:].long(), z.shape[1]).to(z.dtype).sum(dim=1) * 0.25
+        mixed = F.kl_div(log_p[h:], t, reduction="batchmean")  # sum t (log t - log p) / (B - h), 0 log 0 = 0
+        return (plain + self.alpha * mixed) / 2
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", fpr=True, alpha={self.alpha}" if self.fpr else "")
+
+
+def fpr_batch(images: Tensor, labels: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The batch of DisMax's Fractional Probability Regularization: ``(images, targets (B, 4))``.
+
+    1. Shuffle images and labels with one permutation (``torch.randperm`` with ``generator``, on its
+       device; the global CPU generator if None; then moved to the images' device).
+    2. Rows ``i < h = B // 2`` stay as they are; their four targets are their label.
+    3. Rows ``i >= h`` become mosaics: the top-left quadrant of image ``i``, the bottom-left from image
+       ``i - 1``, the top-right from ``i - 2``, the bottom-right from ``i - 3`` (indices cyclic within
+       the second half, i.e. ``torch.roll`` by 1, 2, 3); quadrants split rows at ``H // 2`` and columns
+       at ``W // 2``. Their targets are the labels of those four images, in that order.
+
+    ``images``: (B, C, H, W), any size, dtype and device (B >= 2); ``labels``: (B,) class indices.
+    The input tensors are not modified. Use with :class:`DisMaxLoss` ``(fpr=True)``.
+    """
+    check_tensor("images", images, ndim=4)
+    labels = check_tensor("labels", labels, ndim=1)
+    n = images.shape[0]
+    if labels.shape[0] != n:
+        raise ValueError(f"Expected `labels` to have {n} entries (one per image), but got {labels.shape[0]}")
+    if n < 2:
+        raise ValueError(f"Expected at least 2 images for FPR (half plain, half mosaics), but got {n}")
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    perm = torch.randperm(n, generator=generator, device=gen_device).to(images.device)
+    x, y = images[perm], labels[perm.to(labels.device)]  # fresh tensors: modified in place below
+    h, rows, cols = n // 2, images.shape[2] // 2, images.shape[3] // 2
+    m = x[h:]  # (B - h, C, H, W), a view of x
+    bottom_left = torch.roll(m[:, :, rows:, :cols], 1, 0)  # rolls copy: every quadrant comes from the unmixed images
+    top_right = torch.roll(m[:, :, :rows, cols:], 2, 0)
+    bottom_right = torch.roll(m[:, :, rows:, cols:], 3, 0)
+    m[:, :, rows:, :cols] = bottom_left
+    m[:, :, :rows, cols:] = top_right
+    m[:, :, rows:, cols:] = bottom_right
+    y2 = y[h:]
+    targets = torch.cat([y[:h, None].expand(h, 4),
+                         torch.stack([y2, torch.roll(y2, 1, 0), torch.roll(y2, 2, 0), torch.roll(y2, 3, 0)], dim=1)])
+    return x, targets
+
+
 def make_loss(kind: str, entropic_scale: float = 10.0, **kwargs) -> nn.Module:
     """The loss that goes with a loss/head name (see :func:`isomax.heads.canonical_head_name`).
 
     ``"softmax"`` -> :class:`SoftMaxLoss`, ``"logitnorm"`` -> :class:`LogitNormLoss`
     (``entropic_scale`` unused; pass ``temperature=``), ``"isomax"`` / ``"isomaxplus"`` ->
-    :class:`IsoMaxLoss`. ``kwargs`` go to the loss (e.g. ``reduction``, ``validate_args``).
+    :class:`IsoMaxLoss`, ``"dismax"`` -> :class:`DisMaxLoss`, ``"dismax-fpr"`` -> ``DisMaxLoss(fpr=True)``.
+    ``kwargs`` go to the loss (e.g. ``reduction``, ``validate_args``).
     """
     from .heads import canonical_head_name
 
@@ -186,6 +306,8 @@ def make_loss(kind: str, entropic_scale: float = 10.0, **kwargs) -> nn.Module:
         return SoftMaxLoss(**kwargs)
     if name == "logitnorm":
         return LogitNormLoss(**kwargs)
+    if name in ("dismax", "dismax-fpr"):
+        return DisMaxLoss(entropic_scale, fpr=name == "dismax-fpr", **kwargs)
     return IsoMaxLoss(entropic_scale, **kwargs)
 
 

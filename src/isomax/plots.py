@@ -27,9 +27,11 @@ __all__ = ["LOSS_COLORS", "loss_color", "intra_inter_logits", "max_probability",
            "logit_histograms", "score_histogram", "roc_figure", "training_curves", "sweep_figure", "FIGSIZE", "DPI"]
 
 #: Okabe-Ito colour-blind-safe colours, fixed per loss across every figure.
-LOSS_COLORS = {"softmax": "#0072B2", "isomax": "#E69F00", "isomaxplus": "#009E73"}
+LOSS_COLORS = {"softmax": "#0072B2", "isomax": "#E69F00", "isomaxplus": "#009E73", "dismax": "#CC79A7",
+               "dismax-fpr": "#882255"}
 _EXTRA_COLORS = ("#D55E00", "#56B4E9", "#F0E442", "#000000")
-SCORE_STYLES = {"es": "-", "mds": "--", "mps": ":", "energy": "-.", "max_logit": (0, (5, 1, 1, 1, 1, 1))}
+SCORE_STYLES = {"es": "-", "mds": "--", "mps": ":", "energy": "-.", "max_logit": (0, (5, 1, 1, 1, 1, 1)),
+                "mmls": (0, (3, 1)), "mmles": "-", "mmleps": (0, (1, 2))}
 FIGSIZE = (3.3, 2.5)  # inches: one column of a two-column paper
 DPI = 150
 _RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "legend.fontsize": 6, "xtick.labelsize": 6.5,

@@ -18,7 +18,7 @@ class TrainConfig:
 
     dataset: str = "fashion-mnist"  # in-distribution (isomax.data.IN_DATASETS)
     model: str = "cnn-28"  # isomax.models.list_models(), or "timm:NAME" / "torchvision:NAME"
-    loss: str = "isomaxplus"  # softmax | isomax | isomaxplus
+    loss: str = "isomaxplus"  # softmax | isomax | isomaxplus | dismax | dismax-fpr | logitnorm
     entropic_scale: float = 10.0  # E_s of the IsoMax losses (ignored for softmax)
     epochs: int = 5
     batch_size: int = 128

@@ -51,7 +51,7 @@ class RunRecord:
     in_dataset: str
     out_dataset: str
     model: str | None
-    loss: str  # canonical head/loss name: softmax | isomax | isomaxplus
+    loss: str  # canonical head/loss name: softmax | isomax | isomaxplus | dismax | dismax-fpr | logitnorm
     score: str  # isomax.scores.SCORES name, or a detector (odin, mahalanobis)
     seed: int | None
     accuracy: float

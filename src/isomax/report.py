@@ -34,7 +34,7 @@ __all__ = ["write_report", "load_inputs", "ReportInputs", "RunArrays", "ROC_COMB
 
 #: (loss, score) pairs drawn on the ROC figures when their logits are available.
 ROC_COMBOS = (("softmax", "mps"), ("softmax", "es"), ("isomax", "es"), ("isomax", "mds"), ("isomaxplus", "es"),
-              ("isomaxplus", "mds"))
+              ("isomaxplus", "mds"), ("dismax", "mmles"), ("dismax-fpr", "mmles"))
 _LOSS_ORDER = tuple(LOSS_LABELS)
 
 

@@ -9,6 +9,11 @@ All scores use the plain logits, without the entropic scale (which is a training
 | ``mds`` | :func:`min_distance_score` | ``-min_j |f^ - p^_j| = max_j z_j / |d_s|`` | IsoMax+ |
 | ``energy`` | :func:`energy_score` | ``T logsumexp(z / T)`` | any |
 | ``max_logit`` | :func:`max_logit` | ``max_j z_j`` | any |
+| ``mmls`` | :func:`max_mean_logit_score` | ``max_j z_j + mean_j z_j`` | DisMax |
+| ``mmles`` | :func:`max_mean_logit_entropy_score` | ``max_j z_j + mean_j z_j + sum_j p_j log p_j`` | DisMax |
+| ``mmleps`` | :func:`max_mean_logit_entropy_probability_score` | MMLES ``+ max_j p_j`` | DisMax |
+
+(``p = softmax(z)``; the last three are DisMax's, Macedo et al. 2022, arXiv 2205.05874; MMLES is its choice.)
 
 For an "outlier score" (higher = more OOD), negate: ``-score``.
 
@@ -25,7 +30,8 @@ from torch import Tensor
 
 from ._validation import check_finite, check_tensor, value_checks_enabled
 
-__all__ = ["max_probability", "entropic_score", "min_distance_score", "energy_score", "max_logit", "SCORES", "compute_scores"]
+__all__ = ["max_probability", "entropic_score", "min_distance_score", "energy_score", "max_logit", "max_mean_logit_score",
+           "max_mean_logit_entropy_score", "max_mean_logit_entropy_probability_score", "SCORES", "compute_scores"]
 
 
 def _check_logits(logits: Tensor) -> Tensor:
@@ -48,7 +54,11 @@ def entropic_score(logits: Tensor) -> Tensor:
     Computed from ``log_softmax`` so it stays finite when probabilities underflow (``0 log 0 = 0``).
     Ranges from ``-log(num_classes)`` (uniform) to 0 (one-hot).
     """
-    log_p = torch.log_softmax(_check_logits(logits), dim=1)
+    return _negative_entropy(_check_logits(logits))
+
+
+def _negative_entropy(logits: Tensor) -> Tensor:
+    log_p = torch.log_softmax(logits, dim=1)
     # log_p is -inf where logits differ by more than the float range; clamp so 0 * log 0 = 0, not NaN.
     log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
     return (log_p.exp() * log_p).sum(dim=1)
@@ -85,12 +95,34 @@ def max_logit(logits: Tensor) -> Tensor:
     return _check_logits(logits).amax(dim=1)
 
 
+def max_mean_logit_score(logits: Tensor) -> Tensor:
+    """Max-mean logit score (MMLS, DisMax): ``max_j logits_j + mean_j logits_j``, shape (B,)."""
+    z = _check_logits(logits)
+    return z.amax(dim=1) + z.mean(dim=1)
+
+
+def max_mean_logit_entropy_score(logits: Tensor) -> Tensor:
+    """Max-mean logit entropy score (MMLES, DisMax's score): MMLS plus the negative entropy
+    ``sum_j p_j log p_j`` of ``p = softmax(logits)`` (as :func:`entropic_score`, finite when probabilities underflow)."""
+    z = _check_logits(logits)
+    return z.amax(dim=1) + z.mean(dim=1) + _negative_entropy(z)
+
+
+def max_mean_logit_entropy_probability_score(logits: Tensor) -> Tensor:
+    """MMLEPS (DisMax): MMLES plus the maximum probability ``max_j softmax(logits)_j``, shape (B,)."""
+    z = _check_logits(logits)
+    return z.amax(dim=1) + z.mean(dim=1) + _negative_entropy(z) + torch.softmax(z, dim=1).amax(dim=1)
+
+
 SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "mps": max_probability,
     "es": entropic_score,
     "mds": min_distance_score,
     "energy": energy_score,
     "max_logit": max_logit,
+    "mmls": max_mean_logit_score,
+    "mmles": max_mean_logit_entropy_score,
+    "mmleps": max_mean_logit_entropy_probability_score,
 }
 
 

@@ -36,7 +36,7 @@ __all__ = ["run_sweep", "DEFAULT_SCALES", "SWEEP_SCORE", "same_dataset", "sweep_
 
 DEFAULT_SCALES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: The seamless score of each loss, used to choose the scale.
-SWEEP_SCORE = {"isomax": "es", "isomaxplus": "mds"}
+SWEEP_SCORE = {"isomax": "es", "isomaxplus": "mds", "dismax": "mmles", "dismax-fpr": "mmles"}
 WARNING = ("the validation out-distribution {name!r} is used to choose E_s: keep it out of the test "
            "out-distributions of every later evaluation (e.g. `isomax bench --ood ...` without it)")
 

@@ -24,9 +24,11 @@ __all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all
            "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered", "near_far", "near_far_table",
            "NEAR_FAR_METRICS", "STD_NOTE", "role_sets"]
 
-LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+"}
+LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "dismax": "DisMax",
+               "dismax-fpr": "DisMax+FPR", "logitnorm": "LogitNorm"}
 SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
-                "odin": "ODIN", "mahalanobis": "Mahalanobis"}
+                "odin": "ODIN", "mahalanobis": "Mahalanobis", "mmls": "MMLS", "mmles": "MMLES",
+                "mmleps": "MMLEPS"}
 METHOD_LABELS = {STANDARD: "standard", OE: "Outlier Exposure"}
 # A combo selects records: (loss, score) of standard training, or (loss, score, method); None matches anything.
 # Table 3 of the 2021 paper: SoftMax_ES / IsoMax_ES / IsoMax+_MDS

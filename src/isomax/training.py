@@ -270,24 +270,32 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     bar = tqdm(total=s.steps_per_epoch, desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=not (progress and dist.is_main_process()), unit="batch")
     outlier_batches = _cycle(s.outliers, epoch) if s.outliers is not None else None
+    # DisMax FPR (loss "dismax-fpr"): half of each batch mixed into mosaics, from a generator seeded by
+    # (seed, epoch, rank) so that resume is exact
+    fpr = getattr(s.loss_fn, "fpr", False)
+    fpr_gen = torch.Generator().manual_seed((config.seed * 1_000_003 + epoch) * 1_009 + dist.rank()) if fpr else None
     for step, (x, y) in enumerate(dist.shard_batches(s.loader, dist.rank(), dist.world_size())):
+        targets = y
+        if fpr:
+            x, targets = s.loss_fn.batch_transform(x, y, generator=fpr_gen)
+            y = targets[: len(targets) // 2, 0]  # the unmixed half: the training accuracy is measured on it
         if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
             x_out = next(outlier_batches)
             with autocast(device, config.amp):
                 both = train_model(torch.cat([x, x_out]))  # (B + B_out, C)
             logits, logits_out = both[: len(x)], both[len(x):]
             # cross-entropy to the uniform distribution = -mean_j log softmax_j
-            loss = s.loss_fn(logits.float(), y) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
+            loss = s.loss_fn(logits.float(), targets) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
         else:
             with autocast(device, config.amp):
                 logits = train_model(x)  # (B, C)
-            loss = s.loss_fn(logits.float(), y)
+            loss = s.loss_fn(logits.float(), targets)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
         s.scheduler.step()
         loss_sum += loss.detach() * y.numel()
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.detach()[: len(y)].argmax(1) == y).sum()
         seen += y.numel()
         bar.update()
         if not bar.disable and step % 50 == 0:  # a host sync, only when a progress bar shows it

@@ -11,7 +11,8 @@ What a temperature changes (it never changes the predicted class nor the accurac
 * probabilities, hence ECE / NLL / Brier, and the **MPS** and **ES** scores: their values *and*
   their ranking of inputs, so their OOD metrics can change;
 * **energy** (``logsumexp``): values and ranking;
-* **MDS** and **max_logit**: divided by ``T``, the *ranking* (and every OOD metric) is unchanged.
+* **MDS**, **max_logit** and **MMLS**: divided by ``T``, the *ranking* (and every OOD metric) is unchanged;
+* **MMLES**, **MMLEPS** (DisMax): values and ranking (they add probability terms to MMLS).
 
 Every score's values change, so a threshold (:mod:`.threshold`) records the temperature it was
 fitted under and is refused under another: refit it after calibrating.

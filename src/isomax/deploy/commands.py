@@ -291,7 +291,7 @@ def add_threshold_parser(subparsers) -> argparse.ArgumentParser:
                     "threshold are accepted as in-distribution by `isomax predict` and `isomax export`. Also reports "
                     "the TPR the threshold achieves on the test split (for information).")
     p.add_argument("--score", choices=list(SCORES), default=None,
-                   help="score (default: mds for IsoMax+, es for IsoMax and SoftMax)")
+                   help="score (default: mds for IsoMax+, mmles for DisMax, es for IsoMax and SoftMax)")
     p.add_argument("--tpr", type=_tpr, default=0.95, help="fraction of in-distribution inputs to accept (default 0.95)")
     p.add_argument("--no-test", action="store_true", help="do not measure the achieved TPR on the test split")
     _common_flags(p)

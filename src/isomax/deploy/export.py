@@ -23,6 +23,7 @@ was used is returned, logged and stored in the metadata.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .._io import atomic_write_bytes
-from ..heads import DistanceHead, euclidean_distances
+from ..heads import DisMaxHead, DistanceHead, euclidean_distances
 from .threshold import Threshold
 
 __all__ = ["DeployModule", "export_onnx", "graph_score", "OUTPUT_NAMES"]
@@ -50,7 +51,15 @@ def graph_score(name: str, logits: Tensor) -> Tensor:
         return (log_p.exp() * log_p).sum(dim=1)
     if name == "energy":
         return torch.logsumexp(logits, dim=1)
-    raise ValueError(f"Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit') to export, but got: {name!r}")
+    if name in ("mmls", "mmles", "mmleps"):
+        score = logits.amax(dim=1) + logits.mean(dim=1)
+        if name != "mmls":
+            score = score + graph_score("es", logits)
+        if name == "mmleps":
+            score = score + graph_score("mps", logits)
+        return score
+    raise ValueError("Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit', 'mmls', 'mmles', 'mmleps') "
+                     f"to export, but got: {name!r}")
 
 
 def _traceable_head_logits(head: DistanceHead, features: Tensor) -> Tensor:
@@ -64,6 +73,8 @@ def _traceable_head_logits(head: DistanceHead, features: Tensor) -> Tensor:
         d = head.distance_scale.float().abs() * d
     if head.h is not None:
         d = head.h(d)
+    if isinstance(head, DisMaxHead):  # enhanced logits: (d_j + mean_k d_k) / sqrt(2)
+        d = (d + d.mean(dim=1, keepdim=True)) / math.sqrt(2.0)
     return -d / head.temperature.float()
 
 

@@ -45,9 +45,11 @@ class ThresholdMismatchError(ValueError):
 
 
 def default_score(loss: str) -> str:
-    """The deployed score of a loss: MDS for IsoMax+, ES for IsoMax and SoftMax (as in the papers)."""
-    from ..heads import canonical_head_name
+    """The deployed score of a loss: MDS for IsoMax+, MMLES for DisMax, ES for IsoMax and SoftMax (as in the papers)."""
+    from ..heads import canonical_head_name, head_kind
 
+    if head_kind(loss) == "dismax":
+        return "mmles"
     return "mds" if canonical_head_name(loss) == "isomaxplus" else "es"
 
 
