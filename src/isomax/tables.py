@@ -25,7 +25,7 @@ __all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all
            "NEAR_FAR_METRICS", "STD_NOTE", "role_sets"]
 
 LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "dismax": "DisMax",
-               "dismax-fpr": "DisMax+FPR", "logitnorm": "LogitNorm"}
+               "dismax-fpr": "DisMax+FPR"}
 SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
                 "odin": "ODIN", "mahalanobis": "Mahalanobis", "mmls": "MMLS", "mmles": "MMLES",
                 "mmleps": "MMLEPS"}
