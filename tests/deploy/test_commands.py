@@ -152,6 +152,9 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
     names = [f"c{i}" for i in range(10)]
     torch.save(dict(state, data=dict(num_classes=10, channels=1, height=28, width=28, classes=names,
                                      mean=[0.5], std=[0.25])), ckpt)
+    with pytest.raises(ThresholdMismatchError, match=r"threshold.json: .*input 1x28x28 mean \[0.5\].*isomax threshold"):
+        load_deployed(fitted_run)  # fitted under another normalisation: refused until refitted
+    run_threshold(fitted_run, test=False, progress=False, log=lambda _: None)
     run = load_deployed(fitted_run)
     assert run.class_names == names and run.mean == (0.5,) and run.std == (0.25,) and not run.notes
     assert run_class_names({}, "unknown-set", 3)[0] == ["0", "1", "2"]
