@@ -54,7 +54,8 @@ def test_predict_writes_one_row_per_file_and_lists_unreadable_ones(fitted_run, t
         assert float(r["threshold"]) == t.threshold
     # the RGB 500x300 photo is converted as `evaluate` converts OOD images, and said once
     conv = [line for line in lines if "converting" in line]
-    assert len(conv) == 1 and "300x500 RGB -> 28x28 grey" in conv[0]
+    # decoded at half size (both sides stay >= 4x the model's 28 pixels), then converted
+    assert len(conv) == 1 and "300x500 RGB decoded at 150x250, then 150x250 RGB -> 28x28 grey" in conv[0]
     assert any("class names" in line for line in lines)  # not recorded in this run's config: says where from
     assert not (tmp_path / "out" / "p.csv.partial").exists()
 
