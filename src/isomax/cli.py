@@ -238,6 +238,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (flags, paths, OS errors, checkpoints, a locked run directory);
     3 training diverged; 130 interrupted. Unexpected exceptions keep their traceback (a bug is a bug)."""
+    from .deploy._files import OutputLockedError
     from .runs import RunLockedError
     from .training import DivergenceError
 
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_args(args)
         return args.func(args, command_line)
-    except (ValueError, OSError, RunLockedError) as err:
+    except (ValueError, OSError, RunLockedError, OutputLockedError) as err:
         print(f"isomax {args.command}: error: {err}", file=sys.stderr)
         return 2
     except DivergenceError as err:
@@ -297,17 +298,23 @@ def _run_keys(run_dirs: list[Path]) -> list[str]:
 def _cmd_evaluate(args: argparse.Namespace, command_line: str) -> int:
     from . import tables
     from .bench import write_markdown
-    from .evaluation import evaluate_run, save_results
+    from .deploy._files import OutputLock
+    from .evaluation import clear_evaluation_out, evaluate_run, save_results
 
     keys = _run_keys(args.run_dirs)
     records = []
-    for run_dir, key in zip(args.run_dirs, keys):
-        new = evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
-                           arrays_path=args.out / "outputs" / f"{key.replace('/', '__')}.npz", methods=args.methods,
-                           detector_options=_detector_options(args))
-        records += [dict(r, run=key) for r in new]
-    path = save_results(records, args.out)
-    write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
+    with OutputLock(args.out / "results.json", "evaluate"):  # one evaluation at a time per --out
+        removed = clear_evaluation_out(args.out)  # --out is evaluate's own: no stale outputs/*.npz
+        if removed:
+            print(f"note: removed {len(removed)} file(s) of an earlier evaluation in {args.out}")
+        for run_dir, key in zip(args.run_dirs, keys):
+            new = evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device,
+                               progress=not args.no_progress,
+                               arrays_path=args.out / "outputs" / f"{key.replace('/', '__')}.npz", methods=args.methods,
+                               detector_options=_detector_options(args))
+            records += [dict(r, run=key) for r in new]
+        path = save_results(records, args.out)
+        write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
     _print_tables(records, tables.all_scores_table, f"wrote {path}")
     return 0
 

@@ -312,3 +312,26 @@ def test_read_images_converts_one_at_a_time(tmp_path):
     images, ok, errors, conv = read_images([str(p) for p in paths] + [str(tmp_path / "big.png")], (1, 28, 28))
     assert images.shape == (5, 1, 28, 28) and ok == [0, 1, 2, 3, 4] and not errors
     assert any("600x900 grey decoded at 120x180" in c for c in conv)
+
+
+def test_evaluate_owns_its_out(fresh_run, tmp_path, capsys):
+    # issue 19: a reused evaluate --out kept old outputs/*.npz, which `report` then drew as runs
+    import json
+
+    from isomax.cli import main
+
+    run_dir = fresh_run("isomaxplus")
+    ev = tmp_path / "ev"
+    (ev / "outputs").mkdir(parents=True)
+    (ev / "outputs" / "old-run.npz").write_bytes(b"an earlier evaluation's logits")
+    (ev / "outputs" / f"half.npz.{2 ** 22 + 3}.tmp").write_bytes(b"killed while writing")
+    (ev / "notes.txt").write_text("the user's")
+    assert main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress", "--out", str(ev)]) == 0
+    assert "removed 2 file(s) of an earlier evaluation" in capsys.readouterr().out
+    assert sorted(p.name for p in (ev / "outputs").iterdir()) == ["isomaxplus.npz"]
+    assert (ev / "notes.txt").exists() and not (ev / "results.json.lock").exists()
+    assert {r["run"] for r in json.loads((ev / "results.json").read_text())} == {"isomaxplus"}
+    with OutputLock(ev / "results.json", "evaluate"):  # a second evaluation into the same --out
+        assert main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress",
+                     "--out", str(ev)]) == 2
+    assert "is in use" in capsys.readouterr().err
