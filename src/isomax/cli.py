@@ -96,6 +96,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{SEED_MAX} (default 0)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="do not fit the head temperature on the validation split at the end (default: fit it, write "
+                        "calibration.json, then fit the threshold on the calibrated scores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
@@ -266,7 +269,8 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
 
     distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
     config = get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args))
-    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress,
+                   calibrate=not args.no_calibrate)
     if distributed.is_main_process() and result.history:
         last = result.history[-1]
         acc = "n/a (val_fraction=0)" if last["val_accuracy"] != last["val_accuracy"] else f"{100 * last['val_accuracy']:.2f}%"

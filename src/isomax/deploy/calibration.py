@@ -36,7 +36,8 @@ from torch import Tensor, nn
 
 __all__ = ["expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics",
            "reliability_bins", "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run",
-           "Calibration", "CALIBRATION_FILE", "read_calibration"]
+           "Calibration", "CALIBRATION_FILE", "read_calibration",
+           "calibrate_model"]
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -163,6 +164,7 @@ class Calibration:
     after: dict
     fingerprint: str | None = None
     loss: str | None = None
+    split: str = "test"  # where ``before`` / ``after`` were measured (the fit is always on validation)
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         from .._io import atomic_write_text
@@ -202,7 +204,9 @@ def read_calibration(path: str | os.PathLike, fingerprint: str | None = None) ->
                                 f"was fitted for another one (fingerprint {fp[:12]}, this model {fingerprint[:12]})"))
     except ValueError as err:
         raise ValueError(f"{path}: {err}; {fix}") from None
-    return Calibration(temperature=t, n_val=n_val, before=before, after=after, fingerprint=fp, loss=loss)
+    split = d.get("split", "test")
+    return Calibration(temperature=t, n_val=n_val, before=before, after=after, fingerprint=fp, loss=loss,
+                       split=split if split in ("test", "validation") else "test")
 
 
 def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
@@ -220,6 +224,26 @@ def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
         apply_temperature(model, read_calibration(path, fingerprint).temperature)
         meta["calibration"] = str(path)
     return model, config, meta
+
+
+def calibrate_model(model: nn.Module, loss: str, val_data, mean, std, device, *, batch_size: int = 1000,
+                    amp: bool = True, n_bins: int = 15, progress: bool = False) -> Calibration:
+    """Fit the temperature of an in-memory model on its validation split (``val_data``: ImageData) and apply it
+    (:func:`apply_temperature`, in place); for the end of training:
+    ``calibrate_model(model, config.loss, val_set, mean, std, device).save(run_dir)``. ``before`` / ``after``
+    are the validation metrics (``split="validation"``)."""
+    from ..evaluation import predict_logits
+    from ._files import model_fingerprint
+
+    fingerprint = model_fingerprint(model)  # of the weights as trained, before a Linear head's fold
+    logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
+    t = fit_temperature(logits, val_data.labels)
+    cal = Calibration(temperature=_model_temperature(model) * t, n_val=len(val_data),
+                      before=calibration_metrics(logits, val_data.labels, n_bins),
+                      after=calibration_metrics(logits / t, val_data.labels, n_bins),
+                      fingerprint=fingerprint, loss=loss, split="validation")
+    apply_temperature(model, cal.temperature)
+    return cal
 
 
 def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir: str | None = None,
