@@ -39,7 +39,8 @@ def convert(model: nn.Module, head: str = "isomaxplus", *, module: str | None = 
         head_kwargs: passed to the head's constructor (e.g. ``temperature=``).
 
     Returns:
-        ``model`` itself, its classifier replaced; the new head is on the device and in the dtype
+        ``model`` itself, its classifier replaced under every name it is reachable by (a layer shared as
+        ``model.aux = model.fc`` is replaced under both); the new head is on the device and in the dtype
         of the replaced layer.
 
     Raises:
@@ -60,8 +61,11 @@ def convert(model: nn.Module, head: str = "isomaxplus", *, module: str | None = 
                          f"{_candidates_hint(model, head)}")
     new = make_head(head, old.in_features, num_classes if num_classes is not None else old.out_features,
                     device=old.weight.device, dtype=old.weight.dtype, **head_kwargs)
-    parent_name, _, attribute = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
+    # every name the classifier is reachable under (a layer shared as `aux = fc` is one classifier)
+    aliases = [n for n, m in model.named_modules(remove_duplicate=False) if m is old]
+    for alias in aliases or [name]:
+        parent_name, _, attribute = alias.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
     if hasattr(model, "num_classes") and isinstance(getattr(model, "num_classes"), int):
         model.num_classes = new.out_features  # timm models keep it in sync with their head
     return model
@@ -89,8 +93,9 @@ def _find_classifier(model: nn.Module) -> str:
             inner = [n for n, m in sub.named_modules() if isinstance(m, nn.Linear)]
             if inner:
                 found.append(f"{attribute}.{inner[-1]}")
-    if len(found) == 1:
-        return found[0]
+    distinct = {id(model.get_submodule(n)): n for n in reversed(found)}  # one layer under two attributes: one
+    if len(distinct) == 1:
+        return next(iter(distinct.values()))
     problem = "several candidate classifiers " + ", ".join(map(repr, found)) if found else "no classifier attribute"
     raise ValueError(
         f"Expected `model` to have one final nn.Linear classifier under one of {list(_CLASSIFIER_ATTRIBUTES)} "
