@@ -223,6 +223,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"--data-dir {data_dir} is not an existing directory")
     if getattr(args, "detector_samples", 2) < 2:
         raise ValueError(f"Expected --detector-samples to be >= 2, but got {args.detector_samples}")
+    if getattr(args, "detector_train", 0) < 0:  # 0 is the documented "all"
+        raise ValueError(f"Expected --detector-train to be >= 1 (or 0 for all), but got {args.detector_train}")
     for flag in ("ood", "run_dirs"):  # the same input twice, refused before anything is loaded
         items = getattr(args, flag, None) or []
         seen = [str(Path(i).expanduser().resolve()) if Path(i).expanduser().exists() else str(i) for i in items]

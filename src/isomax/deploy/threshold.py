@@ -172,8 +172,9 @@ class Threshold:
         if path.is_dir():
             path = path / THRESHOLD_FILE
         if self.temperature is None:
-            raise ValueError("Expected a threshold with the head temperature it was fitted under, but temperature is "
-                             "None; pass `temperature=head_temperature(model)` to fit_threshold")
+            raise ValueError("Expected a threshold with the head `temperature` it was fitted under, but it is None "
+                             "(it would skip the calibration check when read); pass temperature=head_temperature(model) "
+                             "to fit_threshold")
         from .._io import atomic_write_text
 
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
@@ -264,8 +265,11 @@ def fit_threshold(scores_val, target_tpr: float = 0.95, *, score: str = "score",
     if n < MIN_THRESHOLD_SAMPLES:
         import warnings
 
+        from ..metrics import SmallSampleWarning
+
         warnings.warn(f"fitting a threshold on only {n} validation scores (fewer than {MIN_THRESHOLD_SAMPLES}): the "
-                      f"achieved TPR moves in steps of {100 / n:.2g} points; use more validation data", stacklevel=2)
+                      f"achieved TPR moves in steps of {100 / n:.2g} points; use more validation data",
+                      SmallSampleWarning, stacklevel=2)
     kept = (n - np.arange(n + 1)) / n  # TPR after removing the i lowest, i = 0..n (as ood_metrics' sweep)
     i = int(np.argmin(np.abs(kept - target_tpr)))  # first minimiser, as ood_metrics
     thr = float(s[i]) if i < n else float(np.nextafter(s[-1], np.inf))
