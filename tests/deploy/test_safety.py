@@ -335,3 +335,17 @@ def test_evaluate_owns_its_out(fresh_run, tmp_path, capsys):
         assert main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress",
                      "--out", str(ev)]) == 2
     assert "is in use" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse non-UTF-8 names")
+def test_a_non_utf8_file_name_in_an_ood_folder_is_loaded(tmp_path, monkeypatch):
+    # issue 19: one such name failed the whole `evaluate` (exit 2, file not named)
+    import isomax.data as D
+
+    monkeypatch.setenv("ISOMAX_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((28, 28), 40 * i, dtype=np.uint8), mode="L").save(tmp_path / "imgs" / f"{i}.png")
+    with open(os.path.join(os.fsencode(tmp_path / "imgs"), b"caf\xe9.png"), "wb") as fh:
+        fh.write((tmp_path / "imgs" / "1.png").read_bytes())
+    assert len(D.load_ood(tmp_path / "imgs")) == 3
