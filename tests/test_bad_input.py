@@ -494,3 +494,11 @@ def test_detectors_fitted_on_too_few_samples_warn():
             fit_detectors(_cnn(), ["mahalanobis"], train=few, val=few, mean=(0.5,), std=(0.2,), device="cpu")
         except (ValueError, RuntimeError):  # three samples may not even fit: the warning came first
             pass
+
+
+def test_nan_prototypes_are_blamed_on_the_prototypes_not_the_features():
+    head = IsoMaxPlusHead(4, 3)
+    with torch.no_grad():
+        head.prototypes[1, 2] = NAN
+    with pytest.raises(ValueError, match="`prototypes`.*NaN"):
+        head(_feats(2, 4))

@@ -317,6 +317,10 @@ class DistanceHead(nn.Module):
             # is looked for only when something is wrong.
             if not all_finite(out):
                 check_finite("features", features)
+                for name, value in (("prototypes", self.prototypes), ("distance_scale", self.distance_scale)):
+                    if value is not None and not all_finite(value):  # not the features' fault
+                        raise ValueError(f"Expected the head's `{name}` to be finite, but it holds NaN/inf (a diverged "
+                                         "training step or a corrupted state_dict); retrain or reload them")
                 raise ValueError(
                     "Expected `features` small enough for the distances to fit in "
                     f"{out.dtype} (largest |feature| {float(features.abs().max()):.3g}), but got "
