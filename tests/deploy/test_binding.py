@@ -192,6 +192,10 @@ def test_predictor_fit_records_the_fingerprint(model, runs):
     with pytest.warns(UserWarning, match="only 60 validation scores"):
         p = Predictor(model, "mds", mean=mean, std=std).fit(val)
     assert p.threshold_.fingerprint == model_fingerprint(model)
+    assert p.threshold_.input == dict(channels=1, height=28, width=28, mean=[mean[0]], std=[std[0]])
+    assert Predictor(model, "mds", p.threshold_, mean=mean, std=std).threshold_ is p.threshold_
+    with pytest.raises(ThresholdMismatchError, match="input"):  # the same threshold under another normalisation
+        Predictor(model, "mds", p.threshold_, mean=(0.5,), std=(0.5,))
 
 
 BAD_BATCHES = [

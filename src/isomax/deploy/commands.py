@@ -5,8 +5,9 @@ and their argparse parsers (``add_*_parser(subparsers)``; each sets ``handler`` 
 ``predict`` writes a CSV with the columns :data:`CSV_COLUMNS`, one row per input file, in input
 order (folders recursively, natural path order). Rows go to ``OUT.partial`` as each batch is done
 (flushed to disk), so an interrupted run loses nothing: rerunning the same command skips the paths
-already in ``OUT.partial`` (if it was made with the same run, score and threshold) and at the end
-writes ``OUT`` atomically (temporary file + rename) and removes the partial file.
+already in ``OUT.partial`` (if it was made with the same model, score, threshold and temperature, the
+row is complete and its file still has the size and mtime it had) and at the end writes ``OUT``
+atomically (temporary file + rename) and removes the partial file. ``OUT.lock`` is held meanwhile.
 """
 from __future__ import annotations
 

@@ -165,8 +165,10 @@ class Predictor:
                                          batch_size=self.batch_size)])
         from ._files import model_fingerprint
 
+        shape = getattr(val_data, "shape", None)  # an ImageData: its (C, H, W) with this Predictor's mean/std
+        like = dict(channels=shape[0], height=shape[1], width=shape[2]) if shape is not None and len(shape) == 3 else None
         self.threshold_ = fit_threshold(values, target, score=self.score_name, temperature=head_temperature(self.model),
-                                        fingerprint=model_fingerprint(self.model))
+                                        fingerprint=model_fingerprint(self.model), input=self._input(like))
         return self
 
     def predict(self, x: Tensor) -> Prediction:
