@@ -287,21 +287,24 @@ class ThresholdModule(nn.Module):
         nan = float("nan")
         self.score = threshold.score if threshold else ""  # "" and a NaN threshold: not fitted yet
         self.temperature = threshold.temperature if threshold else None
+        self.binding = dict(fingerprint=threshold.fingerprint, loss=threshold.loss, input=threshold.input) \
+            if threshold else {}
         self.register_buffer("threshold", torch.tensor(threshold.threshold if threshold else nan, dtype=torch.float64))
         self.register_buffer("target_tpr", torch.tensor(threshold.target_tpr if threshold else nan, dtype=torch.float64))
         self.register_buffer("val_tpr", torch.tensor(threshold.val_tpr if threshold else nan, dtype=torch.float64))
         self.register_buffer("n", torch.tensor(threshold.n if threshold else 0, dtype=torch.int64))
 
     def get_extra_state(self) -> dict:
-        return {"score": self.score, "temperature": self.temperature}
+        return {"score": self.score, "temperature": self.temperature, **self.binding}
 
     def set_extra_state(self, state: dict) -> None:
         self.score = state["score"]
         self.temperature = state.get("temperature")
+        self.binding = {k: state.get(k) for k in ("fingerprint", "loss", "input")}
 
     def to_threshold(self) -> Threshold:
         return Threshold(score=self.score, threshold=float(self.threshold), target_tpr=float(self.target_tpr),
-                         val_tpr=float(self.val_tpr), n=int(self.n), temperature=self.temperature)
+                         val_tpr=float(self.val_tpr), n=int(self.n), temperature=self.temperature, **self.binding)
 
     def forward(self, scores: Tensor) -> Tensor:
         return scores >= self.threshold.to(scores.dtype)
