@@ -1,6 +1,9 @@
 """Every public entry point rejects bad input with an error that names the offending argument."""
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -248,6 +251,18 @@ BAD_CLI = [
     pytest.param(["report", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-report-out-is-a-file"),
     pytest.param(["evaluate", "{tmp}", "--ood", "{tmp}", "{tmp}/", "--out", "{tmp}/x"], "list it once", id="cli-ood-twice"),
     pytest.param(["evaluate", "{tmp}", "{tmp}/.", "--out", "{tmp}/x"], "list it once", id="cli-run-twice"),
+    # issue 19
+    pytest.param(["evaluate", "{tmp}", "--methods", "mahalanobis", "--detector-train", "-5", "--out", "{tmp}/x"],
+                 "--detector-train", id="cli-detector-train-negative"),
+    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{run}/checkpoint.pt"], "file of the run directory",
+                 id="cli-predict-out-is-the-checkpoint"),
+    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{run}/threshold.json"], "file of the run directory",
+                 id="cli-predict-out-is-the-threshold"),
+    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{tmp}/afile"], "one of the inputs",
+                 id="cli-predict-out-is-an-input"),
+    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{tmp}"], "is a directory", id="cli-predict-out-is-a-dir"),
+    pytest.param(["export", "{run}", "--out", "{run}/config.json"], "file of the run directory",
+                 id="cli-export-out-is-the-config"),
 ]
 
 
@@ -255,12 +270,17 @@ BAD_CLI = [
 def test_cli_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, argv, message):
     (tmp_path / "afile").write_text("")
     loop = _loop(tmp_path)
-    argv = [a.format(tmp=tmp_path, loop=loop) for a in argv]
+    run = tmp_path / "run"  # what a run directory looks like from outside (its files' contents are not read)
+    run.mkdir()
+    for name in ("config.json", "checkpoint.pt", "threshold.json"):
+        (run / name).write_text("precious")
+    argv = [a.format(tmp=tmp_path, loop=loop, run=run) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert err.count("\n") == 1, err
     assert not (tmp_path / "x").exists()  # a failed start leaves nothing behind
+    assert all((run / n).read_text() == "precious" for n in ("config.json", "checkpoint.pt", "threshold.json"))
 
 
 def test_cli_unwritable_out_is_refused_first(tmp_path, capsys, monkeypatch):
@@ -333,3 +353,152 @@ def test_all_equal_scores_warn_and_report_the_midpoint_auroc():
     with pytest.warns(TieWarning):
         m = ood_metrics(np.ones(10), np.ones(10))
     assert m["auroc"] == 0.0 and m["auroc_midpoint"] == 0.5
+
+
+# =============================================================================================
+# Deployment (issue 19): thresholds, calibration, Predictor, loss / head / convert edges, small samples
+# =============================================================================================
+from isomax.deploy import Predictor, Threshold, apply_temperature, fit_threshold  # noqa: E402
+from isomax.metrics import SmallSampleWarning  # noqa: E402
+
+
+def _cnn():
+    from isomax.models import create_model
+
+    return create_model("cnn-28", num_classes=10, head="isomaxplus", in_channels=1)
+
+
+BAD_DEPLOY_INPUTS = [
+    pytest.param(lambda: Threshold(score="mds", threshold=NAN), ValueError, "threshold", id="threshold-nan"),
+    pytest.param(lambda: Threshold(score="mds", threshold=INF), ValueError, "threshold", id="threshold-inf"),
+    pytest.param(lambda: Threshold(score="mds", threshold=-INF), ValueError, "threshold", id="threshold-neg-inf"),
+    pytest.param(lambda: Threshold(score="mds", threshold=True), ValueError, "threshold", id="threshold-bool"),
+    pytest.param(lambda: Threshold(score="mds", threshold="0.5"), ValueError, "threshold", id="threshold-string"),
+    pytest.param(lambda: Threshold(score="mds", threshold=None), ValueError, "threshold", id="threshold-none"),
+    pytest.param(lambda: Threshold(score="mds", threshold=0.1, temperature="x"), ValueError, "temperature",
+                 id="threshold-temperature-string"),
+    pytest.param(lambda: Threshold(score="mds", threshold=0.1, temperature=0.0), ValueError, "temperature",
+                 id="threshold-temperature-zero"),
+    pytest.param(lambda: Threshold(score=["mds"], threshold=0.1), ValueError, "score", id="threshold-score-list"),
+    pytest.param(lambda: Threshold(score="mds", threshold=0.1, n=-1), ValueError, "n", id="threshold-n-negative"),
+    pytest.param(lambda: Threshold(score="mds", threshold=0.1, input={"channels": 1}), ValueError, "input",
+                 id="threshold-input-incomplete"),
+    pytest.param(lambda: fit_threshold(np.linspace(0, 1, 200)).save(Path("never-written.json")), ValueError,
+                 "temperature", id="threshold-save-without-temperature"),
+    pytest.param(lambda: Predictor(_cnn(), "mds", NAN), ValueError, "threshold", id="predictor-threshold-nan"),
+    pytest.param(lambda: Predictor(_cnn(), "mds", -INF), ValueError, "threshold", id="predictor-threshold-neg-inf"),
+    pytest.param(lambda: Predictor(_cnn(), "mds", True), TypeError, "threshold", id="predictor-threshold-bool"),
+    pytest.param(lambda: apply_temperature(_cnn(), 1e300), ValueError, "temperature", id="apply-temperature-1e300"),
+    pytest.param(lambda: apply_temperature(_cnn(), True), ValueError, "temperature", id="apply-temperature-bool"),
+]
+
+
+@pytest.mark.parametrize("call, error, argument", BAD_DEPLOY_INPUTS)
+def test_bad_deploy_input_raises_and_names_argument(call, error, argument):
+    with pytest.raises(error, match=f"`{argument}`"):
+        call()
+
+
+BAD_BATCHES = [
+    pytest.param(lambda: torch.zeros(0, 1, 28, 28, dtype=torch.uint8), {}, "empty batch", id="predictor-empty-uint8"),
+    pytest.param(lambda: torch.zeros(2, 1, 28, 28, dtype=torch.float16), {}, "float16", id="predictor-float16"),
+    pytest.param(lambda: torch.zeros(2, 1, 28, 28), dict(mean=(0.5,) * 3, std=(0.2,) * 3), "`mean`",
+                 id="predictor-three-means-one-channel"),
+    pytest.param(lambda: torch.zeros(2, 28, 28), {}, "(B, C, H, W)", id="predictor-3d"),
+]
+
+
+@pytest.mark.parametrize("batch, kwargs, message", BAD_BATCHES)
+def test_predictor_bad_batch_is_one_line(batch, kwargs, message):
+    pred = Predictor(_cnn(), "mds", -0.5, **{"mean": (0.5,), "std": (0.2,), **kwargs})
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        pred.predict(batch())
+    assert "\n" not in str(info.value)
+
+
+def test_head_temperature_changed_in_place_is_caught():
+    head = IsoMaxPlusHead(4, 3)
+    head.temperature.fill_(-1)  # bypasses the checked `head.temperature = value`
+    with pytest.raises(ValueError, match="temperature.*-1.0.*in place"):
+        head(_feats(2, 4))
+    head.temperature.fill_(NAN)
+    with pytest.raises(ValueError, match="temperature"):
+        head(_feats(2, 4))
+
+
+@pytest.mark.parametrize("logits, targets", [
+    pytest.param(lambda: torch.zeros(0, 3, requires_grad=True), torch.zeros(0, dtype=torch.long), id="empty-batch"),
+    pytest.param(lambda: torch.randn(4, 3, requires_grad=True), torch.full((4,), -100), id="all-ignored"),
+])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_on_no_counted_target_is_zero_with_zero_gradient(logits, targets, reduction):
+    import torch.nn.functional as F
+
+    z = logits()
+    loss = IsoMaxLoss(reduction=reduction)(z, targets)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert z.grad is not None and torch.equal(z.grad, torch.zeros_like(z))
+    # where F.cross_entropy is defined it is the same ("sum": 0); its "mean" is 0/0 = NaN here
+    ref = F.cross_entropy(10 * z.detach(), targets, reduction=reduction)
+    assert (ref.item() == 0.0) if reduction == "sum" else math.isnan(ref.item())
+
+
+def test_loss_with_some_ignored_targets_is_cross_entropy_exactly():
+    import torch.nn.functional as F
+
+    z, t = _logits(5, 4), torch.tensor([0, -100, 3, -100, 1])
+    assert torch.equal(IsoMaxLoss()(z, t), F.cross_entropy(10 * z, t))
+
+
+def test_loss_on_all_ignored_compiles_without_graph_break():
+    loss = torch.compile(IsoMaxLoss(), fullgraph=True)
+    assert loss(_logits(4, 3), torch.full((4,), -100)).item() == 0.0
+    assert loss(_logits(4, 3), torch.tensor([0, 1, -100, 2])).item() == pytest.approx(
+        IsoMaxLoss()(_logits(4, 3), torch.tensor([0, 1, -100, 2])).item(), rel=1e-6)
+
+
+def test_convert_replaces_a_classifier_shared_under_two_names():
+    import torch.nn as nn
+
+    from isomax import convert
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(3, 4)
+            self.fc = nn.Linear(4, 5)
+            self.aux = self.fc  # the same layer under a second name
+            self.blocks = nn.Sequential(nn.ReLU(), self.fc)
+
+    net = convert(Net())
+    assert isinstance(net.fc, IsoMaxPlusHead) and net.aux is net.fc and net.blocks[1] is net.fc
+    assert not any(isinstance(m, nn.Linear) and m.out_features == 5 for m in net.modules())
+
+
+def test_statistics_on_too_few_samples_warn():
+    with pytest.warns(SmallSampleWarning, match="only 50 in-distribution and 1 out-distribution"):
+        ood_metrics(np.linspace(0, 1, 50), [0.3])  # a one-image --ood folder
+    with pytest.warns(SmallSampleWarning, match="threshold on only 1 validation"):
+        fit_threshold([0.5], 0.95, score="mds")
+
+
+def test_detectors_fitted_on_too_few_samples_warn():
+    from isomax.data import ImageData
+    from isomax.detectors import fit_detectors
+
+    few = ImageData(torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2]), "few",
+                    [str(i) for i in range(10)])
+    with pytest.warns(SmallSampleWarning, match="fitting 'mahalanobis' on only 3 train samples"):
+        try:
+            fit_detectors(_cnn(), ["mahalanobis"], train=few, val=few, mean=(0.5,), std=(0.2,), device="cpu")
+        except (ValueError, RuntimeError):  # three samples may not even fit: the warning came first
+            pass
+
+
+def test_nan_prototypes_are_blamed_on_the_prototypes_not_the_features():
+    head = IsoMaxPlusHead(4, 3)
+    with torch.no_grad():
+        head.prototypes[1, 2] = NAN
+    with pytest.raises(ValueError, match="`prototypes`.*NaN"):
+        head(_feats(2, 4))

@@ -76,7 +76,8 @@ def test_two_processes_match_one_process(data_dir, tmp_path, single_run):
     # exactly one writer: one log line per epoch, one progress line per epoch, no temporary files left
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert stdout.count(f"epoch 1/{EPOCHS}") == 1 and stdout.count("done:") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl", "threshold.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["calibration.json", "checkpoint.pt", "config.json", "log.jsonl",
+                                                    "threshold.json"]
     assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == _config(data_dir)
 
 

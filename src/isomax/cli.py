@@ -109,6 +109,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{SEED_MAX} (default 0)")
     p.add_argument("--out", type=Path, help="run directory to write (required unless --print-config)")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="do not fit the head temperature on the validation split at the end (default: fit it, write "
+                        "calibration.json, then fit the threshold on the calibrated scores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
@@ -234,6 +237,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"--data-dir {data_dir} is not an existing directory")
     if getattr(args, "detector_samples", 2) < 2:
         raise ValueError(f"Expected --detector-samples to be >= 2, but got {args.detector_samples}")
+    if getattr(args, "detector_train", 0) < 0:  # 0 is the documented "all"
+        raise ValueError(f"Expected --detector-train to be >= 1 (or 0 for all), but got {args.detector_train}")
     for flag in ("ood", "run_dirs"):  # the same input twice, refused before anything is loaded
         items = getattr(args, flag, None) or []
         seen = [str(Path(i).expanduser().resolve()) if Path(i).expanduser().exists() else str(i) for i in items]
@@ -252,6 +257,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 bad input (flags, paths, OS errors, checkpoints, a locked run directory);
     3 training diverged; 130 interrupted. Unexpected exceptions keep their traceback (a bug is a bug)."""
+    from .deploy._files import OutputLockedError
     from .runs import RunLockedError
     from .training import DivergenceError
 
@@ -261,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_args(args)
         return args.func(args, command_line)
-    except (ValueError, OSError, RunLockedError) as err:
+    except (ValueError, OSError, RunLockedError, OutputLockedError) as err:
         print(f"isomax {args.command}: error: {err}", file=sys.stderr)
         return 2
     except DivergenceError as err:
@@ -286,7 +292,8 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
     if args.out is None:
         raise ValueError("isomax train needs --out (the run directory to write)")
     distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
-    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress,
+                   calibrate=not args.no_calibrate)
     if distributed.is_main_process() and result.history:
         last = result.history[-1]
         acc = "n/a (val_fraction=0)" if last["val_accuracy"] != last["val_accuracy"] else f"{100 * last['val_accuracy']:.2f}%"
@@ -334,17 +341,23 @@ def _run_keys(run_dirs: list[Path]) -> list[str]:
 def _cmd_evaluate(args: argparse.Namespace, command_line: str) -> int:
     from . import tables
     from .bench import write_markdown
-    from .evaluation import evaluate_run, save_results
+    from .deploy._files import OutputLock
+    from .evaluation import clear_evaluation_out, evaluate_run, save_results
 
     keys = _run_keys(args.run_dirs)
     records = []
-    for run_dir, key in zip(args.run_dirs, keys):
-        new = evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
-                           arrays_path=args.out / "outputs" / f"{key.replace('/', '__')}.npz", methods=args.methods,
-                           detector_options=_detector_options(args))
-        records += [dict(r, run=key) for r in new]
-    path = save_results(records, args.out)
-    write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
+    with OutputLock(args.out / "results.json", "evaluate"):  # one evaluation at a time per --out
+        removed = clear_evaluation_out(args.out)  # --out is evaluate's own: no stale outputs/*.npz
+        if removed:
+            print(f"note: removed {len(removed)} file(s) of an earlier evaluation in {args.out}")
+        for run_dir, key in zip(args.run_dirs, keys):
+            new = evaluate_run(run_dir, args.ood, data_dir=args.data_dir, device=args.device,
+                               progress=not args.no_progress,
+                               arrays_path=args.out / "outputs" / f"{key.replace('/', '__')}.npz", methods=args.methods,
+                               detector_options=_detector_options(args))
+            records += [dict(r, run=key) for r in new]
+        path = save_results(records, args.out)
+        write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
     _print_tables(records, tables.all_scores_table, f"wrote {path}")
     return 0
 

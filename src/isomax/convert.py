@@ -59,8 +59,9 @@ def convert(model: nn.Module, head: str = "isomaxplus", *, module: str | list[st
         head_kwargs: passed to the heads' constructor (e.g. ``temperature=``).
 
     Returns:
-        ``model`` itself, its classifiers replaced; every new head is on the device and in the dtype
-        of the replaced layer. Nothing changes when an error is raised.
+        ``model`` itself, its classifiers replaced under every name they are reachable by (a layer
+        shared as ``model.aux = model.fc`` is replaced under both); every new head is on the device
+        and in the dtype of the replaced layer. Nothing changes when an error is raised.
 
     Raises:
         ValueError: unknown head name, no classifier found (the message names the candidates and
@@ -105,6 +106,7 @@ def classifier_names(model: nn.Module) -> list[str]:
             name = _last_classifier(names, sub)
             if name:
                 found.append(name)
+    found = list(dict.fromkeys(found))  # one layer under two attributes is one classifier
     if len(found) == 1:
         return found
     problem = "several candidate classifiers " + ", ".join(map(repr, found)) if found else "no classifier attribute"
@@ -193,9 +195,13 @@ def _pools_to_one(m: nn.Module) -> bool:
 
 
 def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put ``new`` where ``model``'s submodule ``name`` is."""
-    parent_name, _, attribute = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
+    """Put ``new`` where ``model``'s submodule ``name`` is, under every name that layer is reachable by
+    (a classifier shared as ``aux = fc`` is one layer: both names get the new head)."""
+    old = model.get_submodule(name)
+    aliases = [n for n, m in model.named_modules(remove_duplicate=False) if m is old]
+    for alias in aliases or [name]:
+        parent_name, _, attribute = alias.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
 
 
 def _out_features(m: nn.Module) -> int:

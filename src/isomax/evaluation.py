@@ -225,6 +225,20 @@ def warn_if_near_chance(accuracy: float, num_classes: int | None, what: str, log
             "its OOD detection numbers are meaningless (did training diverge? lower --lr)")
 
 
+def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:
+    """``isomax evaluate`` owns its ``--out``: remove what an earlier evaluation left there (``results.json``,
+    ``results.md``, ``outputs/*.npz``), so a report never mixes runs of two evaluations (also after one was
+    killed midway). Other files are left alone. Returns the removed paths."""
+    out_dir = Path(out_dir)
+    old = [out_dir / "results.json", out_dir / "results.md"]
+    if (out_dir / "outputs").is_dir():
+        old += sorted(p for p in (out_dir / "outputs").iterdir() if p.name.endswith(".npz") or ".npz." in p.name)
+    removed = [p for p in old if p.is_file()]
+    for p in removed:
+        p.unlink()
+    return removed
+
+
 def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
     """Write ``results.json`` atomically (a list of records)."""
     out_dir = Path(out_dir)

@@ -39,6 +39,8 @@ The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Union
 
 import math
@@ -312,10 +314,18 @@ class DistanceHead(nn.Module):
                 return self._forward(features.float(), scaled)
         out = self._logits(features, scaled)
         if self.validate_args and value_checks_enabled(out):
+            t = float(self.temperature)  # a scalar read: catches an in-place `head.temperature.fill_(-1)`
+            if not (math.isfinite(t) and t > 0):
+                raise ValueError(f"Expected the head's `temperature` to be finite and > 0, but it is {t!r} (changed "
+                                 "in place?); set it with `head.temperature = value`, which is checked")
             # One reduction over the (B, C) result instead of a pass over the features; the cause
             # is looked for only when something is wrong.
             if not all_finite(out):
                 check_finite("features", features)
+                for name, value in (("prototypes", self.prototypes), ("distance_scale", self.distance_scale)):
+                    if value is not None and not all_finite(value):  # not the features' fault
+                        raise ValueError(f"Expected the head's `{name}` to be finite, but it holds NaN/inf (a diverged "
+                                         "training step or a corrupted state_dict); retrain or reload them")
                 raise ValueError(
                     "Expected `features` small enough for the distances to fit in "
                     f"{out.dtype} (largest |feature| {float(features.abs().max()):.3g}), but got "

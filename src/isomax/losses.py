@@ -11,7 +11,9 @@ rounding (tested in float64 and float32). Where the target probability underflow
 reference's floating-point type, the reference returns ``inf`` (and its gradient is NaN), which
 ends a training run; :class:`IsoMaxLoss` instead returns the exact finite value
 ``E_s * (max_j logits_j - logits_y) + log sum_j exp(E_s * (logits_j - max_j logits_j))`` with a
-finite gradient. It therefore never returns inf or NaN for finite logits.
+finite gradient. It therefore never returns inf or NaN for finite logits. An empty batch, or one
+whose every target is ``ignore_index``, gives 0 with zero gradients for the ``"mean"`` reduction
+(``F.cross_entropy`` gives NaN there: 0/0), as it gives 0 for ``"sum"``.
 
 The entropic scale ``E_s`` is used only here, at training time. At inference, probabilities are
 ``softmax(logits)`` without it (the "entropy maximisation trick").
@@ -102,6 +104,11 @@ class IsoMaxLoss(nn.Module):
                 loss = self._loss(logits.float(), targets)
         else:
             loss = self._loss(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
+        if self.reduction == "mean":
+            # an empty batch, or one whose every target is ignore_index: F.cross_entropy's mean is 0/0 = NaN;
+            # here 0 (its gradient is 0 either way). A where, not a branch: no graph break under torch.compile.
+            counted = (targets != self.ignore_index).sum() if targets.numel() else targets.new_zeros(())
+            loss = torch.where(counted > 0, loss, torch.zeros_like(loss))
         # NaN/inf logits make the loss NaN/inf (log_softmax is finite for finite input): one check of
         # the (usually 0-d) result instead of a pass over the logits; the cause is looked for only then.
         if self.validate_args and value_checks_enabled(loss) and not all_finite(loss):

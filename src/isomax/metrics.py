@@ -37,10 +37,20 @@ import numpy as np
 
 from ._validation import as_numpy_scores
 
-__all__ = ["ood_metrics", "roc_sweep", "auroc_midpoint", "METRIC_NAMES", "TIE_TOLERANCE", "TieWarning"]
+__all__ = ["ood_metrics", "roc_sweep", "auroc_midpoint", "METRIC_NAMES", "TIE_TOLERANCE", "TieWarning",
+           "SmallSampleWarning", "MIN_OOD_SAMPLES"]
 
 METRIC_NAMES = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
 TIE_TOLERANCE = 0.01  # |auroc - auroc_midpoint| above this: warn and report both
+
+
+#: fewer in- or out-distribution scores than this and :func:`ood_metrics` warns (:class:`SmallSampleWarning`):
+#: TNR@TPR95 then moves in steps of at least 1/n and AUROC's standard error is several points
+MIN_OOD_SAMPLES = 100
+
+
+class SmallSampleWarning(UserWarning):
+    """A statistic (OOD metric, threshold, detector) computed on fewer samples than its stated minimum."""
 
 
 class TieWarning(UserWarning):
@@ -131,6 +141,10 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
     """
     tp, fp = roc_sweep(scores_in, scores_out)
     n_in, n_out = tp[0], fp[0]
+    if min(n_in, n_out) < MIN_OOD_SAMPLES:
+        warnings.warn(f"OOD metrics on only {int(n_in)} in-distribution and {int(n_out)} out-distribution scores "
+                      f"(fewer than {MIN_OOD_SAMPLES}): they move in steps of {100 / min(n_in, n_out):.2g} points; "
+                      "use more samples", SmallSampleWarning, stacklevel=2)
     tpr = tp / n_in
     fpr = fp / n_out
 

@@ -199,11 +199,16 @@ def test_image_file_size_cap_and_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("ISOMAX_MAX_MEMBER_BYTES", "1M")
     with pytest.raises(D.DataLimitError, match=r"b\.png: more than 1,048,576 bytes"):
         D.load_ood(tmp_path / "imgs")
-    if Path("/dev/zero").exists():  # an endless "image" is read only up to the cap
+    if Path("/dev/zero").exists():  # an endless "image" (a device) is not a regular file: never read
+        from isomax.data.images import list_image_files, read_file
+
         big.unlink()
         os.symlink("/dev/zero", big)
-        with pytest.raises(D.DataLimitError, match="member_bytes"):
-            D.load_ood(tmp_path / "imgs")
+        skipped = {}
+        assert list_image_files(tmp_path / "imgs", skipped) == [tmp_path / "imgs" / "a.png"]
+        assert skipped == {"not a regular file": 1}
+        with pytest.raises(D.DatasetError, match="not a regular file"):
+            read_file(big)
 
 
 # ---- paths -----------------------------------------------------------------------------------

@@ -163,3 +163,8 @@ def test_deploy_summary_of_a_run(runs):
     cal = s["calibration"]
     assert cal["temperature"] > 0 and cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9
     assert cal["after"]["accuracy"] == cal["before"]["accuracy"] == s["accuracy"]
+    # the calibrated scores: MDS and max_logit are only divided by T, so they accept the same test inputs
+    assert set(s["calibrated_scores"]) == set(s["scores"])
+    for name in ("mds", "max_logit"):
+        assert s["calibrated_scores"][name]["test_tpr"] == s["scores"][name]["test_tpr"]
+        assert s["calibrated_scores"][name]["aurc"] == pytest.approx(s["scores"][name]["aurc"], abs=1e-12)

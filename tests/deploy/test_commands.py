@@ -54,7 +54,8 @@ def test_predict_writes_one_row_per_file_and_lists_unreadable_ones(fitted_run, t
         assert float(r["threshold"]) == t.threshold
     # the RGB 500x300 photo is converted as `evaluate` converts OOD images, and said once
     conv = [line for line in lines if "converting" in line]
-    assert len(conv) == 1 and "300x500 RGB -> 28x28 grey" in conv[0]
+    # decoded at half size (both sides stay >= 4x the model's 28 pixels), then converted
+    assert len(conv) == 1 and "300x500 RGB decoded at 150x250, then 150x250 RGB -> 28x28 grey" in conv[0]
     assert any("class names" in line for line in lines)  # not recorded in this run's config: says where from
     assert not (tmp_path / "out" / "p.csv.partial").exists()
 
@@ -152,6 +153,9 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
     names = [f"c{i}" for i in range(10)]
     torch.save(dict(state, data=dict(num_classes=10, channels=1, height=28, width=28, classes=names,
                                      mean=[0.5], std=[0.25])), ckpt)
+    with pytest.raises(ThresholdMismatchError, match=r"threshold.json: .*input 1x28x28 mean \[0.5\].*isomax threshold"):
+        load_deployed(fitted_run)  # fitted under another normalisation: refused until refitted
+    run_threshold(fitted_run, test=False, progress=False, log=lambda _: None)
     run = load_deployed(fitted_run)
     assert run.class_names == names and run.mean == (0.5,) and run.std == (0.25,) and not run.notes
     assert run_class_names({}, "unknown-set", 3)[0] == ["0", "1", "2"]

@@ -61,12 +61,14 @@ def test_json_round_trip(tmp_path):
 
 
 def test_state_dict_round_trip():
-    t = fit_threshold(np.linspace(0, 1, 101), 0.95, score="mds", temperature=1.0)
+    t = fit_threshold(np.linspace(0, 1, 101), 0.95, score="mds", temperature=1.0, fingerprint="ab" * 32,
+                      loss="isomaxplus", input=dict(channels=1, height=28, width=28, mean=[0.5], std=[0.25]))
     src = torch.nn.Sequential(ThresholdModule(t))
     dst = torch.nn.Sequential(ThresholdModule())
     dst.load_state_dict(src.state_dict())
     back = dst[0].to_threshold()
     assert (back.score, back.threshold, back.target_tpr, back.val_tpr, back.n) == (t.score, t.threshold, t.target_tpr, t.val_tpr, t.n)
+    assert (back.fingerprint, back.loss, back.input, back.temperature) == (t.fingerprint, t.loss, t.input, 1.0)
     assert dst[0](torch.tensor([t.threshold, t.threshold - 0.01])).tolist() == [True, False]
 
 

@@ -24,17 +24,17 @@ __all__ = ["CACHE_VERSION", "fingerprint", "scan_tree", "tree_fingerprint", "cac
            "cache_save"]
 
 #: part of every key: bump it when the decoded pixels of an unchanged file would change
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: EXIF orientation applied
 
 
 def fingerprint(paths: Iterable[Path], base: Path, extra: str = "") -> str:
     """A short key from (relative path, size, mtime) of ``paths`` under ``base``."""
     h = hashlib.sha1(usedforsecurity=False)
-    h.update(f"v{CACHE_VERSION}|{os.path.abspath(base)}|{extra}".encode())
+    h.update(f"v{CACHE_VERSION}|{os.path.abspath(base)}|{extra}".encode("utf-8", "surrogateescape"))
     for p in paths:
         st = p.stat()
         h.update(f"|{p.relative_to(base).as_posix() if p != base else '.'}:{st.st_size}:"
-                 f"{st.st_mtime_ns}".encode())
+                 f"{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:20]
 
 
@@ -68,9 +68,9 @@ def scan_tree(root: Path, images_only: bool = True) -> list[tuple[str, int, int]
 def tree_fingerprint(root: Path, scan: list[tuple[str, int, int]], extra: str = "") -> str:
     """A short key from a :func:`scan_tree` listing."""
     h = hashlib.sha1(usedforsecurity=False)
-    h.update(f"v{CACHE_VERSION}|{os.path.abspath(root)}|{extra}".encode())
+    h.update(f"v{CACHE_VERSION}|{os.path.abspath(root)}|{extra}".encode("utf-8", "surrogateescape"))
     for rel, size, mtime in scan:
-        h.update(f"|{rel}:{size}:{mtime}".encode())
+        h.update(f"|{rel}:{size}:{mtime}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:20]
 
 

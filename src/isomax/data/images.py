@@ -30,6 +30,7 @@ __all__ = [
     "decode_images",
     "stack_images",
     "convert_like",
+    "reduce_factor",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -44,17 +45,35 @@ def natural_key(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
-def list_image_files(root: Path) -> list[Path]:
+def list_image_files(root: Path, skipped: dict[str, int] | None = None) -> list[Path]:
     """Every image file under ``root`` (recursive, hidden names skipped, directory symlinks
-    followed but a symlink loop is a :class:`DatasetError`), in natural path order."""
+    followed but a symlink loop is a :class:`DatasetError`), in natural path order.
+
+    Only regular files (or symlinks to them) are listed: a FIFO, device or socket named like an image
+    would block or never end. ``skipped`` (if given) counts what was left out: ``"hidden"`` names
+    and ``"not a regular file"``."""
     out = []
+    skipped = {} if skipped is None else skipped
+
+    def skip(why: str) -> None:
+        skipped[why] = skipped.get(why, 0) + 1
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        hidden = [d for d in dirnames if d.startswith(".")]
+        for _ in hidden:
+            skip("hidden")
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for d in dirnames:
             if os.path.islink(os.path.join(dirpath, d)):
                 check_not_loop(os.path.join(dirpath, d), dirpath)
         for f in filenames:
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
+            if not f.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if f.startswith("."):
+                skip("hidden")
+            elif not os.path.isfile(os.path.join(dirpath, f)):  # FIFO, device, socket, dangling link
+                skip("not a regular file")
+            else:
                 out.append(Path(dirpath) / f)
     out.sort(key=lambda p: natural_key(p.relative_to(root).as_posix()))
     return out
@@ -62,11 +81,17 @@ def list_image_files(root: Path) -> list[Path]:
 
 def read_file(path: Path, limits: Limits | None = None) -> bytes:
     """The bytes of one data file, at most ``member_bytes`` of them (:class:`DataLimitError`),
-    with a :class:`DatasetError` naming the file if it cannot be read."""
+    with a :class:`DatasetError` naming the file if it cannot be read or is not a regular file
+    (opened without blocking, so a FIFO is refused instead of waiting for a writer)."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            return read_capped(f, str(path), limits, size_hint=size or None)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise DatasetError(f"{path}: not a regular file (a FIFO, device or socket); not read")
+            return read_capped(f, str(path), limits, size_hint=st.st_size or None)
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e})") from e
 
@@ -88,9 +113,9 @@ def _decode_jpeg_torchvision(data: bytes) -> np.ndarray | None:
     try:
         from torchvision.io import ImageReadMode, decode_image
 
-        # UNCHANGED mode, no EXIF rotation: as PIL's Image.open
+        # UNCHANGED mode, EXIF orientation applied (as PIL's ImageOps.exif_transpose in the PIL path)
         t = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                         mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False)
+                         mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
     except Exception:  # noqa: BLE001 - fall back to PIL (which gives the real error message)
         return None
     if t.dim() != 3 or t.shape[0] not in (1, 3) or t.dtype != torch.uint8:
@@ -134,28 +159,61 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def decode_image_bytes(name: str, data: bytes, limits: Limits | None = None) -> np.ndarray:
-    """Decode one encoded image to uint8 (C, H, W), C in (1, 3).
+#: :func:`decode_image_bytes` with ``like`` decodes at a reduced size only while both sides stay at
+#: least this many times the target's longer side (the final resize still antialiases over them)
+REDUCE_MARGIN = 4
+
+
+def reduce_factor(size: tuple[int, int], like: tuple[int, int, int] | None) -> int:
+    """The integer factor an image of ``size = (w, h)`` may be decoded smaller by for a ``like = (C, H, W)``
+    target: 1 (none) unless both sides stay >= :data:`REDUCE_MARGIN` x the target's longer side."""
+    if like is None:
+        return 1
+    return max(1, min(size) // (REDUCE_MARGIN * max(int(like[1]), int(like[2]))))
+
+
+def decode_image_bytes(name: str, data: bytes, limits: Limits | None = None,
+                       like: tuple[int, int, int] | None = None, info: dict | None = None) -> np.ndarray:
+    """Decode one encoded image to uint8 (C, H, W), C in (1, 3), EXIF orientation applied.
 
     The header is read first and an image of more than ``image_pixels`` pixels is refused with
     :class:`DataLimitError` before any pixel is decoded (decompression bombs); anything undecodable
     is a :class:`DatasetError` naming ``name``. JPEGs go through torchvision, the rest (and JPEGs
-    torchvision cannot decode) through PIL.
+    torchvision cannot decode) through PIL. With ``like = (C, H, W)`` (the size the image will be
+    converted to), a large image is decoded at a reduced size where the format allows it (JPEG
+    ``draft``: DCT scaling) and reduced right after decoding (``Image.reduce``, box averaging), by
+    :func:`reduce_factor`, so memory after decoding is bounded by the target size, not the image's;
+    ``info`` (if given) then gets ``"size"``: the image's (height, width) before the reduction.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     limits = limits or current_limits()
     if data[:2] == b"\xff\xd8":
         size = jpeg_size(data)
         if size is not None:
             limits.check("image_pixels", size[0] * size[1], f"{name} ({size[0]}x{size[1]} image)")
-            arr = _decode_jpeg_torchvision(data)
-            if arr is not None:
-                return arr
+            if reduce_factor(size, like) == 1:
+                arr = _decode_jpeg_torchvision(data)
+                if arr is not None:
+                    return arr
     try:
         with Image.open(io.BytesIO(data)) as im:  # reads the header only
             w, h = im.size
             limits.check("image_pixels", w * h, f"{name} ({w}x{h} image)")
+            r = reduce_factor((w, h), like)
+            if r > 1 and info is not None:
+                info["size"] = (h, w) if im.getexif().get(0x0112, 1) < 5 else (w, h)  # orientations 5-8 swap
+            if r > 1 and im.format == "JPEG":
+                im.draft("L" if im.mode == "L" else "RGB", (w // r, h // r))  # decodes at >= 1/r size
+            ImageOps.exif_transpose(im, in_place=True)  # rotates / mirrors as the EXIF orientation says
+            r = reduce_factor(im.size, like)
+            if r > 1:
+                if im.mode == "I;16":  # Image.reduce has no 16-bit mode: reduce as 32-bit, scale as 16-bit
+                    a = np.asarray(im.convert("I").reduce(r), dtype=np.float64)
+                    return np.clip(a * (255.0 / 65535.0), 0, 255).round().astype(np.uint8)[None]
+                if im.mode in ("1", "P", "PA"):
+                    im = im.convert("L" if im.mode == "1" else "RGB")
+                im = im.reduce(r)
             return _pil_to_array(im)
     except DataLimitError:
         raise

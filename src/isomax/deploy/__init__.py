@@ -2,7 +2,8 @@
 selective classification, ``isomax predict / threshold / calibrate / export``.
 
 * :mod:`.threshold`: :func:`fit_threshold` (keep ``target_tpr`` of held-out in-distribution data),
-  :class:`Threshold` (``threshold.json``), :func:`fit_run_threshold`.
+  :class:`Threshold` (``threshold.json``, bound to its model: fingerprint, loss, input, temperature),
+  :func:`fit_run_threshold`.
 * :mod:`.predictor`: :class:`Predictor` (``fit(val_data)`` / ``predict(x)``: class, probability,
   score, accepted), with a plain score or a fitted detector.
 * :mod:`.calibration`: :func:`fit_temperature`, ECE / NLL / Brier, :func:`calibrate_run`.
@@ -22,7 +23,9 @@ from .calibration import (
     expected_calibration_error,
     fit_temperature,
     load_calibrated_run,
+    calibrate_model,
     negative_log_likelihood,
+    read_calibration,
     reliability_bins,
 )
 from .predictor import Prediction, Predictor
@@ -39,14 +42,16 @@ from .threshold import (
     fit_run_threshold,
     fit_threshold,
     head_temperature,
+    input_description,
     load_threshold,
 )
 
 __all__ = [
     "Threshold", "ThresholdModule", "fit_threshold", "fit_run_threshold", "fit_model_threshold", "load_threshold", "default_score",
-    "head_temperature", "MissingThresholdError", "ThresholdMismatchError", "THRESHOLD_FILE",
+    "head_temperature", "input_description", "MissingThresholdError", "ThresholdMismatchError", "THRESHOLD_FILE",
     "Predictor", "Prediction",
     "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run", "Calibration", "CALIBRATION_FILE",
+    "calibrate_model", "read_calibration",
     "expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics", "reliability_bins",
     "risk_coverage", "aurc", "selective_metrics",
     "save_run", "UnsupportedModelError",

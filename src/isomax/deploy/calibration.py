@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 __all__ = ["expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics",
            "reliability_bins", "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run",
-           "Calibration", "CALIBRATION_FILE"]
+           "Calibration", "CALIBRATION_FILE", "read_calibration",
+           "calibrate_model"]
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -125,12 +126,18 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
     IsoMax heads: sets ``head.temperature``. ``nn.Linear`` heads: rescales weight and bias by
     ``old / temperature`` and records ``head.folded_temperature`` (not in the ``state_dict``).
     """
-    if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"Expected `temperature` to be a positive finite number, but got: {temperature!r}")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise ValueError(f"Expected `temperature` to be a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
+                         f"but got: {temperature!r}")
+    from ._files import model_fingerprint
+
     head = getattr(model, "head", None)
     if isinstance(getattr(head, "temperature", None), Tensor):
         head.temperature.fill_(float(temperature))
     elif isinstance(head, nn.Linear):
+        if getattr(model, "_isomax_fingerprint", None) is None:  # the weights' identity before any fold
+            model._isomax_fingerprint = model_fingerprint(model)
         old = float(getattr(head, "folded_temperature", 1.0))
         with torch.no_grad():
             head.weight.mul_(old / temperature)
@@ -142,14 +149,23 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
     return model
 
 
+#: the temperatures :func:`apply_temperature` and ``calibration.json`` accept
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6
+
+
 @dataclass
 class Calibration:
-    """What ``calibration.json`` holds: the fitted temperature and test metrics before/after."""
+    """What ``calibration.json`` holds: the fitted temperature, test metrics before/after (may be empty),
+    and the model it belongs to: :func:`~isomax.deploy._files.model_fingerprint` of the checkpoint's
+    weights and the loss."""
 
     temperature: float
     n_val: int
     before: dict
     after: dict
+    fingerprint: str | None = None
+    loss: str | None = None
+    split: str = "test"  # where ``before`` / ``after`` were measured (the fit is always on validation)
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         from .._io import atomic_write_text
@@ -157,16 +173,78 @@ class Calibration:
         return atomic_write_text(Path(run_dir) / CALIBRATION_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
 
+def read_calibration(path: str | os.PathLike, fingerprint: str | None = None) -> Calibration:
+    """``calibration.json`` read strictly (size and nesting capped, a temperature in [1e-6, 1e6], the model's
+    fingerprint when ``fingerprint`` is given); one ``ValueError`` line naming the file and ``isomax calibrate``."""
+    from ._files import finite_number, read_json_file
+
+    path = Path(path)
+    fix = f"refit it with `isomax calibrate {path.parent}` (or delete it)"
+    d = read_json_file(path, fix)
+    try:
+        if not isinstance(d, dict):
+            raise ValueError(f"Expected a JSON object, but got {type(d).__name__}")
+        if "temperature" not in d:
+            raise ValueError("Expected a `temperature`, but the record has none")
+        t = finite_number("temperature", d["temperature"], positive=True)
+        if not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
+            raise ValueError(f"Expected `temperature` in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], but got: {t!r}")
+        n_val = d.get("n_val", 0)
+        if isinstance(n_val, bool) or not isinstance(n_val, int) or n_val < 0:
+            raise ValueError(f"Expected `n_val` to be a count, but got: {n_val!r}")
+        before, after = d.get("before", {}), d.get("after", {})
+        if not isinstance(before, dict) or not isinstance(after, dict):
+            raise ValueError("Expected `before` and `after` to be objects")
+        fp, loss = d.get("fingerprint"), d.get("loss")
+        for name, v in (("fingerprint", fp), ("loss", loss)):
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"Expected `{name}` to be a string, but got: {v!r}")
+        if fingerprint is not None and fp != fingerprint:
+            raise ValueError("Expected a calibration fitted for this model, but it "
+                             + ("does not record its model" if fp is None else
+                                f"was fitted for another one (fingerprint {fp[:12]}, this model {fingerprint[:12]})"))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; {fix}") from None
+    split = d.get("split", "test")
+    return Calibration(temperature=t, n_val=n_val, before=before, after=after, fingerprint=fp, loss=loss,
+                       split=split if split in ("test", "validation") else "test")
+
+
 def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
-    """:func:`isomax.training.load_run`, then the temperature of ``calibration.json`` if the run has one."""
+    """:func:`isomax.training.load_run`, then the temperature of ``calibration.json`` if the run has one
+    (refused if it was fitted for another model: :func:`read_calibration`). ``meta["fingerprint"]`` is the
+    checkpoint's :func:`~isomax.deploy._files.model_fingerprint`."""
     from ..training import load_run
+    from ._files import model_fingerprint
 
     model, config, meta = load_run(run_dir, device)
+    fingerprint = model_fingerprint(model)
+    meta = dict(meta, fingerprint=fingerprint)
     path = Path(run_dir) / CALIBRATION_FILE
     if path.exists():
-        apply_temperature(model, float(json.loads(path.read_text())["temperature"]))
-        meta = dict(meta, calibration=str(path))
+        apply_temperature(model, read_calibration(path, fingerprint).temperature)
+        meta["calibration"] = str(path)
     return model, config, meta
+
+
+def calibrate_model(model: nn.Module, loss: str, val_data, mean, std, device, *, batch_size: int = 1000,
+                    amp: bool = True, n_bins: int = 15, progress: bool = False) -> Calibration:
+    """Fit the temperature of an in-memory model on its validation split (``val_data``: ImageData) and apply it
+    (:func:`apply_temperature`, in place); for the end of training:
+    ``calibrate_model(model, config.loss, val_set, mean, std, device).save(run_dir)``. ``before`` / ``after``
+    are the validation metrics (``split="validation"``)."""
+    from ..evaluation import predict_logits
+    from ._files import model_fingerprint
+
+    fingerprint = model_fingerprint(model)  # of the weights as trained, before a Linear head's fold
+    logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
+    t = fit_temperature(logits, val_data.labels)
+    cal = Calibration(temperature=_model_temperature(model) * t, n_val=len(val_data),
+                      before=calibration_metrics(logits, val_data.labels, n_bins),
+                      after=calibration_metrics(logits / t, val_data.labels, n_bins),
+                      fingerprint=fingerprint, loss=loss, split="validation")
+    apply_temperature(model, cal.temperature)
+    return cal
 
 
 def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir: str | None = None,
@@ -192,8 +270,11 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     logits_val = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
     logits_test = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
     t = fit_temperature(logits_val, val.labels)
+    from ._files import model_fingerprint
+
     cal = Calibration(temperature=t0 * t, n_val=len(val), before=calibration_metrics(logits_test, test.labels, n_bins),
-                      after=calibration_metrics(logits_test / t, test.labels, n_bins))
+                      after=calibration_metrics(logits_test / t, test.labels, n_bins),
+                      fingerprint=model_fingerprint(model), loss=config.loss)
     if save:
         path = cal.save(run_dir)
         log(f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%, "

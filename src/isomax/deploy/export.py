@@ -11,7 +11,12 @@ Graph (one input, five outputs; ``N`` is dynamic)::
 
 Metadata (``metadata_props``, strings, JSON for lists): ``class_names``, ``input_size`` ([C, H, W]),
 ``input_layout`` ("NHWC uint8"), ``mean``, ``std``, ``score``, ``threshold``, ``target_tpr``,
-``val_tpr``, ``temperature``, ``isomax_version``, ``exporter``.
+``val_tpr``, ``temperature``, ``isomax_version``, ``exporter``, ``fingerprint`` (of the checkpoint's
+weights, as ``threshold.json`` records it), ``loss``.
+
+Output: ``--out`` is refused if it is a directory or a file of a run directory; ``OUT.lock`` is held while
+writing (a second export to the same file is refused); the graph goes to ``OUT.<pid>.tmp.onnx`` next to
+the target, removed on errors, Ctrl-C and SIGTERM, and by the next export after a SIGKILL.
 
 Exporter: ``exporter="dynamo"`` uses ``torch.onnx.export(..., dynamo=True)`` on the model as it is;
 ``"legacy"`` the TorchScript exporter (``dynamo=False``) with the head's logits written in plain
@@ -33,6 +38,7 @@ from torch import Tensor, nn
 
 from .._io import atomic_write_bytes
 from ..heads import DisMaxHead, DistanceHead, euclidean_distances
+from ._files import OutputLock, check_output_path, remove_stale_temps, terminate_as_interrupt
 from .threshold import Threshold
 
 __all__ = ["DeployModule", "export_onnx", "graph_score", "OUTPUT_NAMES"]
@@ -155,6 +161,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
 
     if exporter not in ("auto", "dynamo", "legacy"):
         raise ValueError(f"Expected `exporter` to be 'auto', 'dynamo' or 'legacy', but got: {exporter!r}")
+    out = Path(out)
+    check_output_path(out, Path(run_dir))
     run = load_deployed(run_dir, "cpu")
     for note in run.notes:
         log(note)
@@ -172,14 +180,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
             log(f"export: torch.export cannot trace this model's head yet ({why}); using the legacy TorchScript "
                 "exporter with the head's logits in plain ops")
     module = DeployModule(run.model, run.threshold, run.mean, run.std, traceable_head=not use_dynamo).eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.onnx")
     import warnings
 
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings of the backbone's argument checks (constant in a graph)
-        _export(module, example, tmp, use_dynamo)
     t = run.threshold
     meta = {
         "class_names": json.dumps(run.class_names), "input_size": json.dumps(list(run.input_shape)),
@@ -187,13 +189,23 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
         "score": t.score, "threshold": repr(float(t.threshold)), "target_tpr": repr(float(t.target_tpr)),
         "val_tpr": repr(float(t.val_tpr)), "temperature": repr(t.temperature), "isomax_version": __version__,
         "exporter": "torch.onnx dynamo" if use_dynamo else "torch.onnx legacy (TorchScript)",
-        "outputs": json.dumps(list(OUTPUT_NAMES)),
+        "outputs": json.dumps(list(OUTPUT_NAMES)), "fingerprint": run.fingerprint, "loss": run.config.loss,
     }
-    proto = onnx.load(str(tmp))
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
-    atomic_write_bytes(out, proto.SerializeToString())
-    tmp.unlink()
+    with OutputLock(out, "export"), terminate_as_interrupt():
+        remove_stale_temps(out)  # of a run killed (SIGKILL) or stopped by a full disk before
+        out.with_name(out.name + ".tmp.onnx").unlink(missing_ok=True)  # the shared name of isomax <= 0.x
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp.onnx")  # per process, next to the target
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings of the backbone's argument checks (constant in a graph)
+                _export(module, example, tmp, use_dynamo)
+            proto = onnx.load(str(tmp))
+            del proto.metadata_props[:]
+            for k, v in meta.items():
+                proto.metadata_props.add(key=k, value=v)
+            atomic_write_bytes(out, proto.SerializeToString())
+        finally:  # also on Ctrl-C / SIGTERM (terminate_as_interrupt) and a full disk
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
     log(f"exported {run.run_dir} ({t}) with the {meta['exporter']} exporter to {out}")
     return meta

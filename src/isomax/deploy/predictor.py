@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..detectors.base import NotFittedError, iter_batches
 from ..scores import SCORES
-from .threshold import Threshold, fit_threshold, head_temperature
+from .threshold import Threshold, fit_threshold, head_temperature, input_description
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -74,18 +74,57 @@ class Predictor:
 
     # ---------------------------------------------------------------------------------------------
     def _as_threshold(self, threshold) -> Threshold:
+        from ._files import model_fingerprint
+
         if isinstance(threshold, Threshold):
-            return threshold.check_score(self.score_name, head_temperature(self.model))
+            threshold.check_score(self.score_name, head_temperature(self.model))
+            # the model's weights (once here: hashing every batch would cost more than the batch)
+            return threshold.check_model(model_fingerprint(self.model) if threshold.fingerprint else None,
+                                         None, self._input(threshold.input))
         if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
-            return Threshold(score=self.score_name, threshold=float(threshold), target_tpr=float("nan"),
-                             temperature=head_temperature(self.model))
+            return Threshold(score=self.score_name, threshold=threshold, target_tpr=float("nan"),
+                             temperature=head_temperature(self.model))  # a NaN / infinite threshold: ValueError
         raise TypeError(f"Expected `threshold` to be a Threshold, a float or None, but got: {type(threshold).__name__}")
+
+    def _input(self, like: dict | None) -> dict | None:
+        """The Predictor's input description (channels and size of ``like``, its own mean/std) to check ``like`` against."""
+        if like is None or self.mean is None or self.std is None:
+            return None
+        c = like["channels"]
+        mean, std = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (self.mean, self.std))
+        if mean.numel() not in (1, c) or std.numel() not in (1, c):
+            return None  # reported by predict with the batch at hand
+        return input_description((c, like["height"], like["width"]), mean.expand(c).tolist(), std.expand(c).tolist())
 
     def _device(self) -> torch.device:
         if self.device is not None:
             return torch.device(self.device)
         p = next(iter(self.model.parameters()), None)
         return p.device if p is not None else torch.device("cpu")
+
+    def _check_batch(self, x) -> Tensor:
+        """One-line errors for what the model cannot take: not a tensor, not (B, C, H, W), empty, a dtype
+        other than uint8 / float32 / float64 / bfloat16-on-GPU, channels other than mean/std's or the threshold's."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Expected an image batch as a torch.Tensor (B, C, H, W), but got: {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"Expected an image batch (B, C, H, W), but got shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"Expected at least one image, but got an empty batch {tuple(x.shape)}")
+        if x.dtype not in (torch.uint8, torch.float32, torch.float64):
+            raise ValueError(f"Expected uint8 images (0..255) or normalised float32/float64 ones, but got dtype {x.dtype}"
+                             + ("; convert with x.float()" if x.is_floating_point() else ""))
+        c = x.shape[1]
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if v is not None and torch.as_tensor(v).numel() not in (1, c):
+                raise ValueError(f"Expected {torch.as_tensor(v).numel()} channel(s) as `{name}` has, but got images "
+                                 f"with {c} channel(s) {tuple(x.shape)}")
+        t = self.threshold_
+        if t is not None and t.input is not None and t.input["channels"] != c:
+            raise ValueError(f"Expected {t.input['channels']} channel(s) as the threshold's input "
+                             f"({t.input['channels']}x{t.input['height']}x{t.input['width']}), but got {tuple(x.shape)}")
+        return x
 
     def _normalise(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
@@ -104,7 +143,7 @@ class Predictor:
 
     def scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(logits (B, C), score (B,))`` of a batch, float32 on the CPU."""
-        x = self._normalise(x.to(self._device()))
+        x = self._normalise(self._check_batch(x).to(self._device()))
         self.model.eval()
         with torch.no_grad():
             logits = self.model(x).float()
@@ -124,8 +163,12 @@ class Predictor:
         values = torch.cat([self.scores(x)[1] for x, _ in
                             iter_batches(val_data, mean=self.mean, std=self.std, device=self._device(),
                                          batch_size=self.batch_size)])
-        self.threshold_ = fit_threshold(values, target, score=self.score_name,
-                                        temperature=head_temperature(self.model))
+        from ._files import model_fingerprint
+
+        shape = getattr(val_data, "shape", None)  # an ImageData: its (C, H, W) with this Predictor's mean/std
+        like = dict(channels=shape[0], height=shape[1], width=shape[2]) if shape is not None and len(shape) == 3 else None
+        self.threshold_ = fit_threshold(values, target, score=self.score_name, temperature=head_temperature(self.model),
+                                        fingerprint=model_fingerprint(self.model), input=self._input(like))
         return self
 
     def predict(self, x: Tensor) -> Prediction:

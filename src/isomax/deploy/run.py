@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from .calibration import load_calibrated_run
-from .threshold import Threshold, ThresholdMismatchError, head_temperature, load_threshold
+from .threshold import Threshold, ThresholdMismatchError, head_temperature, input_description, load_threshold
 
 __all__ = ["DeployedRun", "load_deployed", "run_class_names"]
 
@@ -25,6 +25,7 @@ class DeployedRun:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     notes: list[str] = field(default_factory=list)  # where class names etc. came from, when not the run's config
+    fingerprint: str = ""  # of the checkpoint's weights (isomax.deploy._files.model_fingerprint)
 
 
 def run_class_names(data: dict, dataset: str, num_classes: int) -> tuple[list[str], str | None]:
@@ -47,29 +48,37 @@ def run_class_names(data: dict, dataset: str, num_classes: int) -> tuple[list[st
     return [str(i) for i in range(num_classes)], "class names: not recorded with the run; using class indices"
 
 
+def run_input(data: dict, dataset: str) -> tuple[tuple[int, int, int], list, list, str | None]:
+    """``(shape (C, H, W), mean, std, note)`` recorded at training time (``data`` of the checkpoint), else the
+    dataset's (``note`` says so)."""
+    from ..data import dataset_info
+
+    if all(data.get(k) for k in ("channels", "height", "width", "mean", "std")):
+        return (data["channels"], data["height"], data["width"]), data["mean"], data["std"], None
+    info = dataset_info(dataset)
+    return info.shape, info.mean, info.std, f"input size and normalisation: not recorded with the run; using {dataset}'s"
+
+
 def load_deployed(run_dir: str | os.PathLike, device="cpu", score: str | None = None) -> DeployedRun:
     """Load what ``isomax predict`` / ``export`` need; raises if the run has no ``threshold.json``
     (:class:`~isomax.deploy.MissingThresholdError`, saying how to fit one) or if ``score`` is not the
-    threshold's (:class:`~isomax.deploy.ThresholdMismatchError`). Input shape, normalisation and class
+    threshold's, or if the threshold was fitted for another model (fingerprint of the
+    checkpoint's weights), loss, input description or head temperature (also
+    :class:`~isomax.deploy.ThresholdMismatchError`, naming ``isomax threshold RUN_DIR``). Input shape, normalisation and class
     names are those recorded at training time; runs written before they were recorded fall back to
     the dataset's (said in ``notes``)."""
-    from ..data import dataset_info
-
     run_dir = Path(run_dir)
     model, config, meta = load_calibrated_run(run_dir, device)
     threshold = load_threshold(run_dir)
-    try:
-        threshold.check_score(score or threshold.score, head_temperature(model))
-    except ThresholdMismatchError as err:  # name the run in the command to run
-        raise ThresholdMismatchError(str(err).replace("RUN_DIR", str(run_dir))) from None
     data = meta.get("data") or {}
     names, note = run_class_names(data, config.dataset, int(data.get("num_classes") or model.head.out_features))
     notes = [note] if note else []
-    if all(data.get(k) for k in ("channels", "height", "width", "mean", "std")):
-        shape, mean, std = (data["channels"], data["height"], data["width"]), data["mean"], data["std"]
-    else:
-        info = dataset_info(config.dataset)
-        shape, mean, std = info.shape, info.mean, info.std
-        notes.append(f"input size and normalisation: not recorded with the run; using {config.dataset}'s")
+    shape, mean, std, note = run_input(data, config.dataset)
+    notes += [note] if note else []
+    try:
+        threshold.check_score(score or threshold.score, head_temperature(model))
+        threshold.check_model(meta["fingerprint"], config.loss, input_description(shape, mean, std))
+    except ThresholdMismatchError as err:  # name the file, and the run in the command to run
+        raise ThresholdMismatchError(f"{run_dir / 'threshold.json'}: " + str(err).replace("RUN_DIR", str(run_dir))) from None
     return DeployedRun(run_dir, model, config, threshold, names, tuple(int(v) for v in shape),
-                       tuple(float(v) for v in mean), tuple(float(v) for v in std), notes)
+                       tuple(float(v) for v in mean), tuple(float(v) for v in std), notes, meta["fingerprint"])

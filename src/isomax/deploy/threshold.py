@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .._validation import as_numpy_scores
 
 __all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "load_threshold", "fit_run_threshold",
-           "fit_model_threshold", "head_temperature",
+           "fit_model_threshold", "head_temperature", "input_description", "MIN_THRESHOLD_SAMPLES",
            "THRESHOLD_FILE", "MissingThresholdError", "ThresholdMismatchError"]
 
 THRESHOLD_FILE = "threshold.json"
@@ -59,14 +59,21 @@ class Threshold:
 
     Attributes:
         score: the score's name (``"mds"``, ``"es"``, ... or a detector's ``name``).
-        threshold: the score value at and above which inputs are accepted.
-        target_tpr: the fraction of in-distribution inputs meant to be accepted.
+        threshold: the score value at and above which inputs are accepted (a finite number).
+        target_tpr: the fraction of in-distribution inputs meant to be accepted (NaN: not fitted).
         val_tpr: the fraction of the validation inputs actually accepted.
         n: number of validation inputs it was fitted on.
-        temperature: the head temperature the scores were computed under (None if unknown). Every
+        temperature: the head temperature the scores were computed under (None: unknown; such a record
+            is refused by :meth:`check_score` when a temperature is checked and cannot be saved). Every
             score's values change with it (ES, MPS, energy also their ranking; MDS and max_logit are
             divided by it), so a threshold is refused under another temperature.
+        fingerprint: :func:`model_fingerprint` of the model it was fitted for (its checkpoint's weights).
+        loss: the loss the model was trained with.
+        input: the input it was fitted on: ``{"channels", "height", "width", "mean", "std"}``.
         extra: free-form provenance (run directory, split, ...).
+
+    Every field is validated when the record is made (a NaN, infinite, boolean or string threshold
+    is a ``ValueError``), so a record read from a file is as checked as one fitted in memory.
     """
 
     score: str
@@ -76,6 +83,36 @@ class Threshold:
     n: int = 0
     temperature: float | None = None
     extra: dict = field(default_factory=dict)
+    fingerprint: str | None = None
+    loss: str | None = None
+    input: dict | None = None
+
+    def __post_init__(self) -> None:
+        from ._files import check_depth, finite_number
+
+        if not isinstance(self.score, str) or not self.score:
+            raise ValueError(f"Expected `score` to be a score name, but got: {self.score!r}")
+        self.threshold = finite_number("threshold", self.threshold)
+        self.target_tpr = finite_number("target_tpr", self.target_tpr, allow_nan=True)
+        if not (math.isnan(self.target_tpr) or 0 < self.target_tpr <= 1):
+            raise ValueError(f"Expected `target_tpr` to be in (0, 1], but got: {self.target_tpr!r}")
+        self.val_tpr = finite_number("val_tpr", self.val_tpr, allow_nan=True)
+        if not (math.isnan(self.val_tpr) or 0 <= self.val_tpr <= 1):
+            raise ValueError(f"Expected `val_tpr` to be in [0, 1], but got: {self.val_tpr!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise ValueError(f"Expected `n` to be a count >= 0, but got: {self.n!r}")
+        self.n = int(self.n)
+        if self.temperature is not None:
+            self.temperature = finite_number("temperature", self.temperature, positive=True)
+        for name in ("fingerprint", "loss"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v or len(v) > 200):
+                raise ValueError(f"Expected `{name}` to be a short string, but got: {v!r}")
+        if self.input is not None:
+            self.input = _check_input(self.input)
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"Expected `extra` to be a dict, but got: {type(self.extra).__name__}")
+        check_depth(self.extra)
 
     def accept(self, scores) -> Tensor:
         """Boolean tensor: ``scores >= threshold``."""
@@ -83,18 +120,38 @@ class Threshold:
         return s >= torch.as_tensor(self.threshold, dtype=s.dtype if s.is_floating_point() else torch.float64)
 
     def check_score(self, score: str, temperature: float | None = None) -> "Threshold":
-        """Raise :class:`ThresholdMismatchError` unless fitted for ``score`` (and ``temperature`` where it matters)."""
+        """Raise :class:`ThresholdMismatchError` unless fitted for ``score`` (and ``temperature`` where it matters:
+        a record of unknown temperature is refused when a temperature is given)."""
         if score != self.score:
             raise ThresholdMismatchError(
                 f"Expected a threshold fitted for score {score!r}, but got one fitted for {self.score!r}; fit one "
                 f"for {score!r} (`isomax threshold RUN_DIR --score {score}` or `Predictor(...).fit(val_data)`)")
+        if temperature is not None and self.temperature is None:
+            raise ThresholdMismatchError(
+                "Expected a threshold that records the head temperature it was fitted under, but got one without "
+                "(temperature: null): score values change with it; refit it (`isomax threshold RUN_DIR`)")
         # Every score's *values* scale or change with the head temperature (MDS and max_logit keep their ranking).
-        if (temperature is not None and self.temperature is not None
-                and not math.isclose(temperature, self.temperature, rel_tol=1e-6)):
+        if temperature is not None and not math.isclose(temperature, self.temperature, rel_tol=1e-6):
             raise ThresholdMismatchError(
                 f"Expected the head temperature the threshold was fitted under ({self.temperature:g}), but the model "
                 f"has temperature {temperature:g}: score values change with it; refit the threshold after "
                 "calibrating (`isomax threshold RUN_DIR`)")
+        return self
+
+    def check_model(self, fingerprint: str | None = None, loss: str | None = None, input: dict | None = None) -> "Threshold":
+        """Raise :class:`ThresholdMismatchError` unless fitted for this model (fingerprint), loss and input
+        description; a record without them is refused where they are given."""
+        fix = "refit it (`isomax threshold RUN_DIR`)"
+        if fingerprint is not None and self.fingerprint != fingerprint:
+            what = ("does not record the model it was fitted for" if self.fingerprint is None else
+                    f"was fitted for another model (fingerprint {self.fingerprint[:12]}, this model {fingerprint[:12]})")
+            raise ThresholdMismatchError(f"Expected a threshold fitted for this model, but it {what}; {fix}")
+        if loss is not None and self.loss is not None and _canonical(self.loss) != _canonical(loss):
+            raise ThresholdMismatchError(f"Expected a threshold fitted for loss {loss!r}, but got one for "
+                                         f"{self.loss!r}; {fix}")
+        if input is not None and self.input is not None and not _same_input(self.input, _check_input(input)):
+            raise ThresholdMismatchError(f"Expected a threshold fitted on the model's input {_describe(input)}, but "
+                                         f"got one fitted on {_describe(self.input)}; {fix}")
         return self
 
     def to_dict(self) -> dict:
@@ -102,17 +159,24 @@ class Threshold:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Threshold":
-        known = {"score", "threshold", "target_tpr", "val_tpr", "n", "temperature", "extra"}
+        if not isinstance(d, dict):
+            raise ValueError(f"Expected a threshold record (a JSON object), but got {type(d).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
         missing = {"score", "threshold"} - set(d)
         if missing:
             raise ValueError(f"Expected a threshold record with keys {sorted(missing)}, but got keys {sorted(d)}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write JSON atomically; ``path`` may be a run directory (writes ``threshold.json`` in it)."""
+        """Write JSON atomically; ``path`` may be a run directory (writes ``threshold.json`` in it). A record
+        without its temperature is refused (it would skip the calibration check when read)."""
         path = Path(path)
         if path.is_dir():
             path = path / THRESHOLD_FILE
+        if self.temperature is None:
+            raise ValueError("Expected a threshold with the head `temperature` it was fitted under, but it is None "
+                             "(it would skip the calibration check when read); pass temperature=head_temperature(model) "
+                             "to fit_threshold")
         from .._io import atomic_write_text
 
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
@@ -122,18 +186,74 @@ class Threshold:
                 f"{100 * self.val_tpr:.2f}% on n={self.n})")
 
 
+def _canonical(loss: str) -> str:
+    from ..heads import canonical_head_name
+
+    try:
+        return canonical_head_name(loss)
+    except ValueError:
+        return loss
+
+
+def _check_input(d) -> dict:
+    from ._files import finite_number
+
+    if not isinstance(d, dict) or set(d) != {"channels", "height", "width", "mean", "std"}:
+        raise ValueError(f"Expected `input` to be {{channels, height, width, mean, std}}, but got: {d!r}")
+    out = {}
+    for k in ("channels", "height", "width"):
+        v = d[k]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= 1 << 16:
+            raise ValueError(f"Expected `input.{k}` to be a positive integer, but got: {v!r}")
+        out[k] = int(v)
+    for k in ("mean", "std"):
+        v = d[k]
+        if not isinstance(v, (list, tuple)) or not 0 < len(v) <= 16:
+            raise ValueError(f"Expected `input.{k}` to be a list of numbers, but got: {v!r}")
+        out[k] = [finite_number(f"input.{k}", x, positive=k == "std") for x in v]
+    return out
+
+
+def _same_input(a: dict, b: dict) -> bool:
+    return (all(a[k] == b[k] for k in ("channels", "height", "width"))
+            and all(len(a[k]) == len(b[k]) and all(math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-7)
+                                                   for x, y in zip(a[k], b[k])) for k in ("mean", "std")))
+
+
+def _describe(d: dict) -> str:
+    return f"{d['channels']}x{d['height']}x{d['width']} mean {d['mean']} std {d['std']}"
+
+
+def input_description(shape, mean, std) -> dict:
+    """``{"channels", "height", "width", "mean", "std"}`` of a model input ``shape = (C, H, W)``."""
+    c, h, w = (int(v) for v in shape)
+    return _check_input(dict(channels=c, height=h, width=w, mean=[float(m) for m in np.ravel(mean)],
+                             std=[float(s) for s in np.ravel(std)]))
+
+
 #: scores whose *ranking* changes with the head temperature (MDS and max_logit values are only divided by it)
 TEMPERATURE_DEPENDENT = ("es", "mps", "energy")
 
 
+#: fewer validation samples than this and :func:`fit_threshold` warns: the achieved TPR moves in steps of 1/n
+#: and its standard error at 95% is about sqrt(0.95 * 0.05 / n) (2.2 points at n = 100)
+MIN_THRESHOLD_SAMPLES = 100
+
+
 def fit_threshold(scores_val, target_tpr: float = 0.95, *, score: str = "score", temperature: float | None = None,
-                  extra: dict | None = None) -> Threshold:
+                  extra: dict | None = None, fingerprint: str | None = None, loss: str | None = None,
+                  input: dict | None = None) -> Threshold:
     """The threshold keeping ``target_tpr`` of the validation (in-distribution) scores.
 
     Args:
         scores_val: scores of held-out in-distribution inputs (1-D array or tensor), higher = more in.
         target_tpr: fraction to accept, in (0, 1].
         score: name of the score, recorded so a threshold cannot be used with another one.
+        temperature: the head temperature the scores were computed under (needed to :meth:`Threshold.save`).
+        fingerprint, loss, input: the model it belongs to (:func:`model_fingerprint`), its loss and
+            input description (:func:`input_description`); checked by ``predict`` / ``export`` / Predictor.
+
+    Warns (``UserWarning``) below :data:`MIN_THRESHOLD_SAMPLES` validation scores.
 
     Example:
         >>> t = fit_threshold([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], 0.9, score="mds")
@@ -144,12 +264,20 @@ def fit_threshold(scores_val, target_tpr: float = 0.95, *, score: str = "score",
         raise ValueError(f"Expected `target_tpr` to be in (0, 1], but got: {target_tpr!r}")
     s = np.sort(as_numpy_scores("scores_val", scores_val))
     n = s.size
+    if n < MIN_THRESHOLD_SAMPLES:
+        import warnings
+
+        from ..metrics import SmallSampleWarning
+
+        warnings.warn(f"fitting a threshold on only {n} validation scores (fewer than {MIN_THRESHOLD_SAMPLES}): the "
+                      f"achieved TPR moves in steps of {100 / n:.2g} points; use more validation data",
+                      SmallSampleWarning, stacklevel=2)
     kept = (n - np.arange(n + 1)) / n  # TPR after removing the i lowest, i = 0..n (as ood_metrics' sweep)
     i = int(np.argmin(np.abs(kept - target_tpr)))  # first minimiser, as ood_metrics
     thr = float(s[i]) if i < n else float(np.nextafter(s[-1], np.inf))
     val_tpr = float(np.mean(s >= thr))
     return Threshold(score=score, threshold=thr, target_tpr=float(target_tpr), val_tpr=val_tpr, n=int(n),
-                     temperature=temperature, extra=dict(extra or {}))
+                     temperature=temperature, extra=dict(extra or {}), fingerprint=fingerprint, loss=loss, input=input)
 
 
 class ThresholdModule(nn.Module):
@@ -158,24 +286,27 @@ class ThresholdModule(nn.Module):
 
     def __init__(self, threshold: Threshold | None = None) -> None:
         super().__init__()
-        t = threshold or Threshold(score="", threshold=float("nan"))
-        self.score = t.score
-        self.temperature = t.temperature
-        self.register_buffer("threshold", torch.tensor(float(t.threshold), dtype=torch.float64))
-        self.register_buffer("target_tpr", torch.tensor(float(t.target_tpr), dtype=torch.float64))
-        self.register_buffer("val_tpr", torch.tensor(float(t.val_tpr), dtype=torch.float64))
-        self.register_buffer("n", torch.tensor(int(t.n), dtype=torch.int64))
+        nan = float("nan")
+        self.score = threshold.score if threshold else ""  # "" and a NaN threshold: not fitted yet
+        self.temperature = threshold.temperature if threshold else None
+        self.binding = dict(fingerprint=threshold.fingerprint, loss=threshold.loss, input=threshold.input) \
+            if threshold else {}
+        self.register_buffer("threshold", torch.tensor(threshold.threshold if threshold else nan, dtype=torch.float64))
+        self.register_buffer("target_tpr", torch.tensor(threshold.target_tpr if threshold else nan, dtype=torch.float64))
+        self.register_buffer("val_tpr", torch.tensor(threshold.val_tpr if threshold else nan, dtype=torch.float64))
+        self.register_buffer("n", torch.tensor(threshold.n if threshold else 0, dtype=torch.int64))
 
     def get_extra_state(self) -> dict:
-        return {"score": self.score, "temperature": self.temperature}
+        return {"score": self.score, "temperature": self.temperature, **self.binding}
 
     def set_extra_state(self, state: dict) -> None:
         self.score = state["score"]
         self.temperature = state.get("temperature")
+        self.binding = {k: state.get(k) for k in ("fingerprint", "loss", "input")}
 
     def to_threshold(self) -> Threshold:
         return Threshold(score=self.score, threshold=float(self.threshold), target_tpr=float(self.target_tpr),
-                         val_tpr=float(self.val_tpr), n=int(self.n), temperature=self.temperature)
+                         val_tpr=float(self.val_tpr), n=int(self.n), temperature=self.temperature, **self.binding)
 
     def forward(self, scores: Tensor) -> Tensor:
         return scores >= self.threshold.to(scores.dtype)
@@ -185,7 +316,14 @@ class ThresholdModule(nn.Module):
 
 
 def load_threshold(run_dir: str | os.PathLike) -> Threshold:
-    """The run's ``threshold.json``; :class:`MissingThresholdError` (saying how to fit one) if absent."""
+    """The run's ``threshold.json``; :class:`MissingThresholdError` (saying how to fit one) if absent.
+
+    Read strictly: at most 1 MiB, JSON nested at most 8 deep, a known score name, finite numbers of the
+    right type (see :class:`Threshold`); every problem is one ``ValueError`` line naming the file and
+    the command that rewrites it."""
+    from ..scores import SCORES
+    from ._files import read_json_file
+
     path = Path(run_dir)
     path = path / THRESHOLD_FILE if path.is_dir() or not path.suffix else path
     if not path.exists():
@@ -193,10 +331,15 @@ def load_threshold(run_dir: str | os.PathLike) -> Threshold:
             f"{path.parent} has no {THRESHOLD_FILE}: fit the operating threshold on the validation split first with "
             f"`isomax threshold {path.parent}` (options: --score S, --tpr 0.95), or in Python "
             "`isomax.deploy.fit_run_threshold(run_dir)`")
+    fix = f"refit it with `isomax threshold {path.parent}`"
+    d = read_json_file(path, fix)
     try:
-        return Threshold.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"cannot read {path}: {err}; refit it with `isomax threshold {path.parent}`") from err
+        t = Threshold.from_dict(d)
+        if t.score not in SCORES:
+            raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {t.score!r}")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}; {fix}") from None
+    return t
 
 
 def head_temperature(model: nn.Module) -> float:
@@ -221,9 +364,12 @@ def fit_model_threshold(model: nn.Module, loss: str, val_data, mean, std, device
     score = score or default_score(loss)
     if score not in SCORES:
         raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
+    from ._files import model_fingerprint
+
     logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
     return fit_threshold(SCORES[score](logits), target_tpr, score=score, temperature=head_temperature(model),
-                         extra={"split": "validation", "loss": loss})
+                         extra={"split": "validation", "loss": loss}, fingerprint=model_fingerprint(model), loss=loss,
+                         input=input_description(val_data.shape, mean, std))
 
 
 def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, target_tpr: float = 0.95, *,

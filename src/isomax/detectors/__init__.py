@@ -102,6 +102,7 @@ def fit_detectors(model: nn.Module, methods: Sequence[str], *, train=None, val=N
         if missing:
             what = " and ".join(f"`{k}` ({DATA_MEANING[k]})" for k in missing)
             raise ValueError(f"Expected {what} to fit {name!r}, but got None")
+    _warn_small(methods, classes, train, val, max_samples, max_train)
     model.eval()
     adversarial = None
     if any(cls.uses_adversarial for cls in classes):
@@ -118,3 +119,26 @@ def fit_detectors(model: nn.Module, methods: Sequence[str], *, train=None, val=N
         if log is not None:
             log(f"fitted {name}: {det.params()} in {time.perf_counter() - t0:.1f}s")
     return fitted
+
+
+#: fewer fitting samples than this and :func:`fit_detectors` warns (class statistics, KNN banks, ViM's
+#: principal subspace and the ODIN / Mahalanobis hyperparameter search are noise on a handful of samples)
+MIN_DETECTOR_SAMPLES = 100
+
+
+def _warn_small(methods, classes, train, val, max_samples, max_train) -> None:
+    import warnings
+
+    from ..metrics import SmallSampleWarning
+
+    def size(data, cap):
+        n = len(data) if data is not None and hasattr(data, "__len__") else None
+        return n if n is None or cap is None else min(n, cap)
+
+    for name, cls in zip(methods, classes):
+        needs = set(cls.requires) | ({"val"} if cls.uses_adversarial else set())
+        for split, data, cap in (("train", train, max_train), ("val", val, max_samples)):
+            n = size(data, cap) if split in needs else None
+            if n is not None and n < MIN_DETECTOR_SAMPLES:
+                warnings.warn(f"fitting {name!r} on only {n} {split} samples (fewer than {MIN_DETECTOR_SAMPLES}): "
+                              "its scores are unreliable; use more data", SmallSampleWarning, stacklevel=3)

@@ -1,0 +1,66 @@
+"""`isomax train` calibrates by default (issue 19: the probabilities of IsoMax runs were flat until the user
+found `isomax calibrate`), then fits the threshold on the calibrated scores; `--no-calibrate` keeps the old way."""
+import json
+
+import pytest
+import torch
+
+from conftest import write_images
+from isomax.deploy import load_threshold
+from isomax.deploy.calibration import load_calibrated_run
+from isomax.deploy.commands import run_predict
+from isomax.deploy.run import load_deployed
+
+
+def _config(data_dir, loss):
+    from isomax.presets import TrainConfig
+
+    return TrainConfig(dataset="fashion-mnist", model="cnn-28", loss=loss, epochs=2, batch_size=32, lr=0.05,
+                       train_limit=256, eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1,
+                       val_fraction=0.2)
+
+
+@pytest.mark.parametrize("loss", ["isomaxplus", "softmax"])
+def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_data_dir, tmp_path, loss):
+    from isomax.deploy import negative_log_likelihood
+    from isomax.evaluation import predict_logits
+    from isomax.training import load_data, load_run, train
+
+    lines = []
+    result = train(_config(deploy_data_dir, loss), tmp_path / "run", progress=False, log=lines.append)
+    run_dir = tmp_path / "run"
+    cal = json.loads((run_dir / "calibration.json").read_text())
+    t = load_threshold(run_dir)
+    assert cal["split"] == "validation" and cal["loss"] == loss and cal["fingerprint"] == t.fingerprint
+    assert t.temperature == pytest.approx(cal["temperature"], rel=1e-6)  # an IsoMax head stores it in float32
+    assert cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9
+    assert any("calibrated: temperature" in line for line in lines)
+    # the returned model is the checkpoint's; the run deploys as is (no mismatch) with the calibrated model
+    checkpoint_model = load_run(run_dir)[0]
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, checkpoint_model.state_dict()[k]), k
+    run = load_deployed(run_dir)
+    model, config, meta = load_calibrated_run(run_dir)
+    _, val = load_data(config)
+    logits = predict_logits(model, val, run.mean, run.std, torch.device("cpu"), 128, False)
+    plain = predict_logits(checkpoint_model, val, run.mean, run.std, torch.device("cpu"), 128, False)
+    # independent check: the stored temperature minimises the validation NLL (a 1% change either way is worse)
+    t0 = cal["temperature"]
+    nll = negative_log_likelihood(logits, val.labels)
+    scale = t0 / (1.0 if loss == "softmax" else float(checkpoint_model.head.temperature))
+    assert nll == pytest.approx(negative_log_likelihood(plain / scale, val.labels), abs=1e-5)
+    for f in (0.99, 1.01):
+        assert nll <= negative_log_likelihood(plain / (scale * f), val.labels) + 1e-9
+    write_images(tmp_path / "images", n=2)
+    assert run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None).n_predicted == 3
+
+
+def test_no_calibrate_keeps_the_old_behaviour(deploy_data_dir, tmp_path):
+    from isomax.cli import _build_parser
+    from isomax.training import train
+
+    train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None, calibrate=False)
+    assert not (tmp_path / "run" / "calibration.json").exists()
+    assert load_threshold(tmp_path / "run").temperature == 1.0
+    assert _build_parser().parse_args(["train", "--out", str(tmp_path / "x"), "--no-calibrate"]).no_calibrate
+    assert not _build_parser().parse_args(["train", "--out", str(tmp_path / "x")]).no_calibrate
