@@ -11,7 +11,8 @@ from .presets import get_preset, presets_help
 
 # Flags that override fields of a preset's TrainConfig: flag -> (field, type, help)
 _CONFIG_FLAGS = {
-    "--dataset": ("dataset", str, "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn)"),
+    "--dataset": ("dataset", str, "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn), or PATH: a folder "
+                                  "with train/<class>/ (optional val/<class>/, test/<class>/) images of any size"),
     "--model": ("model", str, "model name (see isomax.models.list_models())"),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "global batch size"),
@@ -27,6 +28,12 @@ _CONFIG_FLAGS = {
                                               "(default 0.1; 0 trains on every image: no validation metrics, "
                                               "and ODIN / Mahalanobis, which tune on it, refuse)"),
     "--data-dir": ("data_dir", str, "where the datasets are (also $ISOMAX_DATA; see isomax.data)"),
+    "--img-size": ("img_size", int, "folder data sets: input side in pixels (default 224); training random-resized-crop "
+                                    "+ flip, evaluation resize + center crop"),
+    "--eval-batch-size": ("eval_batch_size", int, "batch size of validation and evaluation"),
+    "--workers": ("workers", int, "decoding workers of the streaming path (default: min(8, CPUs - 1))"),
+    "--data-path": ("data_path", str, "auto, memory or stream (default auto: stream when the decoded training set "
+                                      "would exceed 1 GiB; the log says which)"),
 }
 
 
@@ -36,6 +43,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, dest=f"cfg_{field}", type=typ, default=None, metavar=field.upper(), help=help_)
     g.add_argument("--no-amp", dest="cfg_amp", action="store_const", const=False, default=None,
                    help="disable bfloat16 autocast on CUDA")
+    g.add_argument("--mean", dest="cfg_mean", type=float, nargs="+", default=None, metavar="M",
+                   help="per-channel normalisation mean in [0, 1] (default: the set's, or computed on a training sample)")
+    g.add_argument("--std", dest="cfg_std", type=float, nargs="+", default=None, metavar="S",
+                   help="per-channel normalisation std (with --mean)")
+    g.add_argument("--strict", dest="cfg_strict", action="store_const", const=True, default=None,
+                   help="folder data sets: fail on an empty or unreadable image file instead of skipping it")
 
 
 def _detector_names() -> tuple[str, ...]:
