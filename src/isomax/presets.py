@@ -80,7 +80,7 @@ class TrainConfig:
     def _check_input(self) -> None:
         import os
 
-        if isinstance(self.dataset, (str, os.PathLike)) and os.path.isdir(os.path.expanduser(self.dataset)):
+        if isinstance(self.dataset, (str, os.PathLike)) and os.path.isdir(os.path.join(os.path.expanduser(self.dataset), "train")):
             self.dataset = os.path.abspath(os.path.expanduser(self.dataset))  # a folder data set: valid from any cwd
         if self.img_size is not None and (isinstance(self.img_size, bool) or not isinstance(self.img_size, int)
                                           or self.img_size < 8):

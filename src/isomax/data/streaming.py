@@ -23,7 +23,9 @@ depends on the batch size and the number of workers, never on the number of imag
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
@@ -59,22 +61,42 @@ def load_rgb(path: str, draft: int | None = None):
             limits.check("image_pixels", w * h, f"{path} ({w}x{h} image)")
             if draft and im.format == "JPEG":
                 im.draft("RGB", (draft, draft))
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+            im.load()
+            if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: rotate / mirror as cameras meant
+                im = ImageOps.exif_transpose(im)
+            return im if im.mode == "RGB" else im.convert("RGB")
     except DataLimitError:
         raise
     except Exception as e:  # noqa: BLE001 - one line naming the file
         raise DatasetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
 
 
-def _transform(img_size: int, train: bool, flip: bool):
+def _eval_transform(img_size: int):
     from torchvision.transforms import v2
 
-    if train:
-        steps = [v2.RandomResizedCrop(img_size, antialias=True)] + ([v2.RandomHorizontalFlip()] if flip else [])
+    return v2.Compose([v2.PILToTensor(), v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)])
+
+
+def random_resized_crop_params(h: int, w: int, rng: random.Random, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """(top, left, height, width): torchvision's ``RandomResizedCrop.get_params`` algorithm (10 tries of
+    area in ``scale`` and log-uniform aspect ``ratio``, else the center crop clamped to ``ratio``),
+    drawn from ``rng`` so that each sample has its own cheap, seeded stream."""
+    area = h * w
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_r))
+        cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            return rng.randint(0, h - ch), rng.randint(0, w - cw), ch, cw
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        cw, ch = w, int(round(w / ratio[0]))
+    elif in_ratio > ratio[1]:
+        ch, cw = h, int(round(h * ratio[1]))
     else:
-        steps = [v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)]
-    return v2.Compose([v2.PILToTensor(), *steps])
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -88,7 +110,8 @@ class _FileDataset(Dataset):
                  seed: int, strict: bool):
         self.files, self.labels = list(files), (None if labels is None else list(labels))
         self.img_size, self.train, self.seed, self.strict = img_size, train, seed, strict
-        self.transform = _transform(img_size, train, flip)
+        self.flip = flip
+        self.transform = _eval_transform(img_size)
         self.draft = 2 * img_size if train else img_size  # random crops zoom in: keep twice the pixels
 
     def __len__(self) -> int:
@@ -107,10 +130,15 @@ class _FileDataset(Dataset):
                 warnings.warn(f"skipped: {e}", stacklevel=2)
         else:
             raise DatasetError(f"{self.files[index]}: no image of this set can be decoded")
-        if self.train:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_sample_seed(self.seed, epoch, index))
-                x = self.transform(img)
+        if self.train:  # RandomResizedCrop + RandomHorizontalFlip, drawn from this sample's own stream
+            from torchvision.transforms.v2 import functional as TF
+
+            rng = random.Random(_sample_seed(self.seed, epoch, index))
+            x = TF.pil_to_tensor(img)
+            top, left, ch, cw = random_resized_crop_params(x.shape[1], x.shape[2], rng)
+            x = TF.resized_crop(x, top, left, ch, cw, [self.img_size, self.img_size], antialias=True)
+            if self.flip and rng.random() < 0.5:
+                x = TF.horizontal_flip(x)
         else:
             x = self.transform(img)
         return x, (-1 if self.labels is None else self.labels[i])
