@@ -87,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
                "(flags, paths, checkpoints, a run directory in use), 3 training diverged.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep):
+    for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep, _add_shard, _add_cache):
         add(sub)
     from .deploy.commands import add_calibrate_parser, add_export_parser, add_predict_parser, add_threshold_parser
 
@@ -187,6 +187,58 @@ def _add_sweep(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     _add_config_flags(p)
     p.set_defaults(func=_cmd_sweep)
+
+
+def _add_shard(sub) -> None:
+    p = sub.add_parser("shard", help="write an image folder as WebDataset tar shards",
+                       description="Write FOLDER (train/<class>/, optional val/ and test/) as OUT/{train,val,test}-NNNNNN.tar "
+                                   "+ OUT/dataset.json, for `isomax train --dataset OUT` (or 'OUT/train-{000000..000009}.tar'). "
+                                   "Reading them needs the optional extra isomax[shards] (webdataset).")
+    p.add_argument("folder", type=Path, metavar="FOLDER")
+    p.add_argument("out", type=Path, metavar="OUT")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="without FOLDER/val/: stratified fraction of train/ written as the val shards (default 0.1)")
+    p.add_argument("--strict", action="store_true", help="fail on an empty image file instead of skipping it")
+    p.set_defaults(func=_cmd_shard)
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="show or clear the decoded-image cache",
+                       description="The in-memory path keeps decoded image folders and archives in $ISOMAX_CACHE/decoded "
+                                   "(default ~/.cache/isomax/decoded), at most $ISOMAX_CACHE_MAX_GB GiB (default 4; 0: off), "
+                                   "least recently used entries evicted first. The streaming path writes no cache.")
+    p.add_argument("action", choices=("info", "clear"))
+    p.set_defaults(func=_cmd_cache)
+
+
+def _cmd_shard(args: argparse.Namespace, command_line: str) -> int:
+    from .data.shards import write_shards
+
+    if not args.folder.is_dir():
+        raise FileNotFoundError(f"FOLDER {args.folder} is not an existing directory")
+    _check_out(args.out, "OUT")
+    out = write_shards(args.folder, args.out, shard_size=args.shard_size, val_fraction=args.val_fraction,
+                       strict=args.strict)
+    print(f"wrote {out}; train with: isomax train --dataset {out} ...")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace, command_line: str) -> int:
+    from .data.cache import cache_clear, cache_entries, cache_max_bytes
+    from .data.paths import cache_dir
+
+    where = cache_dir() / "decoded"
+    if args.action == "clear":
+        n, size = cache_clear()
+        print(f"removed {n} entries ({size / 2**30:.2f} GiB) from {where}")
+        return 0
+    entries = cache_entries()
+    for e in sorted(entries, key=lambda e: -e["mtime"]):
+        print(f"{e['bytes'] / 2**20:10.1f} MiB  {e['key']}  {e['name']}")
+    print(f"{len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**30:.2f} GiB of "
+          f"{cache_max_bytes() / 2**30:.2f} GiB in {where}")
+    return 0
 
 
 # ---- argument checks (one line, naming the flag; before anything is loaded or written) ----------

@@ -95,24 +95,31 @@ MEMORY_PATH_BYTES = 1 << 30  # --data-path auto: in memory while the decoded tra
 
 
 def _is_folder(config: TrainConfig) -> bool:
+    """A data set given by path: an image folder (isomax.data.folder) or tar shards (isomax.data.shards)."""
     from .data.folder import is_folder_dataset
+    from .data.shards import is_shard_dataset
 
-    return is_folder_dataset(config.dataset)
+    return is_folder_dataset(config.dataset) or is_shard_dataset(config.dataset)
 
 
 def _folder_sets(config: TrainConfig):
-    """({"train", "val", "test"}: FileImages, FolderSplits) of a folder run."""
-    from .data.folder import load_folder
+    """({"train", "val", "test"}: FileImages or ShardImages, what to record about the source) of a folder run."""
     from .data.streaming import default_workers
 
     workers = default_workers() if config.workers is None else config.workers
-    return _load_folder_cached(load_folder, str(config.dataset), config.img_size, config.val_fraction, workers,
-                               config.strict)
+    return _load_folder_cached(str(config.dataset), config.img_size, config.val_fraction, workers, config.strict)
 
 
 @functools.lru_cache(maxsize=4)  # one listing per process (training and its final threshold, evaluate)
-def _load_folder_cached(load_folder, root, img_size, val_fraction, workers, strict):
-    return load_folder(root, img_size, val_fraction=val_fraction, workers=workers, strict=strict)
+def _load_folder_cached(root, img_size, val_fraction, workers, strict):
+    from .data.folder import DEFAULT_IMG_SIZE, load_folder
+    from .data.shards import MANIFEST, is_shard_dataset, load_shards
+
+    if is_shard_dataset(root):
+        sets = load_shards(root, img_size or DEFAULT_IMG_SIZE, workers)
+        return sets, dict(source=str(root), split=f"as written in {MANIFEST}", skipped=0)
+    sets, s = load_folder(root, img_size, val_fraction=val_fraction, workers=workers, strict=strict)
+    return sets, dict(source=str(s.root), split=s.split, skipped=len(s.skipped))
 
 
 def load_test(config: TrainConfig, data_dir=None):
@@ -145,13 +152,22 @@ def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
         return (config.mean * c if len(config.mean) == 1 else config.mean), (config.std * c if len(config.std) == 1 else config.std)
     if isinstance(train_set, FileImages):
         return sample_mean_std(train_set)
+    if hasattr(train_set, "urls"):  # shards: the first batches of the evaluation order
+        from .data.shards import sample_mean_std_shards
+
+        return sample_mean_std_shards(train_set)
     return normalization(config.dataset)
 
 
 def _choose_path(config: TrainConfig, train_set) -> tuple[str, str]:
     """("memory" | "stream", the reason, for the log)."""
+    from .data.shards import ShardImages
     from .data.streaming import FileImages
 
+    if isinstance(train_set, ShardImages):
+        if config.data_path == "memory":
+            raise ValueError(f"--data-path memory: {config.dataset} is a shard data set, always streamed")
+        return "stream", f"{config.dataset}: {len(train_set)} training images in {len(train_set.urls)} shards: stream path"
     if not isinstance(train_set, FileImages):
         if config.data_path == "stream":
             raise ValueError(f"--data-path stream needs a folder data set (--dataset PATH); {config.dataset} is "
@@ -246,12 +262,11 @@ class _Setup:
 
 def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
     from .data import BatchLoader
-    from .data.streaming import FileImages
 
     world = dist.world_size()
     if config.batch_size % world:
         raise ValueError(f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})")
-    if isinstance(train_set, FileImages):  # the streaming path: each rank decodes its share in the workers
+    if hasattr(train_set, "loader"):  # the streaming path: each rank decodes its share in the workers
         loader = train_set.loader(config.batch_size, mean, std, device, train=True, augment=config.augment,
                                   flip=config.flip, seed=config.seed, rank=dist.rank(), world=world)
         val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world)
@@ -287,9 +302,7 @@ def _setup(config: TrainConfig) -> _Setup:
     if hasattr(train_set, "img_size"):  # a folder data set: the recipe every later command reuses
         from .data.streaming import materialize
 
-        sets, splits = _folder_sets(config)
-        extra.update(img_size=train_set.img_size, source=str(splits.root), split=splits.split,
-                     skipped=len(splits.skipped), eval_transform="resize shorter side + center crop (ratio 1.0)",
+        extra.update(img_size=train_set.img_size, **_folder_sets(config)[1], eval_transform="resize shorter side + center crop (ratio 1.0)",
                      train_transform="none (as evaluation)" if not config.augment else
                      ("random-resized-crop" if path == "stream" else f"crop with zero padding {config.pad}")
                      + (" + flip" if config.flip else ""))

@@ -49,14 +49,17 @@ def default_workers() -> int:
     return max(0, min(8, n - 1))
 
 
-def load_rgb(path: str, draft: int | None = None):
-    """One image file as an RGB PIL image, EXIF orientation applied; JPEGs drafted down to at least
-    ``draft`` x ``draft`` pixels. Raises :class:`DataLimitError` / :class:`DatasetError` naming the path."""
+def load_rgb(path, draft: int | None = None, name: str | None = None):
+    """One image file (a path or a binary file object) as an RGB PIL image, EXIF orientation applied;
+    JPEGs drafted down to at least ``draft`` x ``draft`` pixels. Raises :class:`DataLimitError` /
+    :class:`DatasetError` naming the path (or ``name``)."""
     from PIL import Image, ImageOps
 
     limits = current_limits()
+    path_ = path
+    path = name or path
     try:
-        with Image.open(path) as im:  # header only
+        with Image.open(path_) as im:  # header only
             w, h = im.size
             limits.check("image_pixels", w * h, f"{path} ({w}x{h} image)")
             if draft and im.format == "JPEG":
@@ -272,14 +275,22 @@ def sample_mean_std(data: FileImages, n: int = MEAN_STD_SAMPLE, seed: int = 0) -
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(data), generator=g)[: min(n, len(data))]
     sample = data.subset(pick.sort().values)
+    return mean_std_of(sample.loader(64, (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), "cpu"), n)
+
+
+def mean_std_of(batches, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (ddof=1) in [0, 1] of the first ``n`` images of ``batches`` (raw 0..255 floats)."""
     s = torch.zeros(3, dtype=torch.float64)
     s2 = torch.zeros(3, dtype=torch.float64)
-    count = 0
-    for x, _ in sample.loader(64, (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), "cpu"):  # raw 0..255 values
-        x = x.double() / 255.0
+    count = seen = 0
+    for x, _ in batches:
+        x = x[: n - seen].double() / 255.0
+        seen += len(x)
         s += x.sum((0, 2, 3))
         s2 += (x * x).sum((0, 2, 3))
         count += x.shape[0] * x.shape[2] * x.shape[3]
+        if seen >= n:
+            break
     mean = s / count
     var = (s2 - count * mean * mean) / max(count - 1, 1)
     std = var.clamp_min(1e-12).sqrt()
