@@ -268,8 +268,9 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
         raise ValueError(f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})")
     if hasattr(train_set, "loader"):  # the streaming path: each rank decodes its share in the workers
         loader = train_set.loader(config.batch_size, mean, std, device, train=True, augment=config.augment,
-                                  flip=config.flip, seed=config.seed, rank=dist.rank(), world=world)
-        val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world)
+                                  flip=config.flip, seed=config.seed, rank=dist.rank(), world=world, persistent=True)
+        val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world,
+                                    persistent=config.epochs > 1)
     else:
         loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
                              flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)

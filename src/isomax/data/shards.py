@@ -174,6 +174,9 @@ class _ShardLoader:
     sharded = True
 
     def __init__(self, data: "ShardImages", batch_size, mean, std, device, train, augment, flip, seed, rank, world):
+        from .streaming import bounded_malloc
+
+        bounded_malloc()
         self.data, self.batch_size, self.train, self.augment, self.flip = data, batch_size, train, augment, flip
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
         self.device = torch.device(device)
@@ -247,7 +250,8 @@ class ShardImages:
         raise ValueError(f"{self.source}: a subset of a shard data set (--train-limit, --eval-limit) is not supported; "
                          "write smaller shards from a smaller folder")
 
-    def loader(self, batch_size, mean, std, device, *, train=False, augment=True, flip=True, seed=0, rank=0, world=1):
+    def loader(self, batch_size, mean, std, device, *, train=False, augment=True, flip=True, seed=0, rank=0, world=1,
+               persistent=False):  # workers are started per epoch (the shard order changes)
         return _ShardLoader(self, batch_size, mean, std, device, train, augment, flip, seed, rank, world)
 
 
