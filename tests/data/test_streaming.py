@@ -337,3 +337,38 @@ def test_cli_memory_path_auto_and_bad_flags(folder, tmp_path):
 def test_cli_cache_clear(tmp_path):
     rc, out = _isomax("cache", "clear", env={"ISOMAX_CACHE": str(tmp_path / "c")})
     assert rc == 0 and "removed 0 entries" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_two_gloo_ranks_equal_one_rank_on_the_streaming_path(tmp_path):
+    """2 CPU processes (gloo), each decoding its DistributedSampler share, end with the 1-process weights
+    and the same gathered metrics (mlp-28 has no BatchNorm: equal up to float summation order)."""
+    import os
+
+    folder = make_folder(tmp_path / "photos", n_train=16, n_test=2)
+    args = ["-m", "isomax", "train", "--dataset", str(folder), "--img-size", "28", "--model", "mlp-28", "--loss",
+            "isomaxplus", "--epochs", "2", "--batch-size", "8", "--lr", "0.05", "--val-fraction", "0.25",
+            "--eval-batch-size", "5", "--workers", "0", "--data-path", "stream", "--threads", "1", "--device", "cpu",
+            "--no-progress"]
+    env = {**os.environ, "ISOMAX_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    runs = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"run{nproc}"
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+        proc = subprocess.run(launcher + args + ["--out", str(out)], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        runs[nproc] = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    a, b = runs[1], runs[2]
+    assert a["epoch"] == b["epoch"] == 2
+    for k, v in a["model"].items():
+        torch.testing.assert_close(b["model"][k], v, rtol=0, atol=1e-5, msg=f"{k} differs")
+    for ra, rb in zip(a["history"], b["history"]):
+        for key in ("train_accuracy", "val_accuracy"):
+            assert ra[key] == pytest.approx(rb[key], abs=1e-6)
+        for key in ("train_loss", "val_loss"):
+            assert ra[key] == pytest.approx(rb[key], abs=1e-4)
