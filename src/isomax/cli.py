@@ -329,7 +329,7 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
     from .training import train
 
     distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
-    config = get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args))
+    config = _folder_eval_batch(get_preset(args.preset).config(loss=args.loss, seed=args.seed, **_overrides(args)), args)
     result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
     if distributed.is_main_process() and result.history:
         last = result.history[-1]
@@ -337,6 +337,17 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
         print(f"done: {args.out} (val accuracy {acc})")
     distributed.shutdown()  # not on errors: torchrun ends the other processes
     return 0
+
+
+def _folder_eval_batch(config, args: argparse.Namespace):
+    """Folder data sets (--dataset PATH) evaluate in batches of --batch-size unless --eval-batch-size says
+    otherwise: the presets' 1,000 was sized for 28-32 px images (1,000 x 3 x 224 x 224 activations do
+    not fit in memory)."""
+    from .training import _is_folder
+
+    if getattr(args, "cfg_eval_batch_size", None) is None and _is_folder(config):
+        return config.replace(eval_batch_size=config.batch_size)
+    return config
 
 
 def _run_keys(run_dirs: list[Path]) -> list[str]:

@@ -144,10 +144,18 @@ class _ShardStream(torch.utils.data.IterableDataset):
             return list(urls)[self.rank::self.world]
 
         ds = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=by_node, workersplitter=wds.split_by_worker,
-                            repeat=self.train, empty_check=False)
-        if self.train:
-            ds = ds.shuffle(1000, rng=random.Random(self.seed))
-        return iter(ds)
+                            empty_check=False)
+        if not self.train:
+            yield from ds
+            return
+        ds = ds.shuffle(1000, rng=random.Random(self.seed))
+        while True:  # training: this worker's shards again and again; the loader takes as many batches as it needs
+            n = 0
+            for sample in ds:
+                n += 1
+                yield sample
+            if n == 0:
+                return  # no shard for this worker (more workers than shards): the others supply the batches
 
     def __iter__(self):
         from .streaming import _eval_transform
