@@ -392,8 +392,12 @@ def _cmd_bench(args: argparse.Namespace, command_line: str) -> int:
     from . import tables
     from .bench import run_bench
 
+    overrides = _overrides(args)
+    base = get_preset(args.preset).config(**overrides)
+    if _folder_eval_batch(base, args) is not base:  # a folder data set: evaluate in --batch-size batches
+        overrides["eval_batch_size"] = base.batch_size
     records = run_bench(args.preset, range(args.seeds), args.out, losses=args.losses, ood=args.ood,
-                        overrides=_overrides(args), progress=not args.no_progress, command=command_line,
+                        overrides=overrides, progress=not args.no_progress, command=command_line,
                         methods=args.methods, methods_on=args.methods_on, outlier_data=args.outlier_data,
                         detector_options=_detector_options(args))
     _print_tables(records, tables.seamless_table, f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
