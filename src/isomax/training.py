@@ -458,7 +458,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bo
     if len(s.val_set) == 0 and rank0:
         log(f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
             "accuracy or loss (divergence is judged on the training accuracy)")
-    if rank0:
+    if rank0 and "img_size" in s.data:  # a folder or shard data set: which path and why
         log(f"[{run_dir.name}] data: {s.data['data_path_reason']}"
             + (f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)" if s.data.get("skipped") else ""))
     start_epoch, history = 0, []
