@@ -149,6 +149,17 @@ def data_info(train_set, mean, std) -> dict:
                 mean=[float(m) for m in mean], std=[float(s) for s in std])
 
 
+def recorded_normalization(data: dict | None, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) recorded with a run (``load_run(...)[2]["data"]``), else the registered set's: what every
+    command that feeds a trained model must use (folder runs have no registered normalisation, and
+    ``--mean/--std`` may have overridden it)."""
+    if data and data.get("mean") and data.get("std"):
+        return tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"])
+    from .data import normalization
+
+    return normalization(dataset)
+
+
 def _guess_data(model_state: dict) -> dict:
     """Fallback for run directories written before ``data`` was recorded (isomax <= 0.x)."""
     num_classes = next(v.shape[0] for k, v in model_state.items() if k in ("head.weight", "head.prototypes"))
