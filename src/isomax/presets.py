@@ -82,6 +82,11 @@ class TrainConfig:
 
         if isinstance(self.dataset, (str, os.PathLike)) and os.path.isdir(os.path.join(os.path.expanduser(self.dataset), "train")):
             self.dataset = os.path.abspath(os.path.expanduser(self.dataset))  # a folder data set: valid from any cwd
+        elif isinstance(self.dataset, str) and self.dataset.endswith(".tar"):
+            from .data.shards import is_shard_dataset
+
+            if is_shard_dataset(self.dataset):  # shards given by pattern: valid from any cwd
+                self.dataset = os.path.abspath(os.path.expanduser(self.dataset))
         if self.img_size is not None and (isinstance(self.img_size, bool) or not isinstance(self.img_size, int)
                                           or self.img_size < 8):
             raise ValueError(f"Expected `img_size` to be an int >= 8, but got: {self.img_size!r}")
