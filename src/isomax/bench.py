@@ -133,10 +133,11 @@ def _log_run(meta: dict, name: str, t0: float, t_train: float, methods: list[str
 
 def _ood_sets(config: TrainConfig, ood: Sequence[str], log: Callable[[str], None]) -> list:
     """The out-distributions, shaped like the in-distribution, cut to ``config.eval_limit`` images each."""
-    from .data import load_dataset
+    from .training import load_test
 
-    like = load_dataset(config.dataset, "test", data_dir=config.data_dir).shape
-    sets = [seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED) for s in load_ood_sets(ood, like, config.data_dir, log)]
+    in_test = load_test(config)
+    sets = [seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED)
+            for s in load_ood_sets(ood, in_test.shape, config.data_dir, log, stream=getattr(in_test, "workers", None))]
     if config.eval_limit:
         log("out-distributions: " + ", ".join(f"{s.name} {len(s)} images" for s in sets)
             + f" (fixed subsets, seed {EVAL_SUBSET_SEED})")

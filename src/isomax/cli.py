@@ -11,7 +11,8 @@ from .presets import get_preset, presets_help
 
 # Flags that override fields of a preset's TrainConfig: flag -> (field, type, help)
 _CONFIG_FLAGS = {
-    "--dataset": ("dataset", str, "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn)"),
+    "--dataset": ("dataset", str, "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn), or PATH: a folder "
+                                  "with train/<class>/ (optional val/<class>/, test/<class>/) images of any size"),
     "--model": ("model", str, "model name (see isomax.models.list_models()), or timm:NAME / torchvision:NAME"),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "global batch size"),
@@ -35,6 +36,12 @@ _CONFIG_FLAGS = {
     "--warmup-epochs": ("warmup_epochs", float, "warm-up of the onecycle and cosine schedules, in epochs"),
     "--head-lr": ("head_lr", float, "learning rate of the new head and its prototypes (default: --lr)"),
     "--label-smoothing": ("label_smoothing", float, "label smoothing of the loss, in [0, 1) (default 0)"),
+    "--img-size": ("img_size", int, "folder data sets: input side in pixels (default 224); training random-resized-crop "
+                                    "+ flip, evaluation resize + center crop"),
+    "--eval-batch-size": ("eval_batch_size", int, "batch size of validation and evaluation"),
+    "--workers": ("workers", int, "decoding workers of the streaming path (default: min(8, CPUs - 1))"),
+    "--data-path": ("data_path", str, "auto, memory or stream (default auto: stream when the decoded training set "
+                                      "would exceed 1 GiB; the log says which)"),
 }
 
 
@@ -44,6 +51,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, dest=f"cfg_{field}", type=typ, default=None, metavar=field.upper(), help=help_)
     g.add_argument("--no-amp", dest="cfg_amp", action="store_const", const=False, default=None,
                    help="disable bfloat16 autocast on CUDA")
+    g.add_argument("--mean", dest="cfg_mean", type=float, nargs="+", default=None, metavar="M",
+                   help="per-channel normalisation mean in [0, 1] (default: the set's, or computed on a training sample)")
+    g.add_argument("--std", dest="cfg_std", type=float, nargs="+", default=None, metavar="S",
+                   help="per-channel normalisation std (with --mean)")
+    g.add_argument("--strict", dest="cfg_strict", action="store_const", const=True, default=None,
+                   help="folder data sets: fail on an empty or unreadable image file instead of skipping it")
 
 
 def _detector_names() -> tuple[str, ...]:
@@ -82,7 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
                "(flags, paths, checkpoints, a run directory in use), 3 training diverged.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep):
+    for add in (_add_train, _add_evaluate, _add_bench, _add_report, _add_sweep, _add_shard, _add_cache):
         add(sub)
     from .deploy.commands import add_calibrate_parser, add_export_parser, add_predict_parser, add_threshold_parser
 
@@ -193,6 +206,58 @@ def _add_sweep(sub) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def _add_shard(sub) -> None:
+    p = sub.add_parser("shard", help="write an image folder as WebDataset tar shards",
+                       description="Write FOLDER (train/<class>/, optional val/ and test/) as OUT/{train,val,test}-NNNNNN.tar "
+                                   "+ OUT/dataset.json, for `isomax train --dataset OUT` (or 'OUT/train-{000000..000009}.tar'). "
+                                   "Reading them needs the optional extra isomax[shards] (webdataset).")
+    p.add_argument("folder", type=Path, metavar="FOLDER")
+    p.add_argument("out", type=Path, metavar="OUT")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="without FOLDER/val/: stratified fraction of train/ written as the val shards (default 0.1)")
+    p.add_argument("--strict", action="store_true", help="fail on an empty image file instead of skipping it")
+    p.set_defaults(func=_cmd_shard)
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="show or clear the decoded-image cache",
+                       description="The in-memory path keeps decoded image folders and archives in $ISOMAX_CACHE/decoded "
+                                   "(default ~/.cache/isomax/decoded), at most $ISOMAX_CACHE_MAX_GB GiB (default 4; 0: off), "
+                                   "least recently used entries evicted first. The streaming path writes no cache.")
+    p.add_argument("action", choices=("info", "clear"))
+    p.set_defaults(func=_cmd_cache)
+
+
+def _cmd_shard(args: argparse.Namespace, command_line: str) -> int:
+    from .data.shards import write_shards
+
+    if not args.folder.is_dir():
+        raise FileNotFoundError(f"FOLDER {args.folder} is not an existing directory")
+    _check_out(args.out, "OUT")
+    out = write_shards(args.folder, args.out, shard_size=args.shard_size, val_fraction=args.val_fraction,
+                       strict=args.strict)
+    print(f"wrote {out}; train with: isomax train --dataset {out} ...")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace, command_line: str) -> int:
+    from .data.cache import cache_clear, cache_entries, cache_max_bytes
+    from .data.paths import cache_dir
+
+    where = cache_dir() / "decoded"
+    if args.action == "clear":
+        n, size = cache_clear()
+        print(f"removed {n} entries ({size / 2**30:.2f} GiB) from {where}")
+        return 0
+    entries = cache_entries()
+    for e in sorted(entries, key=lambda e: -e["mtime"]):
+        print(f"{e['bytes'] / 2**20:10.1f} MiB  {e['key']}  {e['name']}")
+    print(f"{len(entries)} entries, {sum(e['bytes'] for e in entries) / 2**30:.2f} GiB of "
+          f"{cache_max_bytes() / 2**30:.2f} GiB in {where}")
+    return 0
+
+
 # ---- argument checks (one line, naming the flag; before anything is loaded or written) ----------
 SEED_MAX = 2**32 - 1  # seeds are also numpy seeds
 
@@ -283,7 +348,7 @@ def _cmd_train(args: argparse.Namespace, command_line: str) -> int:
     from . import distributed
     from .training import train
 
-    config = _train_config(args)
+    config = _folder_eval_batch(_train_config(args), args)
     if args.print_config:
         from .config_file import to_toml
 
@@ -316,6 +381,17 @@ def _train_config(args: argparse.Namespace):
     if preset is None and args.config is not None:
         return TrainConfig().replace(**changes)
     return get_preset(preset or "fashion-mnist-quick").config(**changes)
+
+
+def _folder_eval_batch(config, args: argparse.Namespace):
+    """Folder data sets (--dataset PATH) evaluate in batches of --batch-size unless --eval-batch-size says
+    otherwise: the presets' 1,000 was sized for 28-32 px images (1,000 x 3 x 224 x 224 activations do
+    not fit in memory)."""
+    from .training import _is_folder
+
+    if getattr(args, "cfg_eval_batch_size", None) is None and _is_folder(config):
+        return config.replace(eval_batch_size=config.batch_size)
+    return config
 
 
 def _run_keys(run_dirs: list[Path]) -> list[str]:
@@ -366,8 +442,12 @@ def _cmd_bench(args: argparse.Namespace, command_line: str) -> int:
     from . import tables
     from .bench import run_bench
 
+    overrides = _overrides(args)
+    base = get_preset(args.preset).config(**overrides)
+    if _folder_eval_batch(base, args) is not base:  # a folder data set: evaluate in --batch-size batches
+        overrides["eval_batch_size"] = base.batch_size
     records = run_bench(args.preset, range(args.seeds), args.out, losses=args.losses, ood=args.ood,
-                        overrides=_overrides(args), progress=not args.no_progress, command=command_line,
+                        overrides=overrides, progress=not args.no_progress, command=command_line,
                         methods=args.methods, methods_on=args.methods_on, outlier_data=args.outlier_data,
                         detector_options=_detector_options(args))
     _print_tables(records, tables.seamless_table, f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")

@@ -136,6 +136,9 @@ def shard_batches(batches: Iterable[tuple[Tensor, Tensor | None]], rank_: int, w
     Equal slices when ``N`` divides ``B`` (training batches); otherwise the slices differ by at
     most one row and may be empty (validation), and together they cover the batch exactly once.
     """
+    if getattr(batches, "sharded", False):  # a loader that already yields this process's share (streaming path)
+        yield from batches
+        return
     for x, y in batches:
         if world == 1:
             yield x, y

@@ -52,7 +52,7 @@ def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batc
     from .data import BatchLoader
 
     model.eval()
-    loader = BatchLoader(data, batch_size, mean=mean, std=std, device=device)
+    loader = _batches(data, mean, std, device, batch_size)
     out = []
     for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
         with autocast(device, amp):
@@ -131,15 +131,27 @@ def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence,
 def _batches(data, mean, std, device, batch_size):
     from .data import BatchLoader
 
+    if hasattr(data, "loader"):  # files read by the streaming path (isomax.data.streaming.FileImages)
+        return data.loader(batch_size, mean, std, device)
     return BatchLoader(data, batch_size, mean=mean, std=std, device=device)
 
 
-def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print) -> list:
+def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print,
+                  stream: int | None = None) -> list:
     """Out-distribution sets converted ``like`` the in-distribution, each under a unique name (see
-    :func:`isomax.runs.unique_keys`; the same input listed twice is refused)."""
+    :func:`isomax.runs.unique_keys`; the same input listed twice is refused). With ``stream`` (a number
+    of workers: a folder run), image folders are read by the streaming path at the run's input size
+    (same resize + center crop as its test split) instead of being decoded into memory."""
     from .data import load_ood
 
-    sets = [load_ood(name, like=like, data_dir=data_dir) for name in names]
+    def one(name):
+        if stream is not None and Path(name).expanduser().is_dir():
+            from .data.streaming import folder_images
+
+            return folder_images(name, like[1], workers=stream)
+        return load_ood(name, like=like, data_dir=data_dir)
+
+    sets = [one(name) for name in names]
     keys, notes = unique_keys(names, [d.name for d in sets])  # two folders named imgs/ are never merged
     for note in notes:
         log(f"note: out-distributions: {note}")
@@ -165,9 +177,12 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     model, config, run_meta = load_run(run_dir, dev)
     _check_validation_split(run_dir, config, methods)
     data_dir = data_dir or config.data_dir
-    in_test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    from .training import load_test
+
+    in_test = load_test(config, data_dir)
     if ood_sets is None:
-        ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log)
+        ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log,
+                                 stream=getattr(in_test, "workers", None))
     recorded = run_meta.get("data") or {}
     mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)

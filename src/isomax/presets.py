@@ -51,6 +51,13 @@ class TrainConfig:
     optimizer: str = "sgd"  # "sgd" (momentum, nesterov) | "adamw"
     head_lr: float | None = None  # learning rate of the head (prototypes, distance scale) (None: lr)
     label_smoothing: float = 0.0  # passed to the loss (softmax, isomax, isomaxplus)
+    # input (folder data sets: isomax.data.folder / isomax.data.streaming)
+    img_size: int | None = None  # folder data sets: side of the square input (None: 224); registered sets: their own
+    mean: tuple[float, ...] | None = None  # per-channel normalisation (None: the set's, or computed on a training sample)
+    std: tuple[float, ...] | None = None
+    workers: int | None = None  # DataLoader decoding workers of the streaming path (None: min(8, CPUs - 1))
+    data_path: str = "auto"  # auto | memory | stream (auto: stream when the decoded training set would exceed 1 GiB)
+    strict: bool = False  # folder data sets: an unreadable or empty image file is an error instead of skipped
 
     def __post_init__(self) -> None:
         from .heads import canonical_head_name
@@ -85,6 +92,33 @@ class TrainConfig:
         for name in ("lr", "entropic_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Expected `{name}` to be > 0, but got: {getattr(self, name)!r}")
+        self._check_input()
+
+    def _check_input(self) -> None:
+        import os
+
+        if isinstance(self.dataset, (str, os.PathLike)) and os.path.isdir(os.path.join(os.path.expanduser(self.dataset), "train")):
+            self.dataset = os.path.abspath(os.path.expanduser(self.dataset))  # a folder data set: valid from any cwd
+        elif isinstance(self.dataset, str) and self.dataset.endswith(".tar"):
+            from .data.shards import is_shard_dataset
+
+            if is_shard_dataset(self.dataset):  # shards given by pattern: valid from any cwd
+                self.dataset = os.path.abspath(os.path.expanduser(self.dataset))
+        if self.img_size is not None and (isinstance(self.img_size, bool) or not isinstance(self.img_size, int)
+                                          or self.img_size < 8):
+            raise ValueError(f"Expected `img_size` to be an int >= 8, but got: {self.img_size!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise ValueError(f"Expected `workers` to be an int >= 0, but got: {self.workers!r}")
+        if self.data_path not in ("auto", "memory", "stream"):
+            raise ValueError(f"Expected `data_path` to be 'auto', 'memory' or 'stream', but got: {self.data_path!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("Expected `mean` and `std` to be given together (one value, or one per channel)")
+        if self.mean is not None:
+            self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+            if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
+                raise ValueError(f"Expected `mean` and `std` to have 1 or 3 values each, but got: {self.mean!r}, {self.std!r}")
+            if not all(s > 0 for s in self.std):
+                raise ValueError(f"Expected every `std` value to be > 0, but got: {self.std!r}")
 
     def replace(self, **changes) -> "TrainConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -102,7 +136,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"Unknown configuration field(s) in config: {sorted(unknown)}")
         d = dict(d)
-        for key in ("milestones", "ood"):
+        for key in ("milestones", "ood", "mean", "std"):
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         return cls(**d)

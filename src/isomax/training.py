@@ -15,6 +15,7 @@ accuracy (training accuracy with ``val_fraction=0``) is at chance (< ``CHANCE_MA
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import time
@@ -70,6 +71,9 @@ def load_data(config: TrainConfig):
     """
     from .data import load_dataset, train_val_split
 
+    if _is_folder(config):
+        sets = _folder_sets(config)[0]
+        return _limit(config, sets["train"]), sets["val"]
     if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
         raise FileNotFoundError(f"Expected `data_dir` to be an existing directory, but got: {config.data_dir!r}")
     full = load_dataset(config.dataset, "train", data_dir=config.data_dir)
@@ -77,10 +81,106 @@ def load_data(config: TrainConfig):
         train_set, val_set = full, full.subset(torch.zeros(0, dtype=torch.int64))
     else:
         train_set, val_set = train_val_split(full, config.val_fraction, seed=_SPLIT_SEED)
+    return _limit(config, train_set), val_set
+
+
+def _limit(config: TrainConfig, train_set):
     if config.train_limit is not None:
         g = torch.Generator().manual_seed(_SPLIT_SEED)
         train_set = train_set.subset(torch.randperm(len(train_set), generator=g)[: config.train_limit])
-    return train_set, val_set
+    return train_set
+
+
+# ---- folder data sets (isomax.data.folder, isomax.data.streaming) ------------------------------
+MEMORY_PATH_BYTES = 1 << 30  # --data-path auto: in memory while the decoded training set fits in 1 GiB
+
+
+def _is_folder(config: TrainConfig) -> bool:
+    """A data set given by path: an image folder (isomax.data.folder) or tar shards (isomax.data.shards)."""
+    from .data.folder import is_folder_dataset
+    from .data.shards import is_shard_dataset
+
+    return is_folder_dataset(config.dataset) or is_shard_dataset(config.dataset)
+
+
+def _folder_sets(config: TrainConfig):
+    """({"train", "val", "test"}: FileImages or ShardImages, what to record about the source) of a folder run."""
+    from .data.streaming import default_workers
+
+    workers = default_workers() if config.workers is None else config.workers
+    return _load_folder_cached(str(config.dataset), config.img_size, config.val_fraction, workers, config.strict)
+
+
+@functools.lru_cache(maxsize=4)  # one listing per process (training and its final threshold, evaluate)
+def _load_folder_cached(root, img_size, val_fraction, workers, strict):
+    from .data.folder import DEFAULT_IMG_SIZE, load_folder
+    from .data.shards import MANIFEST, is_shard_dataset, load_shards
+
+    if is_shard_dataset(root):
+        sets = load_shards(root, img_size or DEFAULT_IMG_SIZE, workers)
+        return sets, dict(source=str(root), split=f"as written in {MANIFEST}", skipped=0)
+    sets, s = load_folder(root, img_size, val_fraction=val_fraction, workers=workers, strict=strict)
+    return sets, dict(source=str(s.root), split=s.split, skipped=len(s.skipped))
+
+
+def load_test(config: TrainConfig, data_dir=None):
+    """The in-distribution test split of a run: the registered set's, or a folder's ``test/`` (else its validation split)."""
+    from .data import load_dataset
+
+    if _is_folder(config):
+        return _folder_sets(config)[0]["test"]
+    if config.img_size is not None:
+        _check_registered_size(config)
+    return load_dataset(config.dataset, "test", data_dir=data_dir or config.data_dir)
+
+
+def _check_registered_size(config: TrainConfig) -> None:
+    from .data import dataset_info
+
+    if not _is_folder(config) and config.img_size is not None:
+        shape = dataset_info(config.dataset).shape
+        if (shape[1], shape[2]) != (config.img_size, config.img_size):
+            raise ValueError(f"--img-size {config.img_size}: {config.dataset} images are {shape[1]}x{shape[2]}; "
+                             "--img-size applies to folder data sets (--dataset PATH)")
+
+
+def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
+    from .data import normalization
+    from .data.streaming import FileImages, sample_mean_std
+
+    if config.mean is not None:
+        c = train_set.shape[0]
+        return (config.mean * c if len(config.mean) == 1 else config.mean), (config.std * c if len(config.std) == 1 else config.std)
+    if isinstance(train_set, FileImages):
+        return sample_mean_std(train_set)
+    if hasattr(train_set, "urls"):  # shards: the first batches of the evaluation order
+        from .data.shards import sample_mean_std_shards
+
+        return sample_mean_std_shards(train_set)
+    return normalization(config.dataset)
+
+
+def _choose_path(config: TrainConfig, train_set) -> tuple[str, str]:
+    """("memory" | "stream", the reason, for the log)."""
+    from .data.shards import ShardImages
+    from .data.streaming import FileImages
+
+    if isinstance(train_set, ShardImages):
+        if config.data_path == "memory":
+            raise ValueError(f"--data-path memory: {config.dataset} is a shard data set, always streamed")
+        return "stream", f"{config.dataset}: {len(train_set)} training images in {len(train_set.urls)} shards: stream path"
+    if not isinstance(train_set, FileImages):
+        if config.data_path == "stream":
+            raise ValueError(f"--data-path stream needs a folder data set (--dataset PATH); {config.dataset} is "
+                             "a registered set, always held in memory")
+        return "memory", f"{config.dataset}: in memory (a registered set)"
+    c, h, w = train_set.shape
+    need = len(train_set) * c * h * w
+    size = f"{len(train_set)} training images x {c}x{h}x{w} = {need / 2**30:.2f} GiB decoded"
+    if config.data_path != "auto":
+        return config.data_path, f"{size}; --data-path {config.data_path}"
+    path = "memory" if need <= MEMORY_PATH_BYTES else "stream"
+    return path, f"{size} {'<=' if path == 'memory' else '>'} {MEMORY_PATH_BYTES / 2**30:g} GiB: {path} path (--data-path to force)"
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -129,17 +229,21 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
                            weight_decay=config.weight_decay)
 
 
-def input_normalization(config: TrainConfig, model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of the inputs: the configuration's own if it sets them, else a timm model's pretrained
-    configuration when starting from pretrained weights (they were trained with it), else the dataset's."""
+def input_normalization(config: TrainConfig, model: nn.Module, data_norm=None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the inputs: ``--mean/--std`` if given, else a timm model's pretrained configuration
+    when starting from pretrained weights (they were trained with it), else ``data_norm`` (the data's: the
+    registered set's, or computed on a training sample of a folder; None: the registered set's)."""
     from .data import normalization
     from .models import library_data_config
 
-    if getattr(config, "mean", None) and getattr(config, "std", None):  # --mean/--std, where the config has them
+    if config.mean is None and config.pretrained:
+        timm_cfg = library_data_config(model)
+        if timm_cfg is not None:
+            return tuple(timm_cfg["mean"]), tuple(timm_cfg["std"])
+    if data_norm is not None:
+        return data_norm
+    if config.mean is not None:
         return tuple(config.mean), tuple(config.std)
-    timm_cfg = library_data_config(model) if config.pretrained else None
-    if timm_cfg is not None:
-        return timm_cfg["mean"], timm_cfg["std"]
     return normalization(config.dataset)
 
 
@@ -201,9 +305,15 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
     world = dist.world_size()
     if config.batch_size % world:
         raise ValueError(f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})")
-    loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                         flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)
-    val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device)
+    if hasattr(train_set, "loader"):  # the streaming path: each rank decodes its share in the workers
+        loader = train_set.loader(config.batch_size, mean, std, device, train=True, augment=config.augment,
+                                  flip=config.flip, seed=config.seed, rank=dist.rank(), world=world, persistent=True)
+        val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world,
+                                    persistent=config.epochs > 1)
+    else:
+        loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
+                             flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)
+        val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
@@ -225,7 +335,20 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = dist.device_for_rank(resolve_device(config.device))
+    _check_registered_size(config)
     train_set, val_set = load_data(config)
+    mean, std = _normalization(config, train_set)
+    path, why = _choose_path(config, train_set)
+    extra = dict(data_path=path, data_path_reason=why)
+    if hasattr(train_set, "img_size"):  # a folder data set: the recipe every later command reuses
+        from .data.streaming import materialize
+
+        extra.update(img_size=train_set.img_size, **_folder_sets(config)[1], eval_transform="resize shorter side + center crop (ratio 1.0)",
+                     train_transform="none (as evaluation)" if not config.augment else
+                     ("random-resized-crop" if path == "stream" else f"crop with zero padding {config.pad}")
+                     + (" + flip" if config.flip else ""))
+        if path == "memory":
+            train_set, val_set = materialize(train_set), materialize(val_set)
 
     torch.manual_seed(config.seed)
     model = build_model(config, train_set.num_classes, train_set.shape[0])
@@ -234,7 +357,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
 
         load_pretrained(model, config.pretrained)
     model = model.to(device)
-    mean, std = input_normalization(config, model)
+    mean, std = input_normalization(config, model, (mean, std))
     loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
     # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
     for m in model.modules():
@@ -247,7 +370,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(loader))
     return _Setup(config, device, train_set, val_set, loader, val_loader, outliers, model, loss_fn, optimizer,
-                  scheduler, runs.data_info(train_set, mean, std))
+                  scheduler, {**runs.data_info(train_set, mean, std), **extra})
 
 
 def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
@@ -398,6 +521,9 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bo
     if len(s.val_set) == 0 and rank0:
         log(f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
             "accuracy or loss (divergence is judged on the training accuracy)")
+    if rank0 and "img_size" in s.data:  # a folder or shard data set: which path and why
+        log(f"[{run_dir.name}] data: {s.data['data_path_reason']}"
+            + (f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)" if s.data.get("skipped") else ""))
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
         start_epoch, history = _resume(s, ckpt_path)

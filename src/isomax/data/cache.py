@@ -5,10 +5,18 @@ An entry is ``<cache_dir>/decoded/<key>.images.npy`` (uint8 N, C, H, W), optiona
 data set's name and a fingerprint of its files (relative path, size, mtime): a changed file gives a
 new key. Reading is safe from untrusted caches: ``np.load(allow_pickle=False)`` and JSON, never
 pickle; a broken or inconsistent entry is ignored and rebuilt.
+
+Location and size: ``$ISOMAX_CACHE/decoded`` (default ``~/.cache/isomax/decoded``), at most
+``$ISOMAX_CACHE_MAX_GB`` GiB (default 4; 0 disables the cache). Writing an entry first removes the
+least recently used ones until it fits; an entry larger than the cap is not written. ``isomax cache
+info`` lists the entries, ``isomax cache clear`` removes them (:func:`cache_entries`,
+:func:`cache_clear`). Only the in-memory path uses this cache; the streaming path decodes in its
+workers and writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +29,7 @@ from .images import IMAGE_EXTENSIONS
 from .paths import cache_dir, check_not_loop
 
 __all__ = ["CACHE_VERSION", "fingerprint", "scan_tree", "tree_fingerprint", "cache_load",
-           "cache_save"]
+           "cache_save", "cache_max_bytes", "cache_entries", "cache_clear"]
 
 #: part of every key: bump it when the decoded pixels of an unchanged file would change
 CACHE_VERSION = "2"  # 2: EXIF orientation applied
@@ -89,6 +97,8 @@ def cache_load(key: str) -> tuple[np.ndarray, np.ndarray | None, dict] | None:
             return None
         if labels is not None and (labels.dtype != np.int64 or labels.shape != (meta["n"],)):
             return None
+        with contextlib.suppress(OSError):
+            os.utime(meta_p)  # recently used: evicted last
         return images, labels, meta
     except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt
         return None
@@ -97,7 +107,18 @@ def cache_load(key: str) -> tuple[np.ndarray, np.ndarray | None, dict] | None:
 def cache_save(key: str, images: np.ndarray, labels: np.ndarray | None, meta: dict) -> None:
     """Write a cache entry atomically (each file via a temporary name); errors are ignored."""
     d = cache_dir() / "decoded"
+    size = images.nbytes + (0 if labels is None else labels.nbytes)
+    cap = cache_max_bytes()
+    if size > cap:  # larger than the whole cache: decode again next time rather than evict everything
+        return
     try:
+        used = cache_entries()
+        total = sum(e["bytes"] for e in used)
+        for e in sorted(used, key=lambda e: e["mtime"]):  # least recently used first
+            if total + size <= cap:
+                break
+            _remove_entry(d, e["key"])
+            total -= e["bytes"]
         d.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
         tmp_i, tmp_l = d / f".{key}.{pid}.images.npy", d / f".{key}.{pid}.labels.npy"
@@ -112,3 +133,55 @@ def cache_save(key: str, images: np.ndarray, labels: np.ndarray | None, meta: di
         os.replace(tmp_m, d / f"{key}.json")
     except OSError:  # read-only home etc.: just don't cache
         pass
+
+
+DEFAULT_CACHE_MAX_GB = 4.0
+
+
+def cache_max_bytes() -> int:
+    """The cap of the decoded-image cache in bytes: ``$ISOMAX_CACHE_MAX_GB`` GiB (default 4; 0 disables it)."""
+    raw = os.environ.get("ISOMAX_CACHE_MAX_GB", "").strip()
+    try:
+        gb = float(raw) if raw else DEFAULT_CACHE_MAX_GB
+    except ValueError:
+        raise ValueError(f"Expected ISOMAX_CACHE_MAX_GB to be a number of GiB, but got: {raw!r}") from None
+    if not gb >= 0:
+        raise ValueError(f"Expected ISOMAX_CACHE_MAX_GB to be >= 0, but got: {raw!r}")
+    return int(gb * 2**30)
+
+
+def cache_entries() -> list[dict]:
+    """Every entry of the decoded-image cache: key, name, bytes (all its files), mtime (last use)."""
+    d = cache_dir() / "decoded"
+    if not d.is_dir():
+        return []
+    out = []
+    for meta_p in d.glob("*.json"):
+        key = meta_p.name[: -len(".json")]
+        files = [meta_p, d / f"{key}.images.npy", d / f"{key}.labels.npy"]
+        size = sum(f.stat().st_size for f in files if f.is_file())
+        try:
+            name = json.loads(meta_p.read_text()).get("source", "?")
+        except (OSError, ValueError):
+            name = "?"
+        out.append(dict(key=key, name=name, bytes=size, mtime=meta_p.stat().st_mtime))
+    return out
+
+
+def _remove_entry(d: Path, key: str) -> None:
+    for suffix in (".json", ".images.npy", ".labels.npy"):
+        (d / f"{key}{suffix}").unlink(missing_ok=True)
+
+
+def cache_clear() -> tuple[int, int]:
+    """Remove every entry (and stray temporary files) of the decoded-image cache: (entries, bytes) removed."""
+    d = cache_dir() / "decoded"
+    entries = cache_entries()
+    for e in entries:
+        _remove_entry(d, e["key"])
+    if d.is_dir():
+        for tmp in d.glob(".*.npy"):
+            tmp.unlink(missing_ok=True)
+        for tmp in d.glob(".*.json"):
+            tmp.unlink(missing_ok=True)
+    return len(entries), sum(e["bytes"] for e in entries)
