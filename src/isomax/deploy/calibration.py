@@ -253,10 +253,9 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     """Fit the temperature of a run on its validation split, measure ECE/NLL/Brier on test before and
     after, and write ``calibration.json`` (read by :func:`load_calibrated_run`, hence by ``isomax predict``,
     ``threshold`` and ``export``). Refit the threshold afterwards (``isomax threshold RUN_DIR``)."""
-    from ..data import load_dataset
     from ..runs import recorded_normalization
     from ..evaluation import predict_logits
-    from ..training import load_data, load_run, resolve_device
+    from ..training import load_data, load_run, load_test, resolve_device
 
     dev = resolve_device(device)
     model, config, meta = load_run(run_dir, dev)  # uncalibrated: the fit starts from the trained temperature
@@ -264,7 +263,7 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     _, val = load_data(config.replace(data_dir=data_dir))
     if len(val) == 0:
         raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0) to fit a temperature on")
-    test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    test = load_test(config, data_dir)
     mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
     t0 = _model_temperature(model)
     logits_val = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)

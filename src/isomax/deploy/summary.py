@@ -25,17 +25,16 @@ def deploy_summary(run_dir: str | os.PathLike, *, target_tpr: float = 0.95, scor
     """``{"loss", "accuracy", "scores": {score: {threshold, val_tpr, test_tpr, aurc, e_aurc, ...}},
     "calibration": {"temperature", "before", "after"}, "calibrated_scores": {score: {...}}}`` of a run
     directory (model as trained, then with the validation-fitted temperature)."""
-    from ..data import load_dataset
     from ..runs import recorded_normalization
     from ..evaluation import applicable_scores, predict_logits
     from ..scores import SCORES
-    from ..training import load_data, load_run, resolve_device
+    from ..training import load_data, load_run, load_test, resolve_device
 
     dev = resolve_device(device)
     model, config, meta = load_run(run_dir, dev)
     data_dir = data_dir or config.data_dir
     _, val = load_data(config.replace(data_dir=data_dir))
-    test = load_dataset(config.dataset, "test", data_dir=data_dir)
+    test = load_test(config, data_dir)
     mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
     lv = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
     lt = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)

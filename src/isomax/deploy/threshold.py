@@ -386,7 +386,7 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
     from ..runs import recorded_normalization
     from ..evaluation import applicable_scores, predict_logits
     from ..scores import SCORES
-    from ..training import load_data, resolve_device
+    from ..training import load_data, load_test, resolve_device
     from .calibration import load_calibrated_run
 
     dev = resolve_device(device)
@@ -406,9 +406,7 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
                             batch_size=config.eval_batch_size, amp=config.amp, progress=progress)
     t.extra["dataset"] = config.dataset
     if report_test:
-        from ..data import load_dataset
-
-        test = load_dataset(config.dataset, "test", data_dir=data_dir or config.data_dir)
+        test = load_test(config, data_dir)
         test_logits = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
         t.extra["test_tpr"] = float(t.accept(SCORES[score](test_logits)).double().mean())
         t.extra["test_n"] = len(test)
