@@ -1,8 +1,8 @@
 """The README's fine-tuning example, end to end at small size: train timm:resnet18 from a local
 .safetensors file, then predict and export (no downloads: the test writes the weights itself).
 
-The data is a tiny CIFAR-10 image folder (the registered ``cifar10`` set, 32 px). When ``--dataset
-PATH`` / ``--img-size`` exist, TRAIN becomes ``--dataset <folder> --img-size 64`` as in the README.
+The data is a tiny folder of photos of mixed sizes (``train/<class>/``, ``test/<class>/``), read with
+``--dataset PATH --img-size 64`` as in the README.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 def _photos(root, n_train=12, n_test=3):
-    """``root/cifar10/{train,test}/<class>/*.png``: class k has a bright band at rows 3k..3k+2."""
+    """``root/cifar10/{train,test}/<class>/*.png`` of sizes 40..80 px: class k has a bright band at 3k/32
+    of the height."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -28,8 +29,9 @@ def _photos(root, n_train=12, n_test=3):
             folder = root / "cifar10" / split / name
             folder.mkdir(parents=True)
             for i in range(n):
-                image = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
-                image[3 * k:3 * k + 3] = 230
+                h, w = (int(v) for v in rng.integers(40, 81, 2))
+                image = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+                image[3 * k * h // 32:(3 * k + 3) * h // 32] = 230
                 Image.fromarray(image).save(folder / f"{i:04d}.png")
     return root
 
@@ -46,7 +48,7 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     source = timm.create_model("resnet18", pretrained=False)  # stands for the user's downloaded weights
     save_file(source.state_dict(), str(tmp_path / "resnet18.safetensors"))
     run = tmp_path / "run"
-    train = ["train", "--dataset", "cifar10", "--data-dir", str(data), "--model", "timm:resnet18",
+    train = ["train", "--dataset", str(data / "cifar10"), "--img-size", "64", "--model", "timm:resnet18",
              "--pretrained", str(tmp_path / "resnet18.safetensors"), "--optimizer", "adamw", "--lr", "1e-3",
              "--head-lr", "1e-2", "--lr-schedule", "cosine", "--label-smoothing", "0.1", "--epochs", "2",
              "--batch-size", "16", "--val-fraction", "0.25", "--threads", "1", "--no-progress", "--out", str(run)]
@@ -69,11 +71,11 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     assert main(["export", str(run), "--out", str(tmp_path / "model.onnx")]) == 0
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
-    images = np.random.default_rng(1).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    images = np.random.default_rng(1).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     logits = session.run(None, {session.get_inputs()[0].name: images})[0]
-    from isomax.runs import load_run
+    from isomax.deploy.calibration import load_calibrated_run
 
-    model, _, meta = load_run(run)
+    model, _, meta = load_calibrated_run(run)  # `isomax train` calibrated it: the graph holds the temperature
     mean = torch.tensor(meta["data"]["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(meta["data"]["std"]).view(1, 3, 1, 1)
     with torch.no_grad():

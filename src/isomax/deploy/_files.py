@@ -78,8 +78,8 @@ def finite_number(name: str, value, *, positive: bool = False, allow_nan: bool =
 
 
 def model_fingerprint(model: nn.Module | dict) -> str:
-    """SHA-256 (hex) of a model's ``state_dict`` (names, dtypes, shapes, bytes), the head's ``temperature``
-    buffer left out (the temperature is recorded and checked on its own). A model whose ``nn.Linear`` head
+    """SHA-256 (hex) of a model's ``state_dict`` (names, dtypes, shapes, bytes), the heads' ``temperature``
+    buffers left out (the temperature is recorded and checked on its own). A model whose ``nn.Linear`` head
     had a temperature folded in (:func:`isomax.deploy.apply_temperature`) keeps the fingerprint of its
     weights before the fold."""
     if isinstance(model, nn.Module):
@@ -91,7 +91,7 @@ def model_fingerprint(model: nn.Module | dict) -> str:
         state = model
     h = hashlib.sha256()
     for key in sorted(state):
-        if key == "head.temperature":
+        if key.rpartition(".")[2] == "temperature":  # a head's temperature buffer (`head.`, `net.fc.` of timm models)
             continue
         t = state[key]
         if not isinstance(t, torch.Tensor):
