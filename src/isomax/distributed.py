@@ -12,9 +12,10 @@ forces gloo, e.g. to debug on a GPU machine). Each process takes the GPU of its 
 
 How a run is split:
 
-- **Batches.** Every process builds the same *global* batch (same seed, same shuffle, same
-  augmentation draws: the loaders are deterministic in ``(seed, epoch)``) and keeps its own
-  contiguous slice (:func:`shard_batches`); ``--batch-size`` is the global batch and must be
+- **Batches.** Every process takes its own contiguous slice of the same *global* batch (same seed,
+  same shuffle, same augmentation draws: the loaders are deterministic in ``(seed, epoch)``); the
+  training loaders gather and augment only that slice (``BatchLoader(shard=...)``, the streaming
+  path's sampler), other iterables are sliced by :func:`shard_batches`; ``--batch-size`` is the global batch and must be
   divisible by the number of processes. DDP averages the gradients of the per-process mean
   losses, which is the gradient of the global-batch mean loss. Outlier Exposure batches are
   sliced the same way.

@@ -311,16 +311,19 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
         val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world,
                                     persistent=config.epochs > 1)
     else:
+        shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
         loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                             flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)
-        val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device)
+                             flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed,
+                             shard=shard)
+        val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
 
         out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=config.data_dir)
         outliers = BatchLoader(out_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                               flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed + 7919)
+                               flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed + 7919,
+                               shard=(dist.rank(), world) if world > 1 else None)
         if len(outliers) == 0:
             raise ValueError(f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}")
     if len(loader) == 0:

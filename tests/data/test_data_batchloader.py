@@ -167,3 +167,21 @@ def test_train_val_split_zero_keeps_everything():
         assert torch.equal(tr.images, d.images) and torch.equal(tr.labels, d.labels)
         assert len(va) == 0 and va.images.shape == (0, 1, 1, 1) and va.labels.shape == (0,)
         assert tr.classes == va.classes == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("pad, flip", [(2, True), (0, True), (2, False)])
+def test_shards_together_equal_the_global_batches(world, pad, flip):
+    """Distributed in-memory path: each process gathers and augments only its rows, with the crops and
+    flips the whole batch draws; the slices of all processes are the one-process batches, row for row."""
+    d = make_data(50)
+    kw = dict(shuffle=True, augment=True, pad=pad, flip=flip, mean=(0.5,), std=(0.5,), seed=3)
+    whole = list(D.BatchLoader(d, 16, **kw))
+    parts = [list(D.BatchLoader(d, 16, shard=(r, world), **kw)) for r in range(world)]
+    assert all(len(p) == len(whole) for p in parts)
+    for i, (x, y) in enumerate(whole):
+        assert max(len(p[i][0]) for p in parts) < len(x)  # no process holds the global batch
+        torch.testing.assert_close(torch.cat([p[i][0] for p in parts]), x, rtol=0, atol=0)
+        assert torch.equal(torch.cat([p[i][1] for p in parts]), y)
+    with pytest.raises(ValueError, match="shard"):
+        D.BatchLoader(d, 16, mean=(0.5,), std=(0.5,), shard=(2, 2))

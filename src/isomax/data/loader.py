@@ -97,6 +97,11 @@ class BatchLoader:
     Each ``iter()`` uses the current epoch and then advances it by one; :meth:`set_epoch` sets the
     epoch of the next iteration (call it before every epoch to resume training exactly).
     ``y`` is None for unlabelled data.
+
+    ``shard=(rank, world)`` (distributed training): each iteration yields only this process's contiguous
+    slice ``[rank*B//world, (rank+1)*B//world)`` of every global batch, gathered and augmented alone, with
+    the random crops and flips the whole batch would have drawn: the slices of all processes together
+    equal the one-process batches, and no process builds the global batch.
     """
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
@@ -104,7 +109,8 @@ class BatchLoader:
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  device: str | torch.device = "cpu", drop_last: bool = False,
                  seed: int | None = None, generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False):
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 shard: tuple[int, int] | None = None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if pad < 0:
@@ -132,6 +138,10 @@ class BatchLoader:
         self.epoch = 0
         self._images = data.images.to(self.device)
         self._labels = None if data.labels is None else data.labels.to(self.device)
+        if shard is not None and not (0 <= shard[0] < shard[1]):
+            raise ValueError(f"Expected `shard` to be (rank, world) with 0 <= rank < world, but got: {shard!r}")
+        self.shard = shard
+        self.sharded = shard is not None  # isomax.distributed.shard_batches passes these batches through
 
     def __len__(self) -> int:
         n = len(self.data)
@@ -176,15 +186,25 @@ class BatchLoader:
         nb = len(self)
         for i in range(nb):
             lo, hi = i * self.batch_size, min(n, (i + 1) * self.batch_size)
-            if perm is None:
-                xb = self._images[lo:hi]
-                yb = None if self._labels is None else self._labels[lo:hi]
+            b = hi - lo
+            if self.shard is not None:  # this process's rows of the global batch
+                rank, world = self.shard
+                first, last = rank * b // world, (rank + 1) * b // world
             else:
-                idx = perm[lo:hi]
+                first, last = 0, b
+            if perm is None:
+                xb = self._images[lo + first:lo + last]
+                yb = None if self._labels is None else self._labels[lo + first:lo + last]
+            else:
+                idx = perm[lo + first:lo + last]
                 xb = self._images.index_select(0, idx)
                 yb = None if self._labels is None else self._labels.index_select(0, idx)
             if self.augment:
-                xb = random_crop_flip(xb, self.pad, self.flip, generator=ga)
+                # draw the whole batch's crops and flips (as random_crop_flip would), keep this slice's
+                offsets = (torch.randint(0, 2 * self.pad + 1, (b, 2), generator=ga) if self.pad > 0
+                           else torch.zeros((b, 2), dtype=torch.int64))
+                flips = (torch.rand(b, generator=ga) < 0.5) if self.flip else torch.zeros(b, dtype=torch.bool)
+                xb = random_crop_flip(xb, self.pad, flips[first:last], offsets=offsets[first:last])
             yield self._normalise(xb), yb
 
 
