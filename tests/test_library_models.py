@@ -228,6 +228,23 @@ def test_print_config_cli(capsys):
     assert main(["train", "--model", "cnn-28"]) == 2  # no --out: a one-line error
 
 
+def test_folder_run_from_pretrained_timm_weights_takes_their_input_size(tmp_path, capsys):
+    from PIL import Image
+
+    from isomax.cli import main
+
+    for name in ("a", "b"):
+        (tmp_path / "photos" / "train" / name).mkdir(parents=True)
+        Image.new("RGB", (50, 40)).save(tmp_path / "photos" / "train" / name / "0.png")
+    common = ["train", "--print-config", "--dataset", str(tmp_path / "photos"), "--model", "timm:vit_tiny_patch16_384"]
+    assert main(common + ["--pretrained", "w.safetensors"]) == 0
+    assert "img_size = 384" in capsys.readouterr().out  # timm's pretrained configuration, no download
+    assert main(common + ["--pretrained", "w.safetensors", "--img-size", "64"]) == 0
+    assert "img_size = 64" in capsys.readouterr().out  # the flag wins
+    assert main(common) == 0
+    assert "img_size = 384" not in capsys.readouterr().out  # random weights: the folder default
+
+
 # ---- save_run --------------------------------------------------------------------------------
 def test_save_run_timm_model_rebuilds_identically(tmp_path):
     from isomax import convert

@@ -379,8 +379,23 @@ def _train_config(args: argparse.Namespace):
     flags = {k: v for k, v in (("loss", args.loss), ("seed", args.seed)) if v is not None}
     changes = {**file, **flags, **_overrides(args)}
     if preset is None and args.config is not None:
-        return TrainConfig().replace(**changes)
-    return get_preset(preset or "fashion-mnist-quick").config(**changes)
+        config = TrainConfig().replace(**changes)
+    else:
+        config = get_preset(preset or "fashion-mnist-quick").config(**changes)
+    return _pretrained_img_size(config)
+
+
+def _pretrained_img_size(config):
+    """A folder data set trained from pretrained timm weights without --img-size: the input size of the
+    model's pretrained configuration (recorded in config.json, so every later command uses it)."""
+    from .models.library import pretrained_img_size
+    from .training import _is_folder
+
+    if config.img_size is None and config.pretrained and _is_folder(config):
+        size = pretrained_img_size(config.model)
+        if size is not None:
+            return config.replace(img_size=size)
+    return config
 
 
 def _folder_eval_batch(config, args: argparse.Namespace):

@@ -150,6 +150,16 @@ def create_library_model(spec: str, num_classes: int = 10, head: str = "softmax"
     return LibraryModel(spec, net, paths, names, kind)
 
 
+def pretrained_img_size(spec: str) -> int | None:
+    """The input side of a timm model's pretrained configuration (``resnet18``: 224), read from timm's
+    registry without building the model or downloading anything; None for other models."""
+    if not is_library_spec(spec) or _split(spec)[0] != "timm":
+        return None
+    cfg = _import_timm().models.get_pretrained_cfg(_split(spec)[1])
+    size = getattr(cfg, "input_size", None)
+    return int(size[-1]) if size else None
+
+
 def library_data_config(model: nn.Module) -> dict | None:
     """``{"input_size": (C, H, W), "mean": (...), "std": (...), "interpolation": str}`` of a timm model's
     pretrained configuration (read from the model, never downloaded); None for other models."""
