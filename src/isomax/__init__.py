@@ -13,6 +13,7 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
 from .convert import convert
+from .errors import IsoMaxError
 from .heads import DISTANCES, DisMaxHead, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
 from .losses import DisMaxLoss, IsoMaxLoss, LogitNormLoss, SoftMaxLoss, fpr_batch, make_loss
 from .metrics import ood_metrics
@@ -20,6 +21,7 @@ from .metrics import ood_metrics
 __version__ = "0.1.0"
 
 __all__ = [
+    "IsoMaxError",
     "DISTANCES",
     "DistanceHead",
     "IsoMaxHead",

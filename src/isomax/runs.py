@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._io import atomic_write_bytes, atomic_write_text
+from .errors import IsoMaxError
 from .presets import TrainConfig
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
@@ -44,11 +45,11 @@ _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history")  # wh
 _MODEL_KEYS = ("model", "epoch", "history")  # what loading a trained model needs
 
 
-class CheckpointError(ValueError):
+class CheckpointError(IsoMaxError, ValueError):
     """A checkpoint that cannot be read, is not one isomax wrote, or does not match its configuration."""
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(IsoMaxError, RuntimeError):
     """Another live process trains in this run directory."""
 
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from . import runs
 from .devices import autocast, resolve_device
+from .errors import IsoMaxError
 from .heads import canonical_head_name
 from .losses import make_loss
 from .presets import TrainConfig
@@ -45,7 +46,7 @@ CHANCE_EPOCHS = 2  # consecutive epochs at chance before training stops
 _autocast = autocast  # compatibility alias (isomax <= 0.x imported it from here); use isomax.devices.autocast
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(IsoMaxError, FloatingPointError):
     """Training diverged (non-finite or exploding loss, accuracy at chance); the last good checkpoint is kept."""
 
 
@@ -558,7 +559,12 @@ def _fit_threshold(s, config: TrainConfig, run_dir: Path, log: Callable[[str], N
     score or target. With ``calibrate``, first the head temperature by NLL on the validation split
     (``calibration.json``; applied to a copy of ``s.model``), so the threshold is fitted on the calibrated scores."""
     from .deploy._files import model_fingerprint
-    from .deploy.calibration import CALIBRATION_FILE, apply_temperature, calibrate_model, read_calibration
+    from .deploy.calibration import (
+        CALIBRATION_FILE,
+        apply_temperature,
+        calibrate_model,
+        read_calibration,
+    )
     from .deploy.threshold import THRESHOLD_FILE, fit_model_threshold
 
     if len(s.val_set) == 0 or (run_dir / THRESHOLD_FILE).exists():

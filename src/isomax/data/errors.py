@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..errors import IsoMaxError
+
 __all__ = [
     "DatasetError",
     "ChecksumError",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class DatasetError(ValueError):
+class DatasetError(IsoMaxError, ValueError):
     """A data file exists but cannot be used (corrupt, truncated, wrong format)."""
 
 
@@ -78,7 +80,7 @@ class DataLimitError(DatasetError):
             f"({limit}=...)).")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(IsoMaxError, FileNotFoundError):
     """The files of a data set were not found in any searched directory."""
 
     def __init__(self, dataset: str, expected: Iterable[str], searched: Iterable[os.PathLike | str],
@@ -103,7 +105,7 @@ class DatasetNotFoundError(FileNotFoundError):
         super().__init__("\n".join(lines))
 
 
-class DataDirNotFoundError(FileNotFoundError):
+class DataDirNotFoundError(IsoMaxError, FileNotFoundError):
     """An explicitly given data directory does not exist (or is not a directory)."""
 
     def __init__(self, path: os.PathLike | str):

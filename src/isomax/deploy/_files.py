@@ -17,6 +17,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..errors import IsoMaxError
+
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "read_json_file", "check_depth", "finite_number", "model_fingerprint",
            "OutputLock", "OutputLockedError", "check_output_path", "terminate_as_interrupt", "remove_stale_temps",
            "RUN_FILES"]
@@ -103,7 +105,7 @@ def model_fingerprint(model: nn.Module | dict) -> str:
 
 
 # ---- outputs ---------------------------------------------------------------------------------
-class OutputLockedError(RuntimeError):
+class OutputLockedError(IsoMaxError, RuntimeError):
     """Another live process writes the same ``--out``."""
 
 

@@ -32,10 +32,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import IsoMaxError
+
 __all__ = ["save_run", "UnsupportedModelError"]
 
 
-class UnsupportedModelError(TypeError):
+class UnsupportedModelError(IsoMaxError, TypeError):
     """:func:`save_run` cannot record how to rebuild this model."""
 
 

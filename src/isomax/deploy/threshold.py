@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import as_numpy_scores
+from ..errors import IsoMaxError
 
 __all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "load_threshold", "fit_run_threshold",
            "fit_model_threshold", "head_temperature", "input_description", "MIN_THRESHOLD_SAMPLES",
@@ -36,11 +37,11 @@ __all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "lo
 THRESHOLD_FILE = "threshold.json"
 
 
-class MissingThresholdError(FileNotFoundError):
+class MissingThresholdError(IsoMaxError, FileNotFoundError):
     """A run directory has no ``threshold.json``."""
 
 
-class ThresholdMismatchError(ValueError):
+class ThresholdMismatchError(IsoMaxError, ValueError):
     """A threshold fitted for one score (or temperature) was used with another."""
 
 
@@ -383,8 +384,8 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
     ``report_test``, also records in ``extra["test_tpr"]`` the fraction of the *test* split the
     threshold accepts (for information: the test split plays no part in the fit).
     """
-    from ..runs import recorded_normalization
     from ..evaluation import applicable_scores, predict_logits
+    from ..runs import recorded_normalization
     from ..scores import SCORES
     from ..training import load_data, load_test, resolve_device
     from .calibration import load_calibrated_run

@@ -36,6 +36,7 @@ from typing import ClassVar, Iterable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import IsoMaxError
 from .hooks import Tap, pool, read_activations
 
 __all__ = ["Detector", "NotFittedError", "extract_features", "iter_batches", "collect", "pixel_scale"]
@@ -44,7 +45,7 @@ __all__ = ["Detector", "NotFittedError", "extract_features", "iter_batches", "co
 DATA_MEANING = {"train": "labelled in-distribution training data", "val": "labelled in-distribution validation data"}
 
 
-class NotFittedError(ValueError, RuntimeError):
+class NotFittedError(IsoMaxError, ValueError, RuntimeError):
     """A detector was used before :meth:`Detector.fit` (or ``fit_features``) was called."""
 
 

@@ -17,13 +17,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import IsoMaxError
+
 __all__ = ["read_state_dict", "load_pretrained", "PretrainedMismatchError"]
 
 _SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _SHOWN = 8  # keys listed per kind in an error
 
 
-class PretrainedMismatchError(ValueError):
+class PretrainedMismatchError(IsoMaxError, ValueError):
     """The checkpoint's weights do not fit the model (missing, unexpected or mis-shaped keys)."""
 
 
