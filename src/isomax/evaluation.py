@@ -49,7 +49,6 @@ def applicable_scores(loss: str) -> tuple[str, ...]:
 def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batch_size: int = 1000,
                    amp: bool = True, desc: str | None = None, progress: bool = True) -> Tensor:
     """Logits (N, C) as float32 on the CPU, in the order of ``data``."""
-    from .data import BatchLoader
 
     model.eval()
     loader = _batches(data, mean, std, device, batch_size)
@@ -171,7 +170,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
     validation splits and evaluate too; ``scores=()`` with ``methods`` evaluates only them.
     """
-    from .data import load_dataset, normalization
+    from .data import normalization
 
     dev = resolve_device(device)
     model, config, run_meta = load_run(run_dir, dev)

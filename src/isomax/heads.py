@@ -40,10 +40,7 @@ The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 from __future__ import annotations
 
 import math
-
 from typing import Callable, Union
-
-import math
 
 import torch
 import torch.nn.functional as F

@@ -20,7 +20,7 @@ from PIL import Image
 from isomax.data import convert_like
 from isomax.data.errors import DatasetError
 from isomax.data.folder import load_folder, scan_folder
-from isomax.data.streaming import (ContiguousShards, FileImages, folder_images, load_rgb, random_resized_crop_params,
+from isomax.data.streaming import (ContiguousShards, FileImages, load_rgb, random_resized_crop_params,
                                    sample_mean_std)
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import write_images
-from isomax.deploy._files import OutputLock, OutputLockedError, remove_stale_temps, terminate_as_interrupt
+from isomax.deploy._files import OutputLock, OutputLockedError, terminate_as_interrupt
 from isomax.deploy.commands import list_inputs, read_images, run_predict, run_threshold
 
 
