@@ -19,8 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import atomic_write_bytes, atomic_write_text
+from ._io import PidLock, atomic_write_bytes, atomic_write_text
 from .errors import IsoMaxError
 from .presets import TrainConfig
 
@@ -207,80 +205,23 @@ def append_log(run_dir: str | os.PathLike, record: dict) -> None:
 
 
 # ---- lock ------------------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+class RunLock(PidLock):
+    """``run_dir/.lock`` holding ``pid host`` while a process trains in ``run_dir`` (see
+    :class:`isomax._io.PidLock`: atomic, stale locks of killed processes taken over, a second live
+    process gets :class:`RunLockedError`). Use as a context manager."""
 
-
-class RunLock:
-    """``run_dir/.lock`` holding ``pid host`` while a process trains in ``run_dir``.
-
-    Created atomically (``os.link`` of a complete temporary file: never an empty lock). A lock
-    whose process is gone (same host, pid not running: a ``kill -9``) is stale and taken over; a
-    lock from another host is respected. A second process gets :class:`RunLockedError`. Use as a
-    context manager; the lock is removed on exit, also on errors.
-    """
+    error = RunLockedError
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK
-        self.held = False
+        super().__init__(self.run_dir / LOCK)
 
-    def _holder(self) -> tuple[int | None, str | None]:
-        try:
-            pid, host = self.path.read_text().split()[:2]
-            return int(pid), host
-        except (OSError, ValueError):
-            return None, None
+    def busy(self, pid: int, where: str) -> str:
+        return (f"{self.run_dir} is in use: process {pid}{where} is training in it (lock {self.path}); wait for it or "
+                "use another --out (if that process is not isomax, delete the lock)")
 
-    def acquire(self) -> "RunLock":
-        me = f"{os.getpid()} {socket.gethostname()}\n"
-        tmp = self.run_dir / f"{LOCK}.{os.getpid()}.tmp"
-        tmp.write_text(me)
-        try:
-            for _ in range(3):
-                try:
-                    os.link(tmp, self.path)
-                    self.held = True
-                    return self
-                except FileExistsError:
-                    pid, host = self._holder()
-                    if pid is not None and (host != socket.gethostname() or _alive(pid)):
-                        where = "" if host == socket.gethostname() else f" on {host}"
-                        raise RunLockedError(f"{self.run_dir} is in use: process {pid}{where} is training in it "
-                                             f"(lock {self.path}); wait for it or use another --out (if that process is not isomax, "
-                                             "delete the lock)") from None
-                    if pid is None and time.time() - self._mtime() < 5:  # being replaced right now: look again
-                        time.sleep(0.2)
-                        continue
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-            raise RunLockedError(f"cannot take the lock {self.path}; remove it if no process trains in {self.run_dir}")
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _mtime(self) -> float:
-        try:
-            return self.path.stat().st_mtime
-        except OSError:
-            return 0.0
-
-    def release(self) -> None:
-        if self.held:
-            pid, _ = self._holder()
-            if pid == os.getpid():
-                self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def stuck(self) -> str:
+        return f"cannot take the lock {self.path}; remove it if no process trains in {self.run_dir}"
 
 
 # ---- unique keys -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +16,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .._io import PidLock, _alive
 from ..errors import IsoMaxError
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "read_json_file", "check_depth", "finite_number", "model_fingerprint",
@@ -109,66 +109,27 @@ class OutputLockedError(IsoMaxError, RuntimeError):
     """Another live process writes the same ``--out``."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class OutputLock(PidLock):
+    """``OUT.lock`` holding ``pid host`` while a process writes ``OUT`` (:class:`isomax._io.PidLock`:
+    atomic, a lock whose process is gone on this host is taken over)."""
 
-
-class OutputLock:
-    """``OUT.lock`` holding ``pid host`` while a process writes ``OUT`` (created atomically with
-    ``os.link`` of a complete temporary file; a lock whose process is gone on this host is taken over)."""
+    error = OutputLockedError
 
     def __init__(self, out: Path, command: str) -> None:
         self.out = Path(out)
-        self.path = self.out.with_name(self.out.name + ".lock")
         self.command = command
-        self.held = False
-
-    def _holder(self) -> tuple[int | None, str | None]:
-        try:
-            pid, host = self.path.read_text().split()[:2]
-            return int(pid), host
-        except (OSError, ValueError):
-            return None, None
+        super().__init__(self.out.with_name(self.out.name + ".lock"))
 
     def acquire(self) -> "OutputLock":
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out.with_name(f"{self.out.name}.lock.{os.getpid()}.tmp")
-        tmp.write_text(f"{os.getpid()} {socket.gethostname()}\n")
-        try:
-            for _ in range(3):
-                try:
-                    os.link(tmp, self.path)
-                    self.held = True
-                    return self
-                except FileExistsError:
-                    pid, host = self._holder()
-                    if pid is not None and (host != socket.gethostname() or _alive(pid)):
-                        where = "" if host == socket.gethostname() else f" on {host}"
-                        raise OutputLockedError(
-                            f"--out {self.out} is in use: process {pid}{where} is writing it (`isomax {self.command}`, "
-                            f"lock {self.path}); wait for it or use another --out") from None
-                    self.path.unlink(missing_ok=True)  # stale (its process is gone) or unreadable
-            raise OutputLockedError(f"cannot take the lock {self.path}; remove it if no process writes {self.out}")
-        finally:
-            tmp.unlink(missing_ok=True)
+        return super().acquire()
 
-    def release(self) -> None:
-        if self.held:
-            if self._holder()[0] == os.getpid():
-                self.path.unlink(missing_ok=True)
-            self.held = False
+    def busy(self, pid: int, where: str) -> str:
+        return (f"--out {self.out} is in use: process {pid}{where} is writing it (`isomax {self.command}`, "
+                f"lock {self.path}); wait for it or use another --out")
 
-    def __enter__(self) -> "OutputLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def stuck(self) -> str:
+        return f"cannot take the lock {self.path}; remove it if no process writes {self.out}"
 
 
 def remove_stale_temps(out: Path) -> list[Path]:
