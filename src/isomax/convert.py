@@ -1,7 +1,8 @@
 """One call swaps a model's classifier (or classifiers) for IsoMax / IsoMax+ heads.
 
-    >>> model = torchvision.models.resnet18(num_classes=10)
-    >>> isomax.convert(model, head="isomaxplus")   # model.fc is now an IsoMaxPlusHead(512, 10)
+    >>> model = isomax.convert(torchvision.models.resnet18(num_classes=10), head="isomaxplus")
+    >>> model.fc
+    IsoMaxPlusHead(in_features=512, out_features=10, distance=euclidean, normalize=True, distance_scale=True)
 
 Where the classifier is looked for, in this order:
 
