@@ -151,3 +151,14 @@ def test_schedule_study_readme_quotes_study_md():
             assert cells == [f"{a} / {t}" if a else "" for a, t in zip(auroc, tnr)], label
         checked += 1
     assert checked == 6
+
+
+def test_published_sweep_md_is_what_the_sweep_writes_today(tmp_path):
+    """docs/results/fashion-mnist-sweep/sweep.md is what `scripts/sweep_markdown.py` writes from sweep.json (one seed: no ±)."""
+    folder = DOCS / "fashion-mnist-sweep"
+    for name in ("sweep.json", "sweep.md"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    subprocess.run([sys.executable, "scripts/sweep_markdown.py", str(tmp_path)], cwd=DOCS.parents[1], check=True)
+    written = (tmp_path / "sweep.md").read_text()
+    assert written == (folder / "sweep.md").read_text()
+    assert "| IsoMax | ES | 30 |" in written and "±" not in written
