@@ -6,6 +6,7 @@ Times, on the SAME model and the SAME batch, in one run:
 
 * ``forward``: ``model(x)`` under ``torch.no_grad()`` (the reference);
 * ``mds``, ``mps``, ``es``, ``energy``: the plain scores (one forward pass + a reduction over the logits);
+  with ``--head dismax`` also ``max_logit`` and DisMax's ``mmls``, ``mmles``, ``mmleps``;
 * every detector of :data:`isomax.detectors.DETECTORS`: ``odin`` (forward, backward to the input,
   second forward), ``mahalanobis`` (one forward, one backward per layer of ``feature_list``, one
   forward per layer, then the logistic regression), and the pytorch-ood adapters ``knn``, ``vim``,
@@ -37,7 +38,7 @@ from isomax.detectors import DETECTORS, ODIN, Mahalanobis, ScoreDetector, create
 from isomax.models import create_model
 
 PLAIN_SCORES = ("mds", "mps", "es", "energy")
-METHODS = ("forward", *PLAIN_SCORES, *DETECTORS)
+DISMAX_SCORES = ("max_logit", "mmls", "mmles", "mmleps")  # timed too for --head dismax
 #: methods that need the weights and bias of a linear classifier
 LINEAR_HEAD = ("vim", "dice")
 
@@ -55,7 +56,8 @@ def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
     return model, tuple(model.input_size), f"{args.model} ({args.head}, random weights)"
 
 
-def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int, knn_train: int) -> dict:
+def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int, knn_train: int,
+                     plain_scores: tuple[str, ...] = PLAIN_SCORES) -> dict:
     g = torch.Generator().manual_seed(1)
     num_classes = model.num_classes
     x_train = torch.randn(n_fit, *shape, generator=g)
@@ -70,7 +72,7 @@ def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int,
         linear.reset_head("softmax")
         linear.eval()
     detectors = {
-        **{score: ScoreDetector(score, model) for score in PLAIN_SCORES},
+        **{score: ScoreDetector(score, model) for score in plain_scores},
         "odin": ODIN(model, temperature=1000, noise=0.0014, std=std),
         "mahalanobis": Mahalanobis(noise=0.0014, std=std).fit(model, train=train, adversarial=(x_val, x_adv)),
     }
@@ -87,7 +89,7 @@ def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="cnn-28", help="registered model name (random weights)")
-    parser.add_argument("--head", default="isomaxplus", choices=["softmax", "isomax", "isomaxplus"])
+    parser.add_argument("--head", default="isomaxplus", choices=["softmax", "isomax", "isomaxplus", "dismax"])
     parser.add_argument("--run", default=None, help="a run directory (isomax train/bench) instead of --model")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -100,7 +102,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model, shape, desc = build(args)
-    detectors = fitted_detectors(model, shape, args.fit_samples, args.knn_train)
+    plain = PLAIN_SCORES + (DISMAX_SCORES if args.head == "dismax" else ())
+    methods = ("forward", *plain, *DETECTORS)
+    detectors = fitted_detectors(model, shape, args.fit_samples, args.knn_train, plain)
     x = torch.randn(args.batch_size, *shape, generator=torch.Generator().manual_seed(2))
 
     def forward():
@@ -108,28 +112,28 @@ def main() -> None:
             return model(x)
 
     calls = {"forward": forward, **{name: (lambda d=d: d(x)) for name, d in detectors.items()}}
-    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    times: dict[str, list[float]] = {m: [] for m in methods}
     for i in range(args.warmup + args.repeats):
-        for name in METHODS[i % len(METHODS):] + METHODS[:i % len(METHODS)]:  # rotate: no method always follows another
+        for name in methods[i % len(methods):] + methods[:i % len(methods)]:  # rotate: no method always follows another
             start = time.perf_counter()
             calls[name]()
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
 
     per_image = {m: statistics.median(t) / args.batch_size for m, t in times.items()}
-    ratios = {m: per_image[m] / per_image["forward"] for m in METHODS}
+    ratios = {m: per_image[m] / per_image["forward"] for m in methods}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {desc}, input {shape}, "
           f"batch {args.batch_size}, median of {args.repeats} rounds")
     print(f"{'method':<13}{'ms/image':>10}{'x forward':>11}")
-    for m in METHODS:
+    for m in methods:
         print(f"{m:<13}{1e3 * per_image[m]:>10.3f}{ratios[m]:>11.2f}")
-    print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in METHODS[1:]))
+    print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in methods[1:]))
     if args.json:
         setting = dict(torch=torch.__version__, threads=torch.get_num_threads(), model=desc, input=list(shape),
                        batch_size=args.batch_size, repeats=args.repeats, knn_train=args.knn_train)
         with open(args.json, "w") as fh:
             json.dump(dict(setting, ms_per_image={m: 1e3 * v for m, v in per_image.items()},
-                           ratios={m: round(ratios[m], 3) for m in METHODS[1:]}), fh, indent=2)
+                           ratios={m: round(ratios[m], 3) for m in methods[1:]}), fh, indent=2)
             fh.write("\n")
 
 
