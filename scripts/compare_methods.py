@@ -49,9 +49,9 @@ ROWS = [
     ("training-time", "LogitNorm, entropic score", "logitnorm", "es", "standard"),
 ]
 KNOWN_LOSSES = {"softmax", "isomax", "isomaxplus", "logitnorm"}
-SEAMLESS_LOSSES = {"isomax", "isomaxplus", "dismax"}
+SEAMLESS_LOSSES = {"isomax", "isomaxplus", "dismax", "dismax-fpr"}  # FPR changes training batches, not inference
 LOSS_NAMES = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "logitnorm": "LogitNorm",
-              "dismax": "DisMax"}
+              "dismax": "DisMax", "dismax-fpr": "DisMax+FPR"}
 SCORE_NAMES = {"es": "entropic score", "mds": "minimum distance score", "mps": "max probability",
                "max_logit": "max logit", "energy": "energy"}
 CATEGORIES = ("baseline", "seamless", "post-hoc", "training-time", "other")
