@@ -167,9 +167,10 @@ def groups(records) -> dict[str, list[str]]:
     return {g: out[g] for g in order if g in out}
 
 
-def near_far_tables(records) -> str:
+def near_far_tables(records, cost: dict[str, float] | None = None) -> str:
     """One table per OOD group: ID accuracy, FPR@95TPR, AUROC, AUPR-in, AUPR-out (each seed's mean over the
-    group's sets, then mean ± std over seeds) and the paired AUROC difference to the group's best row."""
+    group's sets, then mean ± std over seeds), the paired AUROC difference to the group's best row and,
+    with ``cost``, the inference cost."""
     parts = []
     for group, oods in groups(records).items():
         in_group = [r for r in records if (r.ood_role or "no role") == group]
@@ -178,13 +179,17 @@ def near_far_tables(records) -> str:
         best_auroc = next((per_seed(rs, "auroc") for _, label, loss, _, rs in rows if (label, loss) == best), {})
         parts += [f"### {group}-OOD: {', '.join(oods)}", "",
                   "| method | trained with | ID accuracy (%) | FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) "
-                  "| seeds | Δ AUROC vs best (paired) |", "|---|---|---|---|---|---|---|---|---|"]
-        for _, label, loss, _, rs in rows:
+                  "| seeds | Δ AUROC vs best (paired) |" + (" inference cost (x forward) |" if cost else ""),
+                  "|---|---|---|---|---|---|---|---|---|" + ("---|" if cost else "")]
+        for _, label, loss, score, rs in rows:
             auroc = per_seed(rs, "auroc")
             cells = [mean_std(per_seed(rs, k).values()) for k in ("accuracy", "fpr_at_tpr95")]
             cells += [mean_std(auroc.values())] + [mean_std(per_seed(rs, k).values()) for k in ("auin", "auout")]
             delta = "best" if (label, loss) == best else paired_text(auroc, best_auroc)
-            parts.append(f"| {label} | {loss} | " + " | ".join(cells) + f" | {len(auroc)} | {delta} |")
+            row = f"| {label} | {loss} | " + " | ".join(cells) + f" | {len(auroc)} | {delta} |"
+            if cost:
+                row += f" {cost[score]:.2f} |" if score in cost else " – |"
+            parts.append(row)
         parts.append("")
     return "\n".join(parts).rstrip("\n")
 
@@ -240,7 +245,7 @@ def main() -> None:
     if args.near_far:
         print(f"Per OOD group (isomax.data.roles; OpenOOD v1.5 where it has the set): each seed's mean over the "
               f"group's out-distributions, then {STD_NOTE}. AUPR-in/out: the papers' AUIN/AUOUT.\n")
-        print(near_far_tables(records))
+        print(near_far_tables(records, cost))
         return
     print(f"Mean over all out-distributions of each seed, then {STD_NOTE}.\n")
     print(table(records, cost))
