@@ -133,7 +133,7 @@ def _log_run(meta: dict, name: str, t0: float, t_train: float, methods: list[str
 
 def _ood_sets(config: TrainConfig, ood: Sequence[str], log: Callable[[str], None]) -> list:
     """The out-distributions, shaped like the in-distribution, cut to ``config.eval_limit`` images each."""
-    from .training import load_test
+    from .inputs import load_test
 
     in_test = load_test(config)
     sets = [seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED)

@@ -390,7 +390,7 @@ def _pretrained_img_size(config):
     """A folder data set trained from pretrained timm weights without --img-size: the input size of the
     model's pretrained configuration (recorded in config.json, so every later command uses it)."""
     from .models.library import pretrained_img_size
-    from .training import _is_folder
+    from .inputs import _is_folder
 
     if config.img_size is None and config.pretrained and _is_folder(config):
         size = pretrained_img_size(config.model)
@@ -403,7 +403,7 @@ def _folder_eval_batch(config, args: argparse.Namespace):
     """Folder data sets (--dataset PATH) evaluate in batches of --batch-size unless --eval-batch-size says
     otherwise: the presets' 1,000 was sized for 28-32 px images (1,000 x 3 x 224 x 224 activations do
     not fit in memory)."""
-    from .training import _is_folder
+    from .inputs import _is_folder
 
     if getattr(args, "cfg_eval_batch_size", None) is None and _is_folder(config):
         return config.replace(eval_batch_size=config.batch_size)

@@ -145,7 +145,7 @@ def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=Non
 
     def one(name):
         if stream is not None and Path(name).expanduser().is_dir():
-            from .data.streaming import folder_images
+            from .data.folder import folder_images
 
             return folder_images(name, like[1], workers=stream)
         return load_ood(name, like=like, data_dir=data_dir)
@@ -176,7 +176,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
     model, config, run_meta = load_run(run_dir, dev)
     _check_validation_split(run_dir, config, methods)
     data_dir = data_dir or config.data_dir
-    from .training import load_test
+    from .inputs import load_test
 
     in_test = load_test(config, data_dir)
     if ood_sets is None:
@@ -198,7 +198,7 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
                                          meta=meta, progress=progress)
         accuracy = records[0]["accuracy"] if records else float("nan")
     if methods:
-        from .training import load_data
+        from .inputs import load_data
 
         train_data, val_data = load_data(config.replace(data_dir=data_dir))
         records += evaluate_detectors(model, config.loss, in_test, ood_sets, mean, std, methods=methods,

@@ -90,7 +90,7 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     from .evaluation import load_ood_sets
     from .heads import canonical_head_name
     from .presets import get_preset
-    from .training import load_data
+    from .inputs import load_data
 
     losses = [canonical_head_name(l) for l in losses]
     scales = [float(s) for s in scales]

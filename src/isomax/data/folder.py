@@ -22,13 +22,17 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import DatasetError
 from .images import IMAGE_EXTENSIONS, natural_key
 
-__all__ = ["FolderSplits", "is_folder_dataset", "scan_folder"]
+if TYPE_CHECKING:
+    from .streaming import FileImages
+
+__all__ = ["FolderSplits", "is_folder_dataset", "scan_folder", "folder_images"]
 
 SPLITS = ("train", "val", "test")
 
@@ -171,3 +175,18 @@ def load_folder(root: str | os.PathLike, img_size: int | None = None, *, val_fra
     if not len(sets["test"]):
         sets["test"] = sets["val"]
     return sets, s
+
+
+def folder_images(path: str | os.PathLike, img_size: int, workers: int = 0, strict: bool = False) -> FileImages:
+    """Every image file under ``path`` (recursive, unlabelled) at ``img_size``: an out-distribution of a folder run."""
+    from .streaming import FileImages
+
+    root = Path(path).expanduser()
+    skipped: list[tuple[str, str]] = []
+    files = _list_class(root, skipped)
+    if strict and skipped:
+        raise DatasetError(f"{skipped[0][0]}: {skipped[0][1]} (--strict)")
+    if not files:
+        raise DatasetError(f"{root}: no image files (zero-byte ones skipped: {len(skipped)})")
+    return FileImages(files, None, root.name, None, int(img_size), workers=workers, strict=strict, source=str(root),
+                      conversion=f"read at {img_size}x{img_size} RGB (resize shorter side + center crop)")

@@ -349,20 +349,3 @@ def materialize(data: FileImages, batch_size: int = 256):
         lo += len(x)
     return ImageData(images, None if data.labels is None else data.labels.clone(), data.name,
                      None if data.classes is None else list(data.classes), source=data.source)
-
-
-def folder_images(path: str | os.PathLike, img_size: int, workers: int = 0, strict: bool = False) -> FileImages:
-    """Every image file under ``path`` (recursive, unlabelled) at ``img_size``: an out-distribution of a folder run."""
-    from pathlib import Path
-
-    from .folder import _list_class
-
-    root = Path(path).expanduser()
-    skipped: list[tuple[str, str]] = []
-    files = _list_class(root, skipped)
-    if strict and skipped:
-        raise DatasetError(f"{skipped[0][0]}: {skipped[0][1]} (--strict)")
-    if not files:
-        raise DatasetError(f"{root}: no image files (zero-byte ones skipped: {len(skipped)})")
-    return FileImages(files, None, root.name, None, int(img_size), workers=workers, strict=strict, source=str(root),
-                      conversion=f"read at {img_size}x{img_size} RGB (resize shorter side + center crop)")

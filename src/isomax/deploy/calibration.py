@@ -211,10 +211,10 @@ def read_calibration(path: str | os.PathLike, fingerprint: str | None = None) ->
 
 
 def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
-    """:func:`isomax.training.load_run`, then the temperature of ``calibration.json`` if the run has one
+    """:func:`isomax.runs.load_run`, then the temperature of ``calibration.json`` if the run has one
     (refused if it was fitted for another model: :func:`read_calibration`). ``meta["fingerprint"]`` is the
     checkpoint's :func:`~isomax.deploy._files.model_fingerprint`."""
-    from ..training import load_run
+    from ..runs import load_run
     from ._files import model_fingerprint
 
     model, config, meta = load_run(run_dir, device)
@@ -239,7 +239,7 @@ def calibrate_model(model: nn.Module, loss: str, val_data, mean, std, device, *,
     fingerprint = model_fingerprint(model)  # of the weights as trained, before a Linear head's fold
     logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
     t = fit_temperature(logits, val_data.labels)
-    cal = Calibration(temperature=_model_temperature(model) * t, n_val=len(val_data),
+    cal = Calibration(temperature=head_temperature(model) * t, n_val=len(val_data),
                       before=calibration_metrics(logits, val_data.labels, n_bins),
                       after=calibration_metrics(logits / t, val_data.labels, n_bins),
                       fingerprint=fingerprint, loss=loss, split="validation")
@@ -255,7 +255,9 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     ``threshold`` and ``export``). Refit the threshold afterwards (``isomax threshold RUN_DIR``)."""
     from ..runs import recorded_normalization
     from ..evaluation import predict_logits
-    from ..training import load_data, load_run, load_test, resolve_device
+    from ..devices import resolve_device
+    from ..inputs import load_data, load_test
+    from ..runs import load_run
 
     dev = resolve_device(device)
     model, config, meta = load_run(run_dir, dev)  # uncalibrated: the fit starts from the trained temperature
@@ -265,7 +267,7 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
         raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0) to fit a temperature on")
     test = load_test(config, data_dir)
     mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
-    t0 = _model_temperature(model)
+    t0 = head_temperature(model)
     logits_val = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
     logits_test = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
     t = fit_temperature(logits_val, val.labels)
@@ -283,7 +285,13 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     return cal
 
 
-def _model_temperature(model: nn.Module) -> float:
-    from .threshold import head_temperature
+def head_temperature(model: nn.Module) -> float:
+    """The temperature the model's logits are divided by: the head's ``temperature`` buffer (IsoMax
+    heads), or for an ``nn.Linear`` head the one folded into its weights by
+    :func:`isomax.deploy.apply_temperature` (1 if never calibrated)."""
+    head = getattr(model, "head", None)
+    t = getattr(head, "temperature", None)
+    if isinstance(t, Tensor):
+        return float(t)
+    return float(getattr(head, "folded_temperature", 1.0))
 
-    return head_temperature(model)

@@ -244,7 +244,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
         strict: raise on the first unreadable file instead of listing it with its reason.
         score: expected score name; refused if the run's threshold was fitted for another.
     """
-    from ..training import resolve_device
+    from ..devices import resolve_device
     from ._files import OutputLock, check_output_path, remove_stale_temps, terminate_as_interrupt
     from .predictor import Predictor
     from .run import load_deployed

@@ -28,7 +28,9 @@ def deploy_summary(run_dir: str | os.PathLike, *, target_tpr: float = 0.95, scor
     from ..runs import recorded_normalization
     from ..evaluation import applicable_scores, predict_logits
     from ..scores import SCORES
-    from ..training import load_data, load_run, load_test, resolve_device
+    from ..devices import resolve_device
+    from ..inputs import load_data, load_test
+    from ..runs import load_run
 
     dev = resolve_device(device)
     model, config, meta = load_run(run_dir, dev)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .._validation import as_numpy_scores
 from ..errors import IsoMaxError
+from .calibration import head_temperature  # re-exported: isomax.deploy.threshold.head_temperature
 
 __all__ = ["Threshold", "ThresholdModule", "fit_threshold", "default_score", "load_threshold", "fit_run_threshold",
            "fit_model_threshold", "head_temperature", "input_description", "MIN_THRESHOLD_SAMPLES",
@@ -343,17 +344,6 @@ def load_threshold(run_dir: str | os.PathLike) -> Threshold:
     return t
 
 
-def head_temperature(model: nn.Module) -> float:
-    """The temperature the model's logits are divided by: the head's ``temperature`` buffer (IsoMax
-    heads), or for an ``nn.Linear`` head the one folded into its weights by
-    :func:`isomax.deploy.apply_temperature` (1 if never calibrated)."""
-    head = getattr(model, "head", None)
-    t = getattr(head, "temperature", None)
-    if isinstance(t, Tensor):
-        return float(t)
-    return float(getattr(head, "folded_temperature", 1.0))
-
-
 def fit_model_threshold(model: nn.Module, loss: str, val_data, mean, std, device, *, score: str | None = None,
                         target_tpr: float = 0.95, batch_size: int = 1000, amp: bool = True,
                         progress: bool = False) -> Threshold:
@@ -378,8 +368,8 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
                       report_test: bool = False, log: Callable[[str], None] = print) -> Threshold:
     """Fit the threshold of a run directory on its validation split and write ``threshold.json``.
 
-    Loads the model with :func:`isomax.training.load_run` (applying ``calibration.json`` if
-    present), scores the validation split (:func:`isomax.training.load_data`, the split training
+    Loads the model with :func:`isomax.runs.load_run` (applying ``calibration.json`` if
+    present), scores the validation split (:func:`isomax.inputs.load_data`, the split training
     held out) with ``score`` (default: :func:`default_score` of the run's loss). With
     ``report_test``, also records in ``extra["test_tpr"]`` the fraction of the *test* split the
     threshold accepts (for information: the test split plays no part in the fit).
@@ -387,7 +377,8 @@ def fit_run_threshold(run_dir: str | os.PathLike, score: str | None = None, targ
     from ..evaluation import applicable_scores, predict_logits
     from ..runs import recorded_normalization
     from ..scores import SCORES
-    from ..training import load_data, load_test, resolve_device
+    from ..devices import resolve_device
+    from ..inputs import load_data, load_test
     from .calibration import load_calibrated_run
 
     dev = resolve_device(device)
