@@ -246,23 +246,24 @@ def test_folder_run_from_pretrained_timm_weights_takes_their_input_size(tmp_path
 
 
 # ---- save_run --------------------------------------------------------------------------------
-def test_save_run_timm_model_rebuilds_identically(tmp_path):
+@pytest.mark.parametrize("head, score", [("isomaxplus", "mds"), ("dismax", "mmles")])
+def test_save_run_timm_model_rebuilds_identically(tmp_path, head, score):
     from isomax import convert
     from isomax.deploy import Predictor, save_run
     from isomax.runs import load_run
 
     torch.manual_seed(0)
-    model = convert(timm.create_model("resnet18", pretrained=False, num_classes=3), head="isomaxplus").eval()
+    model = convert(timm.create_model("resnet18", pretrained=False, num_classes=3), head=head).eval()
     val = torch.randn(40, 3, 32, 32)
-    pred = Predictor(model, "mds").fit(val)
+    pred = Predictor(model, score).fit(val)
     out = save_run(model, tmp_path / "run", predictor=pred, input_size=(3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3,
                    class_names=["a", "b", "c"])
     loaded, config, meta = load_run(out)
-    assert config.model == "timm:resnet18" and config.loss == "isomaxplus" and meta["data"]["classes"] == ["a", "b", "c"]
+    assert config.model == "timm:resnet18" and config.loss == head and meta["data"]["classes"] == ["a", "b", "c"]
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
-    assert json.loads((out / "threshold.json").read_text())["score"] == "mds"
+    assert json.loads((out / "threshold.json").read_text())["score"] == score
 
 
 def test_save_run_torchvision_needs_a_spec(tmp_path):

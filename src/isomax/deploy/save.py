@@ -58,13 +58,15 @@ def _model_spec(model: nn.Module, model_spec: str | None) -> str:
 
 def _head_kind(model: nn.Module, spec: str) -> str:
     from ..convert import classifier_names
-    from ..heads import IsoMaxHead, IsoMaxPlusHead
+    from ..heads import DisMaxHead, IsoMaxHead, IsoMaxPlusHead
 
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Module) or ":" in spec:  # a library model: where convert() put the head
         net = getattr(model, "net", model)
         names = classifier_names(net) if not hasattr(model, "head_names") else model.head_names
         head = net.get_submodule(names[0])
+    if isinstance(head, DisMaxHead):
+        return "dismax"
     if isinstance(head, IsoMaxPlusHead):
         return "isomaxplus"
     if isinstance(head, IsoMaxHead):
