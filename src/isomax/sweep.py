@@ -135,10 +135,10 @@ def _train_and_evaluate(config: TrainConfig, out: Path, name: str, sets: dict, t
                         log: Callable[[str], None]) -> dict:
     """Train one run of the sweep; its sweep.json entry (validation records, and test records with test sets)."""
     from .evaluation import evaluate_model, evaluate_run
-    from .training import input_normalization, resolve_device, train
+    from .training import resolve_device, train
 
     result = train(config, out / "runs" / name, progress=progress, log=log)
-    mean, std = input_normalization(config, result.model)  # what it was trained with (timm pretrained: its own)
+    mean, std = result.data["mean"], result.data["std"]  # what it was trained with
     val_records, _ = evaluate_model(result.model, config.loss, sets["val"], sets["val_ood"], mean, std,
                                     device=resolve_device(config.device), batch_size=config.eval_batch_size,
                                     amp=config.amp, scores=(SWEEP_SCORE[config.loss],),

@@ -56,6 +56,7 @@ class TrainResult:
     model: nn.Module
     config: TrainConfig
     history: list[dict]
+    data: dict  # the input description recorded with the run (runs.data_info: size, mean/std, classes, ...)
 
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
@@ -149,22 +150,17 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
                            weight_decay=config.weight_decay)
 
 
-def input_normalization(config: TrainConfig, model: nn.Module, data_norm=None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of the inputs: ``--mean/--std`` if given, else a timm model's pretrained configuration
-    when starting from pretrained weights (they were trained with it), else ``data_norm`` (the data's: the
-    registered set's, or computed on a training sample of a folder; None: the registered set's)."""
-    from .data import normalization
+def input_normalization(config: TrainConfig, model: nn.Module, data_norm) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the inputs: a timm model's pretrained configuration when starting from pretrained
+    weights without ``--mean/--std`` (they were trained with it), else ``data_norm`` (``--mean/--std``, the
+    registered set's, or computed on a training sample of a folder)."""
     from .models import library_data_config
 
     if config.mean is None and config.pretrained:
         timm_cfg = library_data_config(model)
         if timm_cfg is not None:
             return tuple(timm_cfg["mean"]), tuple(timm_cfg["std"])
-    if data_norm is not None:
-        return data_norm
-    if config.mean is not None:
-        return tuple(config.mean), tuple(config.std)
-    return normalization(config.dataset)
+    return data_norm
 
 
 def _cycle(loader, epoch: int):
@@ -469,7 +465,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bo
     dist.barrier()
     if rank0:
         _fit_threshold(s, config, run_dir, log, calibrate)
-    return TrainResult(run_dir, s.model, config, history)
+    return TrainResult(run_dir, s.model, config, history, s.data)
 
 
 def _fit_threshold(s, config: TrainConfig, run_dir: Path, log: Callable[[str], None], calibrate: bool = True) -> None:
