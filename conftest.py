@@ -1,6 +1,7 @@
 """Doctests of the package (``>>>`` examples in docstrings) run with the test suite
 (``--doctest-modules`` over ``src/isomax``; see ``[tool.pytest.ini_options]``): the names the examples
 use without importing them."""
+
 import pytest
 
 collect_ignore = ["src/isomax/__main__.py"]  # importing it runs the CLI
@@ -14,5 +15,10 @@ def _doctest_names(doctest_namespace):
     import isomax
     from isomax.models import create_model
 
-    doctest_namespace.update(torch=torch, torchvision=torchvision, isomax=isomax, create_model=create_model,
-                             **{name: getattr(isomax, name) for name in isomax.__all__})
+    doctest_namespace.update(
+        torch=torch,
+        torchvision=torchvision,
+        isomax=isomax,
+        create_model=create_model,
+        **{name: getattr(isomax, name) for name in isomax.__all__},
+    )

@@ -9,6 +9,7 @@ contenders interleaved so that machine load affects them alike.
 
     python benchmarks/bench_core.py [--threads 2] [--repeats 7] [--no-compile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ class PapersHead(nn.Module):
         self.distance_scale = nn.Parameter(torch.ones(1))
 
     def forward(self, features):
-        d = torch.cdist(F.normalize(features), F.normalize(self.prototypes), p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
+        d = torch.cdist(
+            F.normalize(features), F.normalize(self.prototypes), p=2.0, compute_mode="donot_use_mm_for_euclid_dist"
+        )
         return -torch.abs(self.distance_scale) * d
 
 
@@ -62,10 +65,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} interleaved rounds; "
-          "isomax+ = IsoMaxPlusHead + IsoMaxLoss with default arguments (validation on), eager")
-    print(f"{'batch x feat x classes':>24} {'linear+CE ms':>13} {'isomax+ ms':>11} {'compiled ms':>12} {'papers ms':>10} "
-          f"{'isomax+/linear':>15} {'compiled/linear':>16} {'papers/isomax+':>15}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} interleaved rounds; "
+        "isomax+ = IsoMaxPlusHead + IsoMaxLoss with default arguments (validation on), eager"
+    )
+    print(
+        f"{'batch x feat x classes':>24} {'linear+CE ms':>13} {'isomax+ ms':>11} {'compiled ms':>12} {'papers ms':>10} "
+        f"{'isomax+/linear':>15} {'compiled/linear':>16} {'papers/isomax+':>15}"
+    )
     for b, f, c, target in SHAPES:
         x = torch.randn(b, f, requires_grad=True)
         y = torch.randint(0, c, (b,))
@@ -84,7 +91,7 @@ def main() -> None:
         rounds = {k: [] for k in contenders}
         keys = list(contenders)
         for r in range(args.repeats):
-            for key in keys[r % len(keys):] + keys[: r % len(keys)]:  # rotated order
+            for key in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotated order
                 rounds[key].append(step_time(*contenders[key], x, y, iters))
         med = {k: sorted(v)[len(v) // 2] for k, v in rounds.items()}
         r_lin, r_pap = med["ours"] / med["linear"], med["papers"] / med["ours"]

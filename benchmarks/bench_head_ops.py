@@ -9,6 +9,7 @@
 2. Times the row gather of the exact nearest-distance recomputation, ``F.embedding(idx, p)``,
    against advanced indexing ``p[idx]``, at the shapes of ``bench_core.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} threads")
-    print(f"{'batch x feat x classes':>24} {'ops linear+CE':>14} {'ops isomax+':>12} {'us/op linear':>13} {'us/op isomax+':>14} "
-          f"{'p[idx] us':>10} {'embedding us':>13}")
+    print(
+        f"{'batch x feat x classes':>24} {'ops linear+CE':>14} {'ops isomax+':>12} {'us/op linear':>13} {'us/op isomax+':>14} "
+        f"{'p[idx] us':>10} {'embedding us':>13}"
+    )
     for b, f, c in SHAPES:
         x, y = torch.randn(b, f, requires_grad=True), torch.randint(0, c, (b,))
         linear, ce = nn.Linear(f, c), nn.CrossEntropyLoss()
@@ -63,8 +66,10 @@ def main() -> None:
         p, idx = torch.randn(c, f), torch.randint(0, c, (b,))
         t_index = 1e6 * seconds(lambda: p[idx], 20 * iters)
         t_embed = 1e6 * seconds(lambda: F.embedding(idx, p), 20 * iters)
-        print(f"{f'{b} x {f} x {c}':>24} {ops['linear']:>14} {ops['isomax+']:>12} {per_op['linear']:>13.1f} "
-              f"{per_op['isomax+']:>14.1f} {t_index:>10.1f} {t_embed:>13.1f}")
+        print(
+            f"{f'{b} x {f} x {c}':>24} {ops['linear']:>14} {ops['isomax+']:>12} {per_op['linear']:>13.1f} "
+            f"{per_op['isomax+']:>14.1f} {t_index:>10.1f} {t_embed:>13.1f}"
+        )
 
 
 if __name__ == "__main__":

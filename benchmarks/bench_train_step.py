@@ -7,6 +7,7 @@ the median per head is reported with the ratio to SoftMax (target: IsoMax+ / Sof
 
     python benchmarks/bench_train_step.py [--model cnn-28] [--batch-size 128] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,14 +53,16 @@ def main() -> None:
             step(head)
     times = {h: [] for h in HEADS}
     for r in range(args.rounds):
-        for head in HEADS[r % 3:] + HEADS[: r % 3]:  # rotate the order so that none always runs first
+        for head in HEADS[r % 3 :] + HEADS[: r % 3]:  # rotate the order so that none always runs first
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 step(head)
             times[head].append((time.perf_counter() - t0) / args.steps)
     med = {h: statistics.median(v) for h, v in times.items()}
-    print(f"{args.model}, batch {args.batch_size}, input {tuple(model.input_size)}, {args.threads} threads, "
-          f"median of {args.rounds} interleaved rounds x {args.steps} steps")
+    print(
+        f"{args.model}, batch {args.batch_size}, input {tuple(model.input_size)}, {args.threads} threads, "
+        f"median of {args.rounds} interleaved rounds x {args.steps} steps"
+    )
     for head in HEADS:
         print(f"  {head:<11} {1e3 * med[head]:8.2f} ms/step   ratio to softmax {med[head] / med['softmax']:.3f}")
     print(f"ratio isomaxplus/softmax = {med['isomaxplus'] / med['softmax']:.3f} (target <= 1.03)")

@@ -18,6 +18,7 @@ plus a ``test/`` of 200 images. Then, per size:
 
 Writes OUT/data_streaming.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,12 +78,38 @@ def _tree_rss(pid: int) -> int:
 
 
 def peak_rss_train(folder: Path, run: Path, workers: int, img_size: int, batch: int) -> dict:
-    cmd = [sys.executable, "-m", "isomax", "train", "--dataset", str(folder), "--data-path", "stream", "--img-size",
-           str(img_size), "--model", "cnn-32-small", "--epochs", "1", "--batch-size", str(batch), "--threads", "1",
-           "--workers", str(workers), "--device", "cpu", "--no-progress", "--no-resume", "--out", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "isomax",
+        "train",
+        "--dataset",
+        str(folder),
+        "--data-path",
+        "stream",
+        "--img-size",
+        str(img_size),
+        "--model",
+        "cnn-32-small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        str(batch),
+        "--threads",
+        "1",
+        "--workers",
+        str(workers),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--no-resume",
+        "--out",
+        str(run),
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))
@@ -114,8 +141,13 @@ def speed(folder: Path, workers: int, img_size: int, batch: int) -> dict:
     sets, _ = load_folder(folder, img_size, val_fraction=0, workers=workers)
     ours = sets["train"].loader(batch, (0.5,) * 3, (0.25,) * 3, "cpu", train=True)
     tf = v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(img_size, antialias=True), v2.RandomHorizontalFlip()])
-    ref = torch.utils.data.DataLoader(datasets.ImageFolder(str(folder / "train"), transform=tf), batch_size=batch,
-                                      shuffle=True, num_workers=workers, drop_last=True)
+    ref = torch.utils.data.DataLoader(
+        datasets.ImageFolder(str(folder / "train"), transform=tf),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+    )
     # alternate, twice, so that a load change on the machine hits both
     a = [_images_per_s(ours), _images_per_s(ref), _images_per_s(ours), _images_per_s(ref)]
     return dict(isomax_img_s=max(a[0], a[2]), torchvision_img_s=max(a[1], a[3]), runs=a)
@@ -123,13 +155,15 @@ def speed(folder: Path, workers: int, img_size: int, batch: int) -> dict:
 
 def first_step(folder: Path, workers: int, img_size: int, batch: int) -> float:
     """Seconds from nothing to the first normalised training batch (listing, mean/std sample, first batch)."""
-    code = ("import time,sys; t=time.perf_counter(); import torch; torch.set_num_threads(1);"
-            "from isomax.presets import TrainConfig; from isomax import training;"
-            f"c=TrainConfig(dataset={str(folder)!r}, img_size={img_size}, workers={workers}, batch_size={batch},"
-            " data_path='stream', device='cpu');"
-            "tr, va = training.load_data(c); m, s = training._normalization(c, tr);"
-            "l, _, _ = training._loaders(c, tr, va, m, s, torch.device('cpu')); next(iter(l));"
-            "print(time.perf_counter()-t)")
+    code = (
+        "import time,sys; t=time.perf_counter(); import torch; torch.set_num_threads(1);"
+        "from isomax.presets import TrainConfig; from isomax import training;"
+        f"c=TrainConfig(dataset={str(folder)!r}, img_size={img_size}, workers={workers}, batch_size={batch},"
+        " data_path='stream', device='cpu');"
+        "tr, va = training.load_data(c); m, s = training._normalization(c, tr);"
+        "l, _, _ = training._loaders(c, tr, va, m, s, torch.device('cpu')); next(iter(l));"
+        "print(time.perf_counter()-t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -161,8 +195,10 @@ def main() -> None:
     for n, r in res["sizes"].items():
         print(f"| {n:,} | {r['peak_rss_gib']:.2f} | {r['seconds']:.0f} | {r['first_batch_s']:.1f} |")
     s = res["speed"]
-    print(f"\nimages/s on {s['n']:,} images, {args.workers} worker(s): isomax {s['isomax_img_s']:.0f}, torchvision "
-          f"ImageFolder {s['torchvision_img_s']:.0f} ({s['isomax_img_s'] / s['torchvision_img_s']:.2f}x)")
+    print(
+        f"\nimages/s on {s['n']:,} images, {args.workers} worker(s): isomax {s['isomax_img_s']:.0f}, torchvision "
+        f"ImageFolder {s['torchvision_img_s']:.0f} ({s['isomax_img_s'] / s['torchvision_img_s']:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Each pipeline is also timed without the model (``data ms``): the cost of produci
     python benchmarks/epoch_time.py --preset fashion-mnist-quick --model cnn-28 --steps 5 --device cpu
     python benchmarks/epoch_time.py --preset cifar10-cpu --plan 32,M,64,M,128,M,256 --pipelines ours --steps 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,17 +78,34 @@ def torchvision_loader(config, train_set, args, device: torch.device):
         else:
             from isomax.data._common import search_roots
 
-            root = next((r / "cifar10-jpg" / "train" for r in search_roots(config.data_dir)
-                         if (r / "cifar10-jpg" / "train").is_dir()), Path("cifar10-jpg/train"))
+            root = next(
+                (
+                    r / "cifar10-jpg" / "train"
+                    for r in search_roots(config.data_dir)
+                    if (r / "cifar10-jpg" / "train").is_dir()
+                ),
+                Path("cifar10-jpg/train"),
+            )
         if not root.is_dir():
             raise SystemExit(f"--tv-source folder needs an image folder; {root} does not exist (use --folder)")
-        ds = datasets.ImageFolder(str(root), transforms.Compose(aug + [transforms.ToTensor(), transforms.Normalize(mean, std)]))
+        ds = datasets.ImageFolder(
+            str(root), transforms.Compose(aug + [transforms.ToTensor(), transforms.Normalize(mean, std)])
+        )
     else:
-        ds = _TensorImages(train_set.images, train_set.labels,
-                           transforms.Compose(aug + [transforms.Lambda(_to_unit_float), transforms.Normalize(mean, std)]))
-    return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                                       num_workers=args.num_workers, pin_memory=device.type == "cuda",
-                                       persistent_workers=args.num_workers > 0)
+        ds = _TensorImages(
+            train_set.images,
+            train_set.labels,
+            transforms.Compose(aug + [transforms.Lambda(_to_unit_float), transforms.Normalize(mean, std)]),
+        )
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.num_workers > 0,
+    )
 
 
 def _batches(loader, device):
@@ -100,23 +118,46 @@ def time_pipeline(name, config, train_set, args, device):
     torch.manual_seed(config.seed)
     if name == "ours":
         mean, std = normalization(config.dataset)
-        loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                             flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed)
+        loader = BatchLoader(
+            train_set,
+            config.batch_size,
+            shuffle=True,
+            augment=config.augment,
+            pad=config.pad,
+            flip=config.flip,
+            mean=mean,
+            std=std,
+            device=device,
+            drop_last=True,
+            seed=config.seed,
+        )
     else:
         loader = torchvision_loader(config, train_set, args, device)
-    steps_per_epoch = len(train_set) // config.batch_size  # the training split (an ImageFolder also holds the validation images)
+    steps_per_epoch = (
+        len(train_set) // config.batch_size
+    )  # the training split (an ImageFolder also holds the validation images)
     if steps_per_epoch == 0:
         raise SystemExit(f"fewer than {config.batch_size} training images")
     if args.plan:
         from isomax.models import SmallCNN
 
-        model = SmallCNN(args.plan, input_hw=tuple(train_set.shape[1:]), num_classes=train_set.num_classes,
-                         head=canonical_head_name(config.loss), in_channels=train_set.shape[0]).to(device)
+        model = SmallCNN(
+            args.plan,
+            input_hw=tuple(train_set.shape[1:]),
+            num_classes=train_set.num_classes,
+            head=canonical_head_name(config.loss),
+            in_channels=train_set.shape[0],
+        ).to(device)
     else:
         model = build_model(config, train_set.num_classes, train_set.shape[0]).to(device)
     loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=False).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=config.momentum, nesterov=config.nesterov,
-                          weight_decay=config.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=1e-3,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
     model.train()
     batches = _batches(loader, device)
 
@@ -144,8 +185,15 @@ def time_pipeline(name, config, train_set, args, device):
         step(*next(batches))
     _sync(device)
     step_s = (time.perf_counter() - t0) / args.steps
-    return dict(pipeline=name, steps_timed=args.steps, steps_per_epoch=steps_per_epoch, data_ms=1e3 * data_s,
-                step_ms=1e3 * step_s, epoch_s=step_s * steps_per_epoch, images_per_s=config.batch_size / step_s)
+    return dict(
+        pipeline=name,
+        steps_timed=args.steps,
+        steps_per_epoch=steps_per_epoch,
+        data_ms=1e3 * data_s,
+        step_ms=1e3 * step_s,
+        epoch_s=step_s * steps_per_epoch,
+        images_per_s=config.batch_size / step_s,
+    )
 
 
 def main(argv=None) -> None:
@@ -161,7 +209,9 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers of the torchvision pipeline")
     p.add_argument("--tv-source", choices=("tensor", "folder"), default="tensor")
-    p.add_argument("--folder", default=None, help="image folder for --tv-source folder (default DATA_DIR/cifar10-jpg/train)")
+    p.add_argument(
+        "--folder", default=None, help="image folder for --tv-source folder (default DATA_DIR/cifar10-jpg/train)"
+    )
     p.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
     p.add_argument("--no-amp", action="store_true", help="no bfloat16 autocast on CUDA")
     p.add_argument("--data-dir", default=None)
@@ -171,8 +221,13 @@ def main(argv=None) -> None:
         p.error("--steps must be >= 1")
     if args.plan:
         args.plan = tuple(int(v) if v.strip().isdigit() else v.strip() for v in args.plan.split(","))
-    changes = {k: v for k, v in dict(model=args.model, batch_size=args.batch_size, data_dir=args.data_dir,
-                                     device=args.device, loss=args.loss).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in dict(
+            model=args.model, batch_size=args.batch_size, data_dir=args.data_dir, device=args.device, loss=args.loss
+        ).items()
+        if v is not None
+    }
     if args.no_amp:
         changes["amp"] = False
     config = get_preset(args.preset).config(**changes)
@@ -184,22 +239,38 @@ def main(argv=None) -> None:
         torch.backends.cudnn.benchmark = True
     train_set, _, _ = load_data(config)
     what = f"plan {args.plan}" if args.plan else config.model
-    print(f"{args.preset}: {what}, {config.loss}, batch {config.batch_size}, {len(train_set)} training images, "
-          f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"{torch.get_num_threads()} threads, amp {config.amp and device.type == 'cuda'}")
+    print(
+        f"{args.preset}: {what}, {config.loss}, batch {config.batch_size}, {len(train_set)} training images, "
+        f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+        f"{torch.get_num_threads()} threads, amp {config.amp and device.type == 'cuda'}"
+    )
     rows = []
     for name in args.pipelines:
         r = time_pipeline(name, config, train_set, args, device)
         label = name if name == "ours" else f"torchvision ({args.tv_source}, {args.num_workers} workers)"
-        print(f"  {label:<34} data {r['data_ms']:8.1f} ms/batch   step {r['step_ms']:8.1f} ms   "
-              f"epoch {r['epoch_s']:8.1f} s ({r['steps_per_epoch']} steps)   {r['images_per_s']:8.0f} img/s")
+        print(
+            f"  {label:<34} data {r['data_ms']:8.1f} ms/batch   step {r['step_ms']:8.1f} ms   "
+            f"epoch {r['epoch_s']:8.1f} s ({r['steps_per_epoch']} steps)   {r['images_per_s']:8.0f} img/s"
+        )
         rows.append(r)
     if len(rows) == 2:
         print(f"  torchvision / ours epoch time: {rows[1]['epoch_s'] / rows[0]['epoch_s']:.2f}x")
     if args.json:
-        args.json.write_text(json.dumps(dict(preset=args.preset, model=config.model, plan=args.plan, device=str(device),
-                                             batch_size=config.batch_size, threads=torch.get_num_threads(),
-                                             results=rows), indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                dict(
+                    preset=args.preset,
+                    model=config.model,
+                    plan=args.plan,
+                    device=str(device),
+                    batch_size=config.batch_size,
+                    threads=torch.get_num_threads(),
+                    results=rows,
+                ),
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

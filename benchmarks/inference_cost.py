@@ -23,6 +23,7 @@ round-robin (``--repeats`` rounds after ``--warmup``) and each reports its media
 other processes spreads evenly. The last line reads ``ratios: mds=<x> mps=<x> odin=<x> ...``;
 ``--json OUT`` also writes them (with the setting) for ``scripts/compare_methods.py --cost``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,13 @@ def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
     return model, tuple(model.input_size), f"{args.model} ({args.head}, random weights)"
 
 
-def fitted_detectors(model: torch.nn.Module, shape: tuple[int, ...], n_fit: int, knn_train: int,
-                     plain_scores: tuple[str, ...] = PLAIN_SCORES) -> dict:
+def fitted_detectors(
+    model: torch.nn.Module,
+    shape: tuple[int, ...],
+    n_fit: int,
+    knn_train: int,
+    plain_scores: tuple[str, ...] = PLAIN_SCORES,
+) -> dict:
     g = torch.Generator().manual_seed(1)
     num_classes = model.num_classes
     x_train = torch.randn(n_fit, *shape, generator=g)
@@ -114,7 +120,9 @@ def main() -> None:
     calls = {"forward": forward, **{name: (lambda d=d: d(x)) for name, d in detectors.items()}}
     times: dict[str, list[float]] = {m: [] for m in methods}
     for i in range(args.warmup + args.repeats):
-        for name in methods[i % len(methods):] + methods[:i % len(methods)]:  # rotate: no method always follows another
+        for name in (
+            methods[i % len(methods) :] + methods[: i % len(methods)]
+        ):  # rotate: no method always follows another
             start = time.perf_counter()
             calls[name]()
             if i >= args.warmup:
@@ -122,18 +130,34 @@ def main() -> None:
 
     per_image = {m: statistics.median(t) / args.batch_size for m, t in times.items()}
     ratios = {m: per_image[m] / per_image["forward"] for m in methods}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {desc}, input {shape}, "
-          f"batch {args.batch_size}, median of {args.repeats} rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {desc}, input {shape}, "
+        f"batch {args.batch_size}, median of {args.repeats} rounds"
+    )
     print(f"{'method':<13}{'ms/image':>10}{'x forward':>11}")
     for m in methods:
         print(f"{m:<13}{1e3 * per_image[m]:>10.3f}{ratios[m]:>11.2f}")
     print("ratios: " + " ".join(f"{m}={ratios[m]:.2f}" for m in methods[1:]))
     if args.json:
-        setting = dict(torch=torch.__version__, threads=torch.get_num_threads(), model=desc, input=list(shape),
-                       batch_size=args.batch_size, repeats=args.repeats, knn_train=args.knn_train)
+        setting = dict(
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            model=desc,
+            input=list(shape),
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+            knn_train=args.knn_train,
+        )
         with open(args.json, "w") as fh:
-            json.dump(dict(setting, ms_per_image={m: 1e3 * v for m, v in per_image.items()},
-                           ratios={m: round(ratios[m], 3) for m in methods[1:]}), fh, indent=2)
+            json.dump(
+                dict(
+                    setting,
+                    ms_per_image={m: 1e3 * v for m, v in per_image.items()},
+                    ratios={m: round(ratios[m], 3) for m in methods[1:]},
+                ),
+                fh,
+                indent=2,
+            )
             fh.write("\n")
 
 

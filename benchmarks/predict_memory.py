@@ -9,6 +9,7 @@ reports the child's peak resident memory (``resource.getrusage(RUSAGE_CHILDREN).
 peak of the same process predicting one 28x28 image (the baseline: Python, torch and the model).
 ``--src`` runs another checkout's package (e.g. ``/work/main/src`` before the fix) for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,28 @@ def make_run(root: Path) -> Path:
     model = create_model("cnn-28", num_classes=10, head="isomaxplus", in_channels=1)
     run = root / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps(TrainConfig(dataset="fashion-mnist", model="cnn-28",
-                                                            loss="isomaxplus").to_dict()))
-    data = dict(dataset="fashion-mnist", channels=1, height=28, width=28, num_classes=10,
-                classes=[str(i) for i in range(10)], mean=[0.286], std=[0.353])
+    (run / "config.json").write_text(
+        json.dumps(TrainConfig(dataset="fashion-mnist", model="cnn-28", loss="isomaxplus").to_dict())
+    )
+    data = dict(
+        dataset="fashion-mnist",
+        channels=1,
+        height=28,
+        width=28,
+        num_classes=10,
+        classes=[str(i) for i in range(10)],
+        mean=[0.286],
+        std=[0.353],
+    )
     torch.save(dict(model=model.state_dict(), epoch=1, history=[], data=data), run / "checkpoint.pt")
-    t = fit_threshold(np.linspace(-2, 0, 1000), score="mds", temperature=1.0, fingerprint=model_fingerprint(model),
-                      loss="isomaxplus", input=input_description((1, 28, 28), [0.286], [0.353]))
+    t = fit_threshold(
+        np.linspace(-2, 0, 1000),
+        score="mds",
+        temperature=1.0,
+        fingerprint=model_fingerprint(model),
+        loss="isomaxplus",
+        input=input_description((1, 28, 28), [0.286], [0.353]),
+    )
     t.save(run)
     return run
 
@@ -85,11 +101,24 @@ def main(argv=None) -> int:
         sizes = [f.stat().st_size for f in (tmp / "images").iterdir()]
         what = f"{args.images} {args.size}x{args.size} {args.mode} PNGs ({max(sizes) / 1e3:.0f} KB each)"
     env = dict(os.environ, PYTHONPATH=args.src or str(Path(__file__).resolve().parents[1] / "src"))
-    cmd = [sys.executable, "-m", "isomax", "predict", str(run), str(tmp / "images"), "--out", str(tmp / "p.csv"),
-           "--device", "cpu", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "isomax",
+        "predict",
+        str(run),
+        str(tmp / "images"),
+        "--out",
+        str(tmp / "p.csv"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     mb, rc = peak_rss_mb(cmd, env)
-    print(f"isomax predict on {what} with a 28x28 grey cnn-28: peak RSS {mb:.0f} MB (exit {rc}; package "
-          f"{env['PYTHONPATH']})")
+    print(
+        f"isomax predict on {what} with a 28x28 grey cnn-28: peak RSS {mb:.0f} MB (exit {rc}; package "
+        f"{env['PYTHONPATH']})"
+    )
     return rc
 
 

@@ -10,6 +10,7 @@ The IsoMax part is three lines: build the model with the isomax head (``create_m
 At the end, :func:`isomax.deploy.save_run` writes a run folder that ``isomax predict``, ``export``,
 ``threshold`` and ``calibrate`` accept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,23 @@ class IsoMaxClassifier(L.LightningModule):
         lr, head_lr: AdamW learning rates of the backbone and of the head (prototypes).
     """
 
-    def __init__(self, model="timm:resnet18", num_classes: int = 10, in_channels: int = 3, loss: str = "isomaxplus",
-                 entropic_scale: float = 10.0, lr: float = 1e-3, head_lr: float = 1e-2) -> None:
+    def __init__(
+        self,
+        model="timm:resnet18",
+        num_classes: int = 10,
+        in_channels: int = 3,
+        loss: str = "isomaxplus",
+        entropic_scale: float = 10.0,
+        lr: float = 1e-3,
+        head_lr: float = 1e-2,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"] if isinstance(model, torch.nn.Module) else None)
-        self.model = model if isinstance(model, torch.nn.Module) else create_model(
-            model, num_classes=num_classes, head=loss, in_channels=in_channels)
+        self.model = (
+            model
+            if isinstance(model, torch.nn.Module)
+            else create_model(model, num_classes=num_classes, head=loss, in_channels=in_channels)
+        )
         self.loss_fn = make_loss(loss, entropic_scale)
         self.score = SCORES["mds" if loss != "softmax" else "mps"]
 
@@ -54,15 +66,21 @@ class IsoMaxClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
-        self.log_dict({"val_loss": self.loss_fn(logits, y), "val_acc": (logits.argmax(1) == y).float().mean(),
-                       "val_score": self.score(logits).mean()})
+        self.log_dict(
+            {
+                "val_loss": self.loss_fn(logits, y),
+                "val_acc": (logits.argmax(1) == y).float().mean(),
+                "val_score": self.score(logits).mean(),
+            }
+        )
 
     def configure_optimizers(self):
         head = self.model.head
         head_ids = {id(p) for p in head.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in head_ids]
-        return torch.optim.AdamW([{"params": rest}, {"params": list(head.parameters()), "lr": self.hparams.head_lr}],
-                                 lr=self.hparams.lr)
+        return torch.optim.AdamW(
+            [{"params": rest}, {"params": list(head.parameters()), "lr": self.hparams.head_lr}], lr=self.hparams.lr
+        )
 
 
 def main() -> None:
@@ -81,11 +99,20 @@ def main() -> None:
     train = DataLoader(TensorDataset(x[:48], y[:48]), batch_size=16, shuffle=True)
     val = DataLoader(TensorDataset(x[48:], y[48:]), batch_size=16)
     module = IsoMaxClassifier(args.model, num_classes=4)
-    L.Trainer(max_epochs=args.epochs, accelerator="auto", logger=False, enable_checkpointing=False).fit(module, train, val)
+    L.Trainer(max_epochs=args.epochs, accelerator="auto", logger=False, enable_checkpointing=False).fit(
+        module, train, val
+    )
     model = module.model.eval()
     predictor = Predictor(model, "mds").fit(x[48:])
-    save_run(model, args.out, predictor=predictor, input_size=(3, 32, 32), mean=mean, std=std,
-             class_names=["a", "b", "c", "d"])
+    save_run(
+        model,
+        args.out,
+        predictor=predictor,
+        input_size=(3, 32, 32),
+        mean=mean,
+        std=std,
+        class_names=["a", "b", "c", "d"],
+    )
     print(f"wrote {args.out}: isomax predict {args.out} IMAGES --out predictions.csv")
 
 

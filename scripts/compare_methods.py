@@ -24,6 +24,7 @@ first file's, so list the results whose models the detectors ran on first.
 Rows: the methods below in this order; then, for any loss, the post-hoc detectors run on it, and
 every score of a loss this list does not know (e.g. DisMax), so new results need no edit here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,18 @@ import numpy as np
 from isomax.data.roles import ROLE_ORDER
 from isomax.records import OUTLIER_EXPOSURE, as_records
 
-DETECTORS = {"odin": "ODIN", "mahalanobis": "Mahalanobis", "knn": "KNN", "vim": "ViM", "react": "ReAct",
-             "dice": "DICE", "ash": "ASH", "scale": "SCALE", "gen": "GEN", "energy": "Energy"}
+DETECTORS = {
+    "odin": "ODIN",
+    "mahalanobis": "Mahalanobis",
+    "knn": "KNN",
+    "vim": "ViM",
+    "react": "ReAct",
+    "dice": "DICE",
+    "ash": "ASH",
+    "scale": "SCALE",
+    "gen": "GEN",
+    "energy": "Energy",
+}
 # (category, label, loss, score, method): which records make each row
 ROWS = [
     ("baseline", "SoftMax, entropic score", "softmax", "es", "standard"),
@@ -50,14 +61,27 @@ ROWS = [
 ]
 KNOWN_LOSSES = {"softmax", "isomax", "isomaxplus", "logitnorm"}
 SEAMLESS_LOSSES = {"isomax", "isomaxplus", "dismax", "dismax-fpr"}  # FPR changes training batches, not inference
-LOSS_NAMES = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "logitnorm": "LogitNorm",
-              "dismax": "DisMax", "dismax-fpr": "DisMax+FPR"}
-SCORE_NAMES = {"es": "entropic score", "mds": "minimum distance score", "mps": "max probability",
-               "max_logit": "max logit", "energy": "energy"}
+LOSS_NAMES = {
+    "softmax": "SoftMax",
+    "isomax": "IsoMax",
+    "isomaxplus": "IsoMax+",
+    "logitnorm": "LogitNorm",
+    "dismax": "DisMax",
+    "dismax-fpr": "DisMax+FPR",
+}
+SCORE_NAMES = {
+    "es": "entropic score",
+    "mds": "minimum distance score",
+    "mps": "max probability",
+    "max_logit": "max logit",
+    "energy": "energy",
+}
 CATEGORIES = ("baseline", "seamless", "post-hoc", "training-time", "other")
-STD_NOTE = ("mean ± std over seeds (sample std, ddof=1; a cell without ± is one seed); Δ AUROC: mean ± std "
-            "of the per-seed paired differences to the row with the best mean AUROC (same seed numbers), "
-            "\"level\" when |mean| ≤ std")
+STD_NOTE = (
+    "mean ± std over seeds (sample std, ddof=1; a cell without ± is one seed); Δ AUROC: mean ± std "
+    "of the per-seed paired differences to the row with the best mean AUROC (same seed numbers), "
+    '"level" when |mean| ≤ std'
+)
 
 
 def row_specs(records) -> list[tuple[str, str, str, str, str]]:
@@ -66,9 +90,13 @@ def row_specs(records) -> list[tuple[str, str, str, str, str]]:
     present = list(dict.fromkeys((r.loss, r.score, r.method) for r in records))
     rows = [row for row in ROWS if row[2:] in present]
     for loss in dict.fromkeys(p[0] for p in present):
-        rows += [("post-hoc", name, loss, score, "standard") for score, name in DETECTORS.items()
-                 if score != "energy" and (loss, score, "standard") in present
-                 and ("post-hoc", name, loss, score, "standard") not in rows]
+        rows += [
+            ("post-hoc", name, loss, score, "standard")
+            for score, name in DETECTORS.items()
+            if score != "energy"
+            and (loss, score, "standard") in present
+            and ("post-hoc", name, loss, score, "standard") not in rows
+        ]
     for loss, score, method in present:
         if loss not in KNOWN_LOSSES and score not in DETECTORS:
             label = f"{LOSS_NAMES.get(loss, loss)}, {SCORE_NAMES.get(score, score.upper())}"
@@ -87,12 +115,15 @@ def _rows(records):
 def per_seed(rs, key: str) -> dict:
     """seed -> the mean of ``key`` (in %) over the records of that seed (its out-distributions)."""
     seeds = sorted({r.seed for r in rs}, key=lambda s: (s is None, s))
-    return {s: 100 * float(np.mean([r.get(key) for r in rs if r.seed == s])) for s in seeds
-            if all(r.get(key) is not None for r in rs if r.seed == s)}
+    return {
+        s: 100 * float(np.mean([r.get(key) for r in rs if r.seed == s]))
+        for s in seeds
+        if all(r.get(key) is not None for r in rs if r.seed == s)
+    }
 
 
 def mean_std(values) -> str:
-    """"m±s" (sample std, ddof=1), or "m" for one value, "–" for none."""
+    """ "m±s" (sample std, ddof=1), or "m" for one value, "–" for none."""
     v = np.asarray(list(values), dtype=float)
     if v.size == 0:
         return "–"
@@ -128,14 +159,18 @@ def table(records, cost: dict[str, float] | None = None) -> str:
     rows = list(_rows(records))
     best = _best(rows)
     best_auroc = next((per_seed(rs, "auroc") for _, label, loss, _, rs in rows if (label, loss) == best), {})
-    lines = ["| category | method | trained with | test accuracy (%) | AUROC (%) | TNR@TPR95 (%) | seeds "
-             "| Δ AUROC vs best (paired) |" + (" inference cost (x forward) |" if cost else ""),
-             "|---|---|---|---|---|---|---|---|" + ("---|" if cost else "")]
+    lines = [
+        "| category | method | trained with | test accuracy (%) | AUROC (%) | TNR@TPR95 (%) | seeds "
+        "| Δ AUROC vs best (paired) |" + (" inference cost (x forward) |" if cost else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if cost else ""),
+    ]
     for category, label, loss, score, rs in rows:
         auroc = per_seed(rs, "auroc")
         delta = "best" if (label, loss) == best else paired_text(auroc, best_auroc)
-        row = (f"| {category} | {label} | {loss} | {mean_std(per_seed(rs, 'accuracy').values())} | "
-               f"{mean_std(auroc.values())} | {mean_std(per_seed(rs, 'tnr_at_tpr95').values())} | {len(auroc)} | {delta} |")
+        row = (
+            f"| {category} | {label} | {loss} | {mean_std(per_seed(rs, 'accuracy').values())} | "
+            f"{mean_std(auroc.values())} | {mean_std(per_seed(rs, 'tnr_at_tpr95').values())} | {len(auroc)} | {delta} |"
+        )
         if cost:
             row += f" {cost[score]:.2f} |" if score in cost else " – |"
         lines.append(row)
@@ -150,8 +185,11 @@ def per_ood_table(records) -> str:
         cells = []
         for ood in oods:
             at = [r for r in rs if r.out_dataset == ood]
-            cells.append(f"{100 * np.mean([r.auroc for r in at]):.1f} / {100 * np.mean([r.tnr_at_tpr95 for r in at]):.1f}"
-                         if at else "–")
+            cells.append(
+                f"{100 * np.mean([r.auroc for r in at]):.1f} / {100 * np.mean([r.tnr_at_tpr95 for r in at]):.1f}"
+                if at
+                else "–"
+            )
         lines.append(f"| {label} | {loss} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -177,10 +215,13 @@ def near_far_tables(records, cost: dict[str, float] | None = None) -> str:
         rows = list(_rows(in_group))
         best = _best(rows)
         best_auroc = next((per_seed(rs, "auroc") for _, label, loss, _, rs in rows if (label, loss) == best), {})
-        parts += [f"### {group}-OOD: {', '.join(oods)}", "",
-                  "| method | trained with | ID accuracy (%) | FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) "
-                  "| seeds | Δ AUROC vs best (paired) |" + (" inference cost (x forward) |" if cost else ""),
-                  "|---|---|---|---|---|---|---|---|---|" + ("---|" if cost else "")]
+        parts += [
+            f"### {group}-OOD: {', '.join(oods)}",
+            "",
+            "| method | trained with | ID accuracy (%) | FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) "
+            "| seeds | Δ AUROC vs best (paired) |" + (" inference cost (x forward) |" if cost else ""),
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if cost else ""),
+        ]
         for _, label, loss, score, rs in rows:
             auroc = per_seed(rs, "auroc")
             cells = [mean_std(per_seed(rs, k).values()) for k in ("accuracy", "fpr_at_tpr95")]
@@ -196,15 +237,19 @@ def near_far_tables(records, cost: dict[str, float] | None = None) -> str:
 
 def paired_report(records, a: str, b: str) -> str:
     """``a`` - ``b`` (``loss:score[:method]``), AUROC and TNR@TPR95 per OOD group and over all sets."""
+
     def pick(spec):
         loss, score, *method = spec.split(":")
         rs = [r for r in records if (r.loss, r.score, r.method) == (loss, score, method[0] if method else "standard")]
         if not rs:
             raise SystemExit(f"compare_methods.py: error: no records for --paired {spec!r} (loss:score[:method])")
         return rs
+
     ra, rb = pick(a), pick(b)
-    lines = [f"Paired per-seed differences {a} - {b} (percentage points; mean ± std, ddof=1; "
-             "per seed in brackets):", ""]
+    lines = [
+        f"Paired per-seed differences {a} - {b} (percentage points; mean ± std, ddof=1; per seed in brackets):",
+        "",
+    ]
     for group in ["all", *groups(records)]:
         sa = [r for r in ra if group == "all" or (r.ood_role or "no role") == group]
         sb = [r for r in rb if group == "all" or (r.ood_role or "no role") == group]
@@ -212,7 +257,9 @@ def paired_report(records, a: str, b: str) -> str:
         for key in ("auroc", "tnr_at_tpr95"):
             pa, pb = per_seed(sa, key), per_seed(sb, key)
             d, seeds = paired(pa, pb)
-            texts.append(f"{key} {paired_text(pa, pb, 2)} [" + ", ".join(f"seed {s}: {x:+.2f}" for s, x in zip(seeds, d)) + "]")
+            texts.append(
+                f"{key} {paired_text(pa, pb, 2)} [" + ", ".join(f"seed {s}: {x:+.2f}" for s, x in zip(seeds, d)) + "]"
+            )
         lines.append(f"* {group}: " + "; ".join(texts))
     return "\n".join(lines)
 
@@ -220,12 +267,22 @@ def paired_report(records, a: str, b: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", type=Path, help="results.json files (bench or evaluate)")
-    p.add_argument("--cost", type=Path, default=None, help="JSON of benchmarks/inference_cost.py --json: adds a cost column")
+    p.add_argument(
+        "--cost", type=Path, default=None, help="JSON of benchmarks/inference_cost.py --json: adds a cost column"
+    )
     p.add_argument("--per-ood", action="store_true", help="add a table per out-distribution (AUROC / TNR@TPR95)")
-    p.add_argument("--near-far", action="store_true",
-                   help="only the tables per OOD group (near / far / noise) with OpenOOD's metrics")
-    p.add_argument("--paired", nargs=2, metavar=("A", "B"), default=None,
-                   help="only the paired per-seed differences A - B (loss:score[:method]) per OOD group")
+    p.add_argument(
+        "--near-far",
+        action="store_true",
+        help="only the tables per OOD group (near / far / noise) with OpenOOD's metrics",
+    )
+    p.add_argument(
+        "--paired",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help="only the paired per-seed differences A - B (loss:score[:method]) per OOD group",
+    )
     args = p.parse_args()
     cost = json.loads(args.cost.read_text())["ratios"] if args.cost else None
     records, seen = [], set()
@@ -239,12 +296,19 @@ def main() -> None:
         print(paired_report(records, *args.paired))
         return
     # the command as first line, so that tests/test_tables_published.py can check the published table
-    print("<!-- python scripts/compare_methods.py " + " ".join(map(str, args.results))
-          + (f" --cost {args.cost}" if args.cost else "") + (" --per-ood" if args.per_ood else "")
-          + (" --near-far" if args.near_far else "") + " -->")
+    print(
+        "<!-- python scripts/compare_methods.py "
+        + " ".join(map(str, args.results))
+        + (f" --cost {args.cost}" if args.cost else "")
+        + (" --per-ood" if args.per_ood else "")
+        + (" --near-far" if args.near_far else "")
+        + " -->"
+    )
     if args.near_far:
-        print(f"Per OOD group (isomax.data.roles; OpenOOD v1.5 where it has the set): each seed's mean over the "
-              f"group's out-distributions, then {STD_NOTE}. AUPR-in/out: the papers' AUIN/AUOUT.\n")
+        print(
+            f"Per OOD group (isomax.data.roles; OpenOOD v1.5 where it has the set): each seed's mean over the "
+            f"group's out-distributions, then {STD_NOTE}. AUPR-in/out: the papers' AUIN/AUOUT.\n"
+        )
         print(near_far_tables(records, cost))
         return
     print(f"Mean over all out-distributions of each seed, then {STD_NOTE}.\n")

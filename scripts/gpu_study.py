@@ -27,6 +27,7 @@ every image goes through the same decoding and conversion as in the CPU benchmar
 (1 epoch on 512 images, a ResNet-18 with 1/8 of the channels, small evaluation subsets) checks the
 whole path on a CPU in seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,21 @@ LOSSES = ("softmax", "isomax", "isomaxplus", "dismax", "dismax-fpr")
 # Places365, far; noise apart)
 ROLES = {"tinyimagenet-resize": "near", "mnist": "far", "isun": "far", "gaussian": "noise", "uniform": "noise"}
 # the scores shown in results.md (results.json has every applicable one)
-MAIN_SCORES = {"softmax": ("mps", "es"), "isomax": ("es", "mds"), "isomaxplus": ("mds", "es"),
-               "dismax": ("mmles", "es"), "dismax-fpr": ("mmles", "es")}
+MAIN_SCORES = {
+    "softmax": ("mps", "es"),
+    "isomax": ("es", "mds"),
+    "isomaxplus": ("mds", "es"),
+    "dismax": ("mmles", "es"),
+    "dismax-fpr": ("mmles", "es"),
+}
 PACK_FILES, PACK_INDEX = "files.bin", "index.json"
 MAX_PACK_BYTES = 256 * 2**20  # refuse larger packs (the device carries 64 MiB anyway)
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
 
 # OpenOOD v1.5 CIFAR-10 recipe
-RECIPE = dict(batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, pad=4, max_epochs=100,
-              eval_batch_size=1000)
+RECIPE = dict(
+    batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, pad=4, max_epochs=100, eval_batch_size=1000
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,7 +90,7 @@ def _read_idx(path: Path):
 
     raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -94,7 +101,9 @@ def collect_files(data: Path, n_ood: int) -> list[tuple[str, bytes]]:
     for split in ("train", "test"):
         paths = sorted(p for p in (cifar / split).rglob("*") if p.suffix.lower() in IMAGE_EXT)
         if not paths:
-            raise FileNotFoundError(f"no CIFAR-10 images under {cifar / split} (expected cifar10-jpg/{split}/<class>/*.jpg)")
+            raise FileNotFoundError(
+                f"no CIFAR-10 images under {cifar / split} (expected cifar10-jpg/{split}/<class>/*.jpg)"
+            )
         files += [(str(p.relative_to(data)), p.read_bytes()) for p in paths]
     tin = sorted((data / "tiny-imagenet-200" / "test" / "images").glob("*.JPEG"))
     if not tin:
@@ -104,8 +113,9 @@ def collect_files(data: Path, n_ood: int) -> list[tuple[str, bytes]]:
     if not isun.is_file():
         raise FileNotFoundError(f"{isun} is missing")
     with tarfile.open(isun, "r:gz") as tar:
-        members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_EXT)),
-                         key=lambda m: m.name)
+        members = sorted(
+            (m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_EXT)), key=lambda m: m.name
+        )
         for i in _pick(len(members), n_ood):
             name = Path(members[i].name).name
             files.append((f"isun/iSUN/iSUN_patches/{name}", tar.extractfile(members[i]).read()))
@@ -120,8 +130,9 @@ def collect_files(data: Path, n_ood: int) -> list[tuple[str, bytes]]:
 def pack(data: Path, out: Path, n_ood: int) -> dict:
     files = collect_files(data, n_ood)
     blob = b"".join(b for _, b in files)
-    index = dict(version=1, n_ood=n_ood, sha256=hashlib.sha256(blob).hexdigest(),
-                 files=[[name, len(b)] for name, b in files])
+    index = dict(
+        version=1, n_ood=n_ood, sha256=hashlib.sha256(blob).hexdigest(), files=[[name, len(b)] for name, b in files]
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".partial")
     with zipfile.ZipFile(tmp, "w") as z:
@@ -153,7 +164,7 @@ def unpack(pack_path: Path, dest: Path) -> dict:
             raise ValueError(f"{pack_path}: unsafe path {name!r}")
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob[offset:offset + size])
+        path.write_bytes(blob[offset : offset + size])
         offset += size
     return index
 
@@ -165,8 +176,14 @@ def resnet18(head: str, width_div: int = 1):
     """OpenOOD's ResNet18_32x32: CifarResNet with BasicBlock stages [2, 2, 2, 2], projection shortcuts."""
     from isomax.models.resnet import CifarResNet
 
-    return CifarResNet((2, 2, 2, 2), tuple(w // width_div for w in (64, 128, 256, 512)), shortcut="B",
-                       init_mode="fan_out", num_classes=10, head=head)
+    return CifarResNet(
+        (2, 2, 2, 2),
+        tuple(w // width_div for w in (64, 128, 256, 512)),
+        shortcut="B",
+        init_mode="fan_out",
+        num_classes=10,
+        head=head,
+    )
 
 
 def augment(x_pad, pad: int, gen):
@@ -193,13 +210,18 @@ class Study:
         from isomax.data import load_dataset, load_ood, normalization
 
         self.args, self.t0 = args, time.perf_counter()
-        self.device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(
+            args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         data_dir = str(args.work)
-        train, test = load_dataset("cifar10", "train", data_dir=data_dir), load_dataset("cifar10", "test", data_dir=data_dir)
+        train, test = (
+            load_dataset("cifar10", "train", data_dir=data_dir),
+            load_dataset("cifar10", "test", data_dir=data_dir),
+        )
         if args.tiny:  # the first 512 training and 256 test images of a fixed permutation
             g = torch.Generator().manual_seed(0)
             train = train.subset(torch.randperm(len(train), generator=g)[:512])
@@ -217,8 +239,11 @@ class Study:
         mean, std = normalization("cifar10")
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-        self.log(f"data: train {len(train)}, test {len(test)}, " + ", ".join(f"{d.name} {len(d)}" for d in self.ood)
-                 + f" ({time.perf_counter() - self.t0:.1f}s)")
+        self.log(
+            f"data: train {len(train)}, test {len(test)}, "
+            + ", ".join(f"{d.name} {len(d)}" for d in self.ood)
+            + f" ({time.perf_counter() - self.t0:.1f}s)"
+        )
 
     def log(self, msg: str) -> None:
         print(f"[{time.perf_counter() - self.t0:7.1f}s] {msg}", flush=True)
@@ -254,12 +279,21 @@ class Study:
         for m in model.modules():  # no per-step host syncs for value checks
             if hasattr(m, "validate_args"):
                 m.validate_args = False
-        opt = torch.optim.SGD(model.parameters(), lr=RECIPE["lr"], momentum=RECIPE["momentum"],
-                              nesterov=RECIPE["nesterov"], weight_decay=RECIPE["weight_decay"])
+        opt = torch.optim.SGD(
+            model.parameters(),
+            lr=RECIPE["lr"],
+            momentum=RECIPE["momentum"],
+            nesterov=RECIPE["nesterov"],
+            weight_decay=RECIPE["weight_decay"],
+        )
         steps = epochs * (len(self.train_y) // RECIPE["batch_size"])
         # OpenOOD's cosine annealing per step, from lr to 1e-6
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda it: 1e-6 / RECIPE["lr"] + (1 - 1e-6 / RECIPE["lr"]) * 0.5 * (1 + math.cos(math.pi * min(it, steps) / steps)))
+            opt,
+            lambda it: (
+                1e-6 / RECIPE["lr"] + (1 - 1e-6 / RECIPE["lr"]) * 0.5 * (1 + math.cos(math.pi * min(it, steps) / steps))
+            ),
+        )
         return model, loss_fn, opt, sched
 
     def epoch_batches(self, gen):
@@ -269,11 +303,10 @@ class Study:
         x = augment(self.train_x, RECIPE["pad"], gen)  # (N, 3, 32, 32) uint8, the whole epoch at once
         perm = torch.randperm(n, device=self.device, generator=gen)
         for i in range(n // bs):  # drop_last
-            idx = perm[i * bs:(i + 1) * bs]
+            idx = perm[i * bs : (i + 1) * bs]
             yield self.normalise(x[idx]), self.train_y[idx]
 
     def step(self, model, loss_fn, opt, sched, x, y, gen):
-        import torch
 
         targets = y
         if getattr(loss_fn, "fpr", False):
@@ -308,8 +341,10 @@ class Study:
         epoch_s = step_s * (len(self.train_y) // RECIPE["batch_size"]) * 1.05 + 0.5  # + augmentation, eval margin
         epochs = int(self.args.budget_s / (len(self.args.losses) * epoch_s))
         epochs = max(1, min(RECIPE["max_epochs"], epochs))
-        self.log(f"probe: {1000 * step_s:.1f} ms/step, ~{epoch_s:.1f} s/epoch -> {epochs} epochs per loss "
-                 f"({len(self.args.losses)} losses, training budget {self.args.budget_s:.0f}s)")
+        self.log(
+            f"probe: {1000 * step_s:.1f} ms/step, ~{epoch_s:.1f} s/epoch -> {epochs} epochs per loss "
+            f"({len(self.args.losses)} losses, training budget {self.args.budget_s:.0f}s)"
+        )
         return epochs, epoch_s
 
     def train(self, loss_name: str, epochs: int, seed: int):
@@ -340,7 +375,7 @@ class Study:
         model.eval()
         with torch.no_grad():
             for i in range(0, len(images), RECIPE["eval_batch_size"]):
-                x = self.normalise(images[i:i + RECIPE["eval_batch_size"]].to(self.device))
+                x = self.normalise(images[i : i + RECIPE["eval_batch_size"]].to(self.device))
                 with self.autocast():
                     out.append(model(x).float().cpu())
         return torch.cat(out)
@@ -359,9 +394,22 @@ class Study:
             logits_out = self.logits(model, data.images)
             for s in names:
                 m = ood_metrics(s_in[s], SCORES[s](logits_out), out_positive=True)
-                records.append(dict(in_dataset="cifar10", out_dataset=data.name, role=ROLES[data.name],
-                                    model="resnet18-openood", loss=loss_name, score=s, seed=seed, epochs=epochs,
-                                    accuracy=accuracy, n_in=len(logits_in), n_out=len(logits_out), **m))
+                records.append(
+                    dict(
+                        in_dataset="cifar10",
+                        out_dataset=data.name,
+                        role=ROLES[data.name],
+                        model="resnet18-openood",
+                        loss=loss_name,
+                        score=s,
+                        seed=seed,
+                        epochs=epochs,
+                        accuracy=accuracy,
+                        n_in=len(logits_in),
+                        n_out=len(logits_out),
+                        **m,
+                    )
+                )
         self.log(f"{loss_name}: test accuracy {100 * accuracy:.2f}%")
         return records
 
@@ -374,28 +422,45 @@ def _mean(values):
 def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
     roles = list(dict.fromkeys(ROLES.values()))
     oods = list(ROLES)
-    what = ("TINY CHECK (ResNet-18 with 1/8 of the channels, 512 training images): not a result"
-            if meta["tiny"] else "ResNet-18 (OpenOOD recipe)")
-    lines = [f"# GPU study: CIFAR-10, {what}, {meta['epochs']} epoch(s), seed {meta['seed']}", "",
-             f"Device: {meta['device_name']}; torch {meta['torch']}; {meta['wall_seconds']:.0f}s in all. "
-             "One seed: no ± (a single run, not a mean). Percent. AUROC and FPR@95 (FPR of the out-distribution at 95% "
-             "TPR of CIFAR-10 test, in-distribution positive) per role = mean over its out-distributions "
-             f"(near: TinyImageNet-resize; far: MNIST, iSUN; noise: Gaussian, uniform), each a fixed subset of "
-             f"{meta['n_ood']} images; the in-distribution on {meta['n_in']} test images.", "",
-             "| loss | score | accuracy | " + " | ".join(f"{r} AUROC / FPR@95" for r in roles) + " | "
-             + " | ".join(f"{o} AUROC" for o in oods) + " |",
-             "|---|---|---|" + "---|" * (len(roles) + len(oods))]
+    what = (
+        "TINY CHECK (ResNet-18 with 1/8 of the channels, 512 training images): not a result"
+        if meta["tiny"]
+        else "ResNet-18 (OpenOOD recipe)"
+    )
+    lines = [
+        f"# GPU study: CIFAR-10, {what}, {meta['epochs']} epoch(s), seed {meta['seed']}",
+        "",
+        f"Device: {meta['device_name']}; torch {meta['torch']}; {meta['wall_seconds']:.0f}s in all. "
+        "One seed: no ± (a single run, not a mean). Percent. AUROC and FPR@95 (FPR of the out-distribution at 95% "
+        "TPR of CIFAR-10 test, in-distribution positive) per role = mean over its out-distributions "
+        f"(near: TinyImageNet-resize; far: MNIST, iSUN; noise: Gaussian, uniform), each a fixed subset of "
+        f"{meta['n_ood']} images; the in-distribution on {meta['n_in']} test images.",
+        "",
+        "| loss | score | accuracy | "
+        + " | ".join(f"{r} AUROC / FPR@95" for r in roles)
+        + " | "
+        + " | ".join(f"{o} AUROC" for o in oods)
+        + " |",
+        "|---|---|---|" + "---|" * (len(roles) + len(oods)),
+    ]
     for loss in dict.fromkeys(r["loss"] for r in records):
         for score in MAIN_SCORES.get(loss, ()):
             rs = [r for r in records if r["loss"] == loss and r["score"] == score]
             if not rs:
                 continue
-            cells = [f"{100 * _mean(r['auroc'] for r in rs if r['role'] == role):.1f} / "
-                     f"{100 * _mean(r['fpr_at_tpr95'] for r in rs if r['role'] == role):.1f}" for role in roles]
+            cells = [
+                f"{100 * _mean(r['auroc'] for r in rs if r['role'] == role):.1f} / "
+                f"{100 * _mean(r['fpr_at_tpr95'] for r in rs if r['role'] == role):.1f}"
+                for role in roles
+            ]
             cells += [f"{100 * _mean(r['auroc'] for r in rs if r['out_dataset'] == o):.1f}" for o in oods]
             lines.append(f"| {loss} | {score} | {100 * rs[0]['accuracy']:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", "Every applicable score, AUPR-in/out and the out-positive (OpenOOD) metrics: results.json. "
-              f"Training seconds per loss: " + ", ".join(f"{k} {v:.0f}" for k, v in meta["train_seconds"].items()) + ".", ""]
+    lines += [
+        "",
+        "Every applicable score, AUPR-in/out and the out-positive (OpenOOD) metrics: results.json. "
+        "Training seconds per loss: " + ", ".join(f"{k} {v:.0f}" for k, v in meta["train_seconds"].items()) + ".",
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -406,10 +471,14 @@ def run(args) -> None:
     t0 = time.perf_counter()
     index = unpack(args.pack, args.work)
     args.n_ood = min(args.n_ood or index["n_ood"], index["n_ood"])
-    os.environ.setdefault("ISOMAX_VERIFY", "0")  # subsets: the published checksums cannot match (the pack has its sha256)
+    os.environ.setdefault(
+        "ISOMAX_VERIFY", "0"
+    )  # subsets: the published checksums cannot match (the pack has its sha256)
     study = Study(args)
-    study.log(f"device {study.device} ({torch.cuda.get_device_name() if study.cuda else platform.processor() or 'cpu'}), "
-              f"torch {torch.__version__}")
+    study.log(
+        f"device {study.device} ({torch.cuda.get_device_name() if study.cuda else platform.processor() or 'cpu'}), "
+        f"torch {torch.__version__}"
+    )
     epochs, epoch_s = (1, float("nan")) if args.tiny else study.probe_epochs()
     records, meta_runs = [], {}
     for loss in args.losses:
@@ -418,12 +487,25 @@ def run(args) -> None:
         meta_runs[loss] = dict(train_seconds=round(seconds, 1), history=history)
         (args.out / "results.json").write_text(json.dumps(records, indent=1))  # after each loss: nothing lost on a kill
         del model
-    meta = dict(epochs=epochs, seed=args.seed, probe_epoch_seconds=epoch_s, budget_s=args.budget_s, tiny=args.tiny,
-                losses=list(args.losses), device=str(study.device),
-                device_name=torch.cuda.get_device_name() if study.cuda else "CPU", torch=torch.__version__,
-                python=platform.python_version(), n_in=len(study.test), n_ood=args.n_ood, recipe=RECIPE, roles=ROLES,
-                train_seconds={k: v["train_seconds"] for k, v in meta_runs.items()}, runs=meta_runs,
-                wall_seconds=round(time.perf_counter() - t0, 1))
+    meta = dict(
+        epochs=epochs,
+        seed=args.seed,
+        probe_epoch_seconds=epoch_s,
+        budget_s=args.budget_s,
+        tiny=args.tiny,
+        losses=list(args.losses),
+        device=str(study.device),
+        device_name=torch.cuda.get_device_name() if study.cuda else "CPU",
+        torch=torch.__version__,
+        python=platform.python_version(),
+        n_in=len(study.test),
+        n_ood=args.n_ood,
+        recipe=RECIPE,
+        roles=ROLES,
+        train_seconds={k: v["train_seconds"] for k, v in meta_runs.items()},
+        runs=meta_runs,
+        wall_seconds=round(time.perf_counter() - t0, 1),
+    )
     (args.out / "study.json").write_text(json.dumps(meta, indent=1))
     write_markdown(records, meta, args.out / "results.md")
     study.log(f"wrote {args.out / 'results.md'}, results.json, study.json")
@@ -447,12 +529,18 @@ def main(argv=None) -> int:
     r.add_argument("--n-ood", type=int, default=None, help="images per out-distribution (default: the pack's)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
-    r.add_argument("--tiny", action="store_true", default=os.environ.get("TINY") == "1",
-                   help="1 epoch on 512 images, ResNet-18 with 1/8 of the channels, 256 test images (CPU check; also TINY=1)")
+    r.add_argument(
+        "--tiny",
+        action="store_true",
+        default=os.environ.get("TINY") == "1",
+        help="1 epoch on 512 images, ResNet-18 with 1/8 of the channels, 256 test images (CPU check; also TINY=1)",
+    )
     args = p.parse_args(argv)
     if args.command == "pack":
         info = pack(args.data, args.out, args.n_ood)
-        print(f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['files']} files, {info['n_ood']} per out-distribution")
+        print(
+            f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['files']} files, {info['n_ood']} per out-distribution"
+        )
         return 0
     from isomax.heads import canonical_head_name
 

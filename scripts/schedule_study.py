@@ -12,6 +12,7 @@ out-distributions and per out-distribution) and OUT/study.png from the points pl
     python scripts/schedule_study.py run --only isomax-e12 ...  # some points
     python scripts/schedule_study.py summarize
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,17 +61,26 @@ def run(args) -> None:
             path = points_dir / f"{tag}.json"
             if path.exists():
                 continue
-            config = get_preset("fashion-mnist").config(loss=loss, epochs=epochs, seed=seed, threads=args.threads,
-                                                        data_dir=args.data_dir, **overrides)
+            config = get_preset("fashion-mnist").config(
+                loss=loss, epochs=epochs, seed=seed, threads=args.threads, data_dir=args.data_dir, **overrides
+            )
             t0 = time.perf_counter()
             result = train(config, args.runs / tag, progress=False, log=lambda m: print(m, flush=True))
             train_s = time.perf_counter() - t0
             records = evaluate_run(args.runs / tag, progress=False, log=lambda m: None)
             for r in records:
                 r.update(epochs=epochs, point=name, head_weight_decay=config.head_weight_decay)
-            _write_json(dict(point=name, config=config.to_dict(), history=result.history, records=records,
-                             train_seconds=round(train_s, 1), eval_seconds=round(time.perf_counter() - t0 - train_s, 1)),
-                        path)
+            _write_json(
+                dict(
+                    point=name,
+                    config=config.to_dict(),
+                    history=result.history,
+                    records=records,
+                    train_seconds=round(train_s, 1),
+                    eval_seconds=round(time.perf_counter() - t0 - train_s, 1),
+                ),
+                path,
+            )
             print(f"wrote {path} ({train_s:.0f} s training)", flush=True)
 
 
@@ -88,14 +98,26 @@ def summarize(args) -> None:
     import numpy as np
 
     records = _load(args.out)
-    curves = [("softmax", "es", None, "SoftMax ES"), ("isomax", "es", None, "IsoMax ES"),
-              ("isomaxplus", "mds", None, "IsoMax+ MDS"), ("isomaxplus", "es", None, "IsoMax+ ES"),
-              ("isomaxplus", "mds", 0.0, "IsoMax+ MDS, no wd on head"), ("isomaxplus", "es", 0.0, "IsoMax+ ES, no wd on head")]
+    curves = [
+        ("softmax", "es", None, "SoftMax ES"),
+        ("isomax", "es", None, "IsoMax ES"),
+        ("isomaxplus", "mds", None, "IsoMax+ MDS"),
+        ("isomaxplus", "es", None, "IsoMax+ ES"),
+        ("isomaxplus", "mds", 0.0, "IsoMax+ MDS, no wd on head"),
+        ("isomaxplus", "es", 0.0, "IsoMax+ ES, no wd on head"),
+    ]
     oods = sorted({r["out_dataset"] for r in records})
 
     def pick(loss, score, hwd, epochs, ood=None):
-        return [r for r in records if r["loss"] == loss and r["score"] == score and r.get("head_weight_decay") == hwd
-                and r["epochs"] == epochs and (ood is None or r["out_dataset"] == ood)]
+        return [
+            r
+            for r in records
+            if r["loss"] == loss
+            and r["score"] == score
+            and r.get("head_weight_decay") == hwd
+            and r["epochs"] == epochs
+            and (ood is None or r["out_dataset"] == ood)
+        ]
 
     def cell(rs, key):  # mean over out-distributions of each seed, then mean (± std) over seeds
         seeds = sorted({r["seed"] for r in rs})
@@ -106,14 +128,22 @@ def summarize(args) -> None:
         return (f"{m:.1f}±{s:.1f}" if len(per_seed) > 1 else f"{m:.1f}"), m, s
 
     epochs_all = sorted({r["epochs"] for r in records})
-    lines = ["# Schedule study: OOD detection vs training length (Fashion-MNIST, cnn-28)", "",
-             "Produced by `python scripts/schedule_study.py run --threads 1` then `python scripts/schedule_study.py "
-             "summarize` (6-epoch point: the 3 seeds of docs/results/fashion-mnist). Values: mean over "
-             f"the out-distributions ({', '.join(oods)}), in %; a cell with ± is the mean ± std over its seeds "
-             "(sample std, ddof=1), one without is a single seed (seed 0).", ""]
+    lines = [
+        "# Schedule study: OOD detection vs training length (Fashion-MNIST, cnn-28)",
+        "",
+        "Produced by `python scripts/schedule_study.py run --threads 1` then `python scripts/schedule_study.py "
+        "summarize` (6-epoch point: the 3 seeds of docs/results/fashion-mnist). Values: mean over "
+        f"the out-distributions ({', '.join(oods)}), in %; a cell with ± is the mean ± std over its seeds "
+        "(sample std, ddof=1), one without is a single seed (seed 0).",
+        "",
+    ]
     for key, title in (("auroc", "AUROC"), ("tnr_at_tpr95", "TNR at TPR 95%"), ("accuracy", "test accuracy")):
-        lines += [f"## {title}", "", "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
-                  "|---|" + "---|" * len(epochs_all)]
+        lines += [
+            f"## {title}",
+            "",
+            "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
+            "|---|" + "---|" * len(epochs_all),
+        ]
         for loss, score, hwd, label in curves:
             row = [cell(pick(loss, score, hwd, e), key)[0] for e in epochs_all]
             if any(row):
@@ -121,29 +151,48 @@ def summarize(args) -> None:
         lines.append("")
     lines += ["## Per out-distribution: AUROC / TNR at TPR 95%", ""]
     for ood in oods:
-        lines += [f"### {ood}", "", "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
-                  "|---|" + "---|" * len(epochs_all)]
+        lines += [
+            f"### {ood}",
+            "",
+            "| loss / score | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
+            "|---|" + "---|" * len(epochs_all),
+        ]
         for loss, score, hwd, label in curves:
             rows = [pick(loss, score, hwd, e, ood) for e in epochs_all]
             if any(rows):
-                lines.append(f"| {label} | " + " | ".join(
-                    f"{cell(rs, 'auroc')[0]} / {cell(rs, 'tnr_at_tpr95')[0]}" if rs else "" for rs in rows) + " |")
+                lines.append(
+                    f"| {label} | "
+                    + " | ".join(f"{cell(rs, 'auroc')[0]} / {cell(rs, 'tnr_at_tpr95')[0]}" if rs else "" for rs in rows)
+                    + " |"
+                )
         lines.append("")
     # paired per-seed differences: the same seed number of two losses / scores at one length
-    pairs = [(("isomaxplus", "es", None, "IsoMax+ ES"), ("isomax", "es", None, "IsoMax ES")),
-             (("isomaxplus", "mds", None, "IsoMax+ MDS"), ("isomax", "es", None, "IsoMax ES")),
-             (("isomaxplus", "es", None, "IsoMax+ ES"), ("isomaxplus", "mds", None, "IsoMax+ MDS"))]
+    pairs = [
+        (("isomaxplus", "es", None, "IsoMax+ ES"), ("isomax", "es", None, "IsoMax ES")),
+        (("isomaxplus", "mds", None, "IsoMax+ MDS"), ("isomax", "es", None, "IsoMax ES")),
+        (("isomaxplus", "es", None, "IsoMax+ ES"), ("isomaxplus", "mds", None, "IsoMax+ MDS")),
+    ]
 
     def seed_means(rs, key):
-        return {s: 100 * float(np.mean([r[key] for r in rs if r["seed"] == s])) for s in sorted({r["seed"] for r in rs})}
+        return {
+            s: 100 * float(np.mean([r[key] for r in rs if r["seed"] == s])) for s in sorted({r["seed"] for r in rs})
+        }
 
-    lines += ["## Paired per-seed differences", "",
-              "A - B at each length, over the seeds both have, mean over the out-distributions of each seed: "
-              "mean ± std of the per-seed differences (ddof=1), then each seed's difference (seed: value), "
-              "in percentage points; **level** when |mean| ≤ std, one seed: no verdict.", ""]
+    lines += [
+        "## Paired per-seed differences",
+        "",
+        "A - B at each length, over the seeds both have, mean over the out-distributions of each seed: "
+        "mean ± std of the per-seed differences (ddof=1), then each seed's difference (seed: value), "
+        "in percentage points; **level** when |mean| ≤ std, one seed: no verdict.",
+        "",
+    ]
     for key, title in (("auroc", "AUROC"), ("tnr_at_tpr95", "TNR at TPR 95%")):
-        lines += [f"### {title}", "", "| A - B | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
-                  "|---|" + "---|" * len(epochs_all)]
+        lines += [
+            f"### {title}",
+            "",
+            "| A - B | " + " | ".join(f"{e} ep" for e in epochs_all) + " |",
+            "|---|" + "---|" * len(epochs_all),
+        ]
         for a, b in pairs:
             cells = []
             for e in epochs_all:
@@ -171,6 +220,7 @@ def summarize(args) -> None:
     (args.out / "study.md").write_text("\n".join(lines))
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

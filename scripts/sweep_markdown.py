@@ -1,7 +1,8 @@
 """Rewrite a sweep's ``sweep.md`` from its ``sweep.json`` (no training): what ``isomax sweep`` writes today.
 
-    python scripts/sweep_markdown.py docs/results/fashion-mnist-sweep
+python scripts/sweep_markdown.py docs/results/fashion-mnist-sweep
 """
+
 from __future__ import annotations
 
 import json

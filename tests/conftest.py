@@ -1,4 +1,5 @@
 """Fixtures shared by the pipeline tests (tiny generated data; never the network)."""
+
 import pytest
 
 from fixture_data import make_fashion_mnist

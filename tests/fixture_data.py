@@ -1,4 +1,5 @@
 """Tiny datasets in the original file formats, generated for tests (never the network)."""
+
 from __future__ import annotations
 
 import gzip
@@ -27,9 +28,9 @@ def learnable_images(n: int, num_classes: int = 10, size: int = 28, seed: int = 
     for i, k in enumerate(labels):
         row = 2 + (k * (size - 4)) // num_classes
         if vertical:
-            images[i, :, row:row + 2] = 230
+            images[i, :, row : row + 2] = 230
         else:
-            images[i, row:row + 2, :] = 230
+            images[i, row : row + 2, :] = 230
     return images, labels.astype(np.uint8)
 
 

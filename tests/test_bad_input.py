@@ -1,4 +1,5 @@
 """Every public entry point rejects bad input with an error that names the offending argument."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from isomax import DistanceHead, IsoMaxHead, IsoMaxLoss, IsoMaxLossSecondPart, IsoMaxPlusHead, SoftMaxLoss, make_head, ood_metrics
+from isomax import (
+    DistanceHead,
+    IsoMaxHead,
+    IsoMaxLoss,
+    IsoMaxLossSecondPart,
+    IsoMaxPlusHead,
+    SoftMaxLoss,
+    make_head,
+    ood_metrics,
+)
 from isomax.scores import SCORES, energy_score, entropic_score, max_probability, min_distance_score
 
 NAN, INF = float("nan"), float("inf")
@@ -50,7 +60,12 @@ BAD_INPUTS = [
     pytest.param(lambda: _head(_feats(2, 4, fill=NAN)), ValueError, "features", id="head-features-nan"),
     pytest.param(lambda: _head(_feats(2, 4, fill=INF)), ValueError, "features", id="head-features-inf"),
     pytest.param(lambda: _plus_head(_feats(2, 4, fill=-INF)), ValueError, "features", id="plushead-features-neg-inf"),
-    pytest.param(lambda: _plus_head(_feats(2, 4, fill=NAN, dtype=torch.float64)), ValueError, "features", id="plushead-features-nan-f64"),
+    pytest.param(
+        lambda: _plus_head(_feats(2, 4, fill=NAN, dtype=torch.float64)),
+        ValueError,
+        "features",
+        id="plushead-features-nan-f64",
+    ),
     pytest.param(lambda: _head([[0.0, 1.0, 2.0, 3.0]]), TypeError, "features", id="head-features-list"),
     pytest.param(lambda: _head(np.zeros((2, 4), dtype=np.float32)), TypeError, "features", id="head-features-numpy"),
     # ---- loss: logits --------------------------------------------------------------------
@@ -63,38 +78,75 @@ BAD_INPUTS = [
     # ---- loss: targets -------------------------------------------------------------------
     pytest.param(lambda: _loss(_logits(3, 4), T3.float()), ValueError, "targets", id="loss-targets-float"),
     pytest.param(lambda: _loss(_logits(3, 4), T3 == 1), ValueError, "targets", id="loss-targets-bool"),
-    pytest.param(lambda: _loss(_logits(3, 4), torch.tensor([0, -1, 2])), ValueError, "targets", id="loss-targets-negative"),
-    pytest.param(lambda: _loss(_logits(3, 4), torch.tensor([0, 4, 2])), ValueError, "targets", id="loss-targets-equal-C"),
-    pytest.param(lambda: _loss(_logits(3, 4), torch.tensor([0, 1, 99])), ValueError, "targets", id="loss-targets-above-C"),
-    pytest.param(lambda: _loss(_logits(3, 4), torch.tensor([0, 1])), ValueError, "targets", id="loss-targets-too-short"),
-    pytest.param(lambda: _loss(_logits(3, 4), torch.tensor([0, 1, 2, 3])), ValueError, "targets", id="loss-targets-too-long"),
+    pytest.param(
+        lambda: _loss(_logits(3, 4), torch.tensor([0, -1, 2])), ValueError, "targets", id="loss-targets-negative"
+    ),
+    pytest.param(
+        lambda: _loss(_logits(3, 4), torch.tensor([0, 4, 2])), ValueError, "targets", id="loss-targets-equal-C"
+    ),
+    pytest.param(
+        lambda: _loss(_logits(3, 4), torch.tensor([0, 1, 99])), ValueError, "targets", id="loss-targets-above-C"
+    ),
+    pytest.param(
+        lambda: _loss(_logits(3, 4), torch.tensor([0, 1])), ValueError, "targets", id="loss-targets-too-short"
+    ),
+    pytest.param(
+        lambda: _loss(_logits(3, 4), torch.tensor([0, 1, 2, 3])), ValueError, "targets", id="loss-targets-too-long"
+    ),
     pytest.param(lambda: _loss(_logits(3, 4), T3[:, None]), ValueError, "targets", id="loss-targets-2d"),
     pytest.param(lambda: _loss(_logits(3, 4), [0, 1, 2]), TypeError, "targets", id="loss-targets-list"),
-    pytest.param(lambda: SoftMaxLoss()(_logits(3, 4), torch.tensor([0, 1, 7])), ValueError, "targets", id="softmaxloss-targets-above-C"),
-    pytest.param(lambda: IsoMaxLossSecondPart()(_logits(3, 4), torch.tensor([-3, 1, 2]), debug=True), ValueError, "targets", id="compat-loss-targets-negative"),
+    pytest.param(
+        lambda: SoftMaxLoss()(_logits(3, 4), torch.tensor([0, 1, 7])),
+        ValueError,
+        "targets",
+        id="softmaxloss-targets-above-C",
+    ),
+    pytest.param(
+        lambda: IsoMaxLossSecondPart()(_logits(3, 4), torch.tensor([-3, 1, 2]), debug=True),
+        ValueError,
+        "targets",
+        id="compat-loss-targets-negative",
+    ),
     # ---- scores --------------------------------------------------------------------------
     pytest.param(lambda: entropic_score(_logits(2, 3, fill=NAN)), ValueError, "logits", id="es-logits-nan"),
     pytest.param(lambda: max_probability(_logits(2, 3, fill=INF)), ValueError, "logits", id="mps-logits-inf"),
     pytest.param(lambda: min_distance_score(_logits(2, 3, fill=-INF)), ValueError, "logits", id="mds-logits-neg-inf"),
     pytest.param(lambda: energy_score(_logits(2, 3, 4)), ValueError, "logits", id="energy-logits-3d"),
     pytest.param(lambda: SCORES["max_logit"](_logits(3)), ValueError, "logits", id="maxlogit-logits-1d"),
-    pytest.param(lambda: entropic_score(torch.zeros(2, 3, dtype=torch.int32)), ValueError, "logits", id="es-logits-int"),
+    pytest.param(
+        lambda: entropic_score(torch.zeros(2, 3, dtype=torch.int32)), ValueError, "logits", id="es-logits-int"
+    ),
     pytest.param(lambda: entropic_score(torch.zeros(2, 0)), ValueError, "logits", id="es-logits-no-classes"),
     pytest.param(lambda: max_probability([[0.0, 1.0]]), TypeError, "logits", id="mps-logits-list"),
-    pytest.param(lambda: min_distance_score(_logits(2, 3), 0.0), ValueError, "distance_scale", id="mds-distance-scale-zero"),
-    pytest.param(lambda: energy_score(_logits(2, 3), temperature=0.0), ValueError, "temperature", id="energy-temperature-zero"),
+    pytest.param(
+        lambda: min_distance_score(_logits(2, 3), 0.0), ValueError, "distance_scale", id="mds-distance-scale-zero"
+    ),
+    pytest.param(
+        lambda: energy_score(_logits(2, 3), temperature=0.0), ValueError, "temperature", id="energy-temperature-zero"
+    ),
     # ---- ood_metrics ---------------------------------------------------------------------
     pytest.param(lambda: ood_metrics([], [0.1, 0.2]), ValueError, "scores_in", id="metrics-scores-in-empty"),
     pytest.param(lambda: ood_metrics([0.1], np.array([])), ValueError, "scores_out", id="metrics-scores-out-empty"),
-    pytest.param(lambda: ood_metrics(torch.empty(0), [0.1]), ValueError, "scores_in", id="metrics-scores-in-empty-tensor"),
+    pytest.param(
+        lambda: ood_metrics(torch.empty(0), [0.1]), ValueError, "scores_in", id="metrics-scores-in-empty-tensor"
+    ),
     pytest.param(lambda: ood_metrics(np.zeros((3, 2)), [0.1]), ValueError, "scores_in", id="metrics-scores-in-2d"),
     pytest.param(lambda: ood_metrics([0.1], torch.zeros(2, 2)), ValueError, "scores_out", id="metrics-scores-out-2d"),
     pytest.param(lambda: ood_metrics(0.5, [0.1]), ValueError, "scores_in", id="metrics-scores-in-scalar"),
     pytest.param(lambda: ood_metrics([0.1, NAN], [0.2]), ValueError, "scores_in", id="metrics-scores-in-nan"),
-    pytest.param(lambda: ood_metrics([0.1], np.array([0.2, NAN])), ValueError, "scores_out", id="metrics-scores-out-nan"),
-    pytest.param(lambda: ood_metrics([0.1], torch.tensor([INF])), ValueError, "scores_out", id="metrics-scores-out-inf"),
+    pytest.param(
+        lambda: ood_metrics([0.1], np.array([0.2, NAN])), ValueError, "scores_out", id="metrics-scores-out-nan"
+    ),
+    pytest.param(
+        lambda: ood_metrics([0.1], torch.tensor([INF])), ValueError, "scores_out", id="metrics-scores-out-inf"
+    ),
     pytest.param(lambda: ood_metrics(["a", "b"], [0.1]), ValueError, "scores_in", id="metrics-scores-in-strings"),
-    pytest.param(lambda: ood_metrics([0.1], [0.2], out_positive=True) and ood_metrics([0.1], [NAN], out_positive=True), ValueError, "scores_out", id="metrics-out-positive-nan"),
+    pytest.param(
+        lambda: ood_metrics([0.1], [0.2], out_positive=True) and ood_metrics([0.1], [NAN], out_positive=True),
+        ValueError,
+        "scores_out",
+        id="metrics-out-positive-nan",
+    ),
     # ---- constructors --------------------------------------------------------------------
     pytest.param(lambda: IsoMaxHead(4, 0), ValueError, "num_classes", id="head-num-classes-zero"),
     pytest.param(lambda: IsoMaxPlusHead(4, -2), ValueError, "num_classes", id="plushead-num-classes-negative"),
@@ -102,15 +154,24 @@ BAD_INPUTS = [
     pytest.param(lambda: IsoMaxHead(4.0, 3), ValueError, "num_features", id="head-num-features-float"),
     pytest.param(lambda: IsoMaxHead(4, True), ValueError, "num_classes", id="head-num-classes-bool"),
     pytest.param(lambda: IsoMaxHead(4, 3, temperature=0.0), ValueError, "temperature", id="head-temperature-zero"),
-    pytest.param(lambda: IsoMaxPlusHead(4, 3, temperature=-1.0), ValueError, "temperature", id="plushead-temperature-negative"),
+    pytest.param(
+        lambda: IsoMaxPlusHead(4, 3, temperature=-1.0), ValueError, "temperature", id="plushead-temperature-negative"
+    ),
     pytest.param(lambda: DistanceHead(4, 3, "hamming"), ValueError, "distance", id="distancehead-unknown-distance"),
     pytest.param(lambda: DistanceHead(4, 3, init="uniform"), ValueError, "init", id="distancehead-unknown-init"),
-    pytest.param(lambda: IsoMaxLoss(entropic_scale=-1), ValueError, "entropic_scale", id="loss-entropic-scale-negative"),
+    pytest.param(
+        lambda: IsoMaxLoss(entropic_scale=-1), ValueError, "entropic_scale", id="loss-entropic-scale-negative"
+    ),
     pytest.param(lambda: IsoMaxLoss(entropic_scale=0), ValueError, "entropic_scale", id="loss-entropic-scale-zero"),
     pytest.param(lambda: IsoMaxLoss(entropic_scale="10"), ValueError, "entropic_scale", id="loss-entropic-scale-str"),
     pytest.param(lambda: IsoMaxLoss(reduction="foo"), ValueError, "reduction", id="loss-reduction-foo"),
     pytest.param(lambda: SoftMaxLoss(reduction="avg"), ValueError, "reduction", id="softmaxloss-reduction-avg"),
-    pytest.param(lambda: IsoMaxLossSecondPart(entropic_scale=-1.0), ValueError, "entropic_scale", id="compat-entropic-scale-negative"),
+    pytest.param(
+        lambda: IsoMaxLossSecondPart(entropic_scale=-1.0),
+        ValueError,
+        "entropic_scale",
+        id="compat-entropic-scale-negative",
+    ),
     pytest.param(lambda: make_head("arcface", 4, 3), ValueError, "kind", id="make-head-unknown-kind"),
 ]
 
@@ -151,8 +212,9 @@ def _state(model=None, **extra):
     model = model or nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
-    return dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=1,
-                history=[], **extra)
+    return dict(
+        model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=1, history=[], **extra
+    )
 
 
 def _write_checkpoint(path: Path, kind: str, tmp: Path) -> Path:
@@ -232,10 +294,14 @@ BAD_CLI = [
     pytest.param(TRAIN + ["--threads", "-3", "--out", "{tmp}/x"], "--threads", id="cli-threads-negative"),
     pytest.param(TRAIN + ["--threads", "0", "--out", "{tmp}/x"], "--threads", id="cli-threads-zero"),
     pytest.param(TRAIN_ANY_DEVICE + ["--device", "bogus", "--out", "{tmp}/x"], "--device bogus", id="cli-device-bogus"),
-    pytest.param(TRAIN_ANY_DEVICE + ["--device", "tpu", "--out", "{tmp}/x"], "--device tpu", id="cli-device-unsupported"),
+    pytest.param(
+        TRAIN_ANY_DEVICE + ["--device", "tpu", "--out", "{tmp}/x"], "--device tpu", id="cli-device-unsupported"
+    ),
     pytest.param(TRAIN + ["--seed", str(2**70), "--out", "{tmp}/x"], "--seed", id="cli-seed-too-large"),
     pytest.param(TRAIN + ["--seed", "-1", "--out", "{tmp}/x"], "--seed", id="cli-seed-negative"),
-    pytest.param(TRAIN + ["--data-dir", "{tmp}/nonexistent", "--out", "{tmp}/x"], "--data-dir", id="cli-data-dir-missing"),
+    pytest.param(
+        TRAIN + ["--data-dir", "{tmp}/nonexistent", "--out", "{tmp}/x"], "--data-dir", id="cli-data-dir-missing"
+    ),
     pytest.param(TRAIN + ["--val-fraction", "1", "--out", "{tmp}/x"], "val_fraction", id="cli-val-fraction-one"),
     pytest.param(TRAIN + ["--model", "nope", "--out", "{tmp}/x"], "`model`", id="cli-model-unknown"),
     pytest.param(TRAIN + ["--out", "{tmp}/afile"], "--out", id="cli-out-is-a-file"),
@@ -243,26 +309,58 @@ BAD_CLI = [
     pytest.param(TRAIN + ["--out", "{loop}/x"], "symbolic link", id="cli-out-symlink-loop"),
     pytest.param(["evaluate", "{tmp}/nope", "--out", "{tmp}/x"], "not a run directory", id="cli-evaluate-missing-run"),
     pytest.param(["evaluate", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-evaluate-out-is-a-file"),
-    pytest.param(["evaluate", "{tmp}/nope", "--device", "cuda:99", "--out", "{tmp}/x"], "--device", id="cli-evaluate-device"),
-    pytest.param(["evaluate", "{tmp}/nope", "--data-dir", "{tmp}/none", "--out", "{tmp}/x"], "--data-dir", id="cli-evaluate-data-dir"),
-    pytest.param(["bench", "--preset", "fashion-mnist-quick", "--seeds", "0", "--out", "{tmp}/x"], "--seeds", id="cli-bench-seeds-zero"),
-    pytest.param(["bench", "--preset", "fashion-mnist-quick", "--detector-samples", "1", "--out", "{tmp}/x"],
-                 "--detector-samples", id="cli-bench-detector-samples"),
+    pytest.param(
+        ["evaluate", "{tmp}/nope", "--device", "cuda:99", "--out", "{tmp}/x"], "--device", id="cli-evaluate-device"
+    ),
+    pytest.param(
+        ["evaluate", "{tmp}/nope", "--data-dir", "{tmp}/none", "--out", "{tmp}/x"],
+        "--data-dir",
+        id="cli-evaluate-data-dir",
+    ),
+    pytest.param(
+        ["bench", "--preset", "fashion-mnist-quick", "--seeds", "0", "--out", "{tmp}/x"],
+        "--seeds",
+        id="cli-bench-seeds-zero",
+    ),
+    pytest.param(
+        ["bench", "--preset", "fashion-mnist-quick", "--detector-samples", "1", "--out", "{tmp}/x"],
+        "--detector-samples",
+        id="cli-bench-detector-samples",
+    ),
     pytest.param(["report", "{tmp}", "--out", "{tmp}/afile"], "--out", id="cli-report-out-is-a-file"),
-    pytest.param(["evaluate", "{tmp}", "--ood", "{tmp}", "{tmp}/", "--out", "{tmp}/x"], "list it once", id="cli-ood-twice"),
+    pytest.param(
+        ["evaluate", "{tmp}", "--ood", "{tmp}", "{tmp}/", "--out", "{tmp}/x"], "list it once", id="cli-ood-twice"
+    ),
     pytest.param(["evaluate", "{tmp}", "{tmp}/.", "--out", "{tmp}/x"], "list it once", id="cli-run-twice"),
     # issue 19
-    pytest.param(["evaluate", "{tmp}", "--methods", "mahalanobis", "--detector-train", "-5", "--out", "{tmp}/x"],
-                 "--detector-train", id="cli-detector-train-negative"),
-    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{run}/checkpoint.pt"], "file of the run directory",
-                 id="cli-predict-out-is-the-checkpoint"),
-    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{run}/threshold.json"], "file of the run directory",
-                 id="cli-predict-out-is-the-threshold"),
-    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{tmp}/afile"], "one of the inputs",
-                 id="cli-predict-out-is-an-input"),
-    pytest.param(["predict", "{run}", "{tmp}/afile", "--out", "{tmp}"], "is a directory", id="cli-predict-out-is-a-dir"),
-    pytest.param(["export", "{run}", "--out", "{run}/config.json"], "file of the run directory",
-                 id="cli-export-out-is-the-config"),
+    pytest.param(
+        ["evaluate", "{tmp}", "--methods", "mahalanobis", "--detector-train", "-5", "--out", "{tmp}/x"],
+        "--detector-train",
+        id="cli-detector-train-negative",
+    ),
+    pytest.param(
+        ["predict", "{run}", "{tmp}/afile", "--out", "{run}/checkpoint.pt"],
+        "file of the run directory",
+        id="cli-predict-out-is-the-checkpoint",
+    ),
+    pytest.param(
+        ["predict", "{run}", "{tmp}/afile", "--out", "{run}/threshold.json"],
+        "file of the run directory",
+        id="cli-predict-out-is-the-threshold",
+    ),
+    pytest.param(
+        ["predict", "{run}", "{tmp}/afile", "--out", "{tmp}/afile"],
+        "one of the inputs",
+        id="cli-predict-out-is-an-input",
+    ),
+    pytest.param(
+        ["predict", "{run}", "{tmp}/afile", "--out", "{tmp}"], "is a directory", id="cli-predict-out-is-a-dir"
+    ),
+    pytest.param(
+        ["export", "{run}", "--out", "{run}/config.json"],
+        "file of the run directory",
+        id="cli-export-out-is-the-config",
+    ),
 ]
 
 
@@ -375,16 +473,32 @@ BAD_DEPLOY_INPUTS = [
     pytest.param(lambda: Threshold(score="mds", threshold=True), ValueError, "threshold", id="threshold-bool"),
     pytest.param(lambda: Threshold(score="mds", threshold="0.5"), ValueError, "threshold", id="threshold-string"),
     pytest.param(lambda: Threshold(score="mds", threshold=None), ValueError, "threshold", id="threshold-none"),
-    pytest.param(lambda: Threshold(score="mds", threshold=0.1, temperature="x"), ValueError, "temperature",
-                 id="threshold-temperature-string"),
-    pytest.param(lambda: Threshold(score="mds", threshold=0.1, temperature=0.0), ValueError, "temperature",
-                 id="threshold-temperature-zero"),
+    pytest.param(
+        lambda: Threshold(score="mds", threshold=0.1, temperature="x"),
+        ValueError,
+        "temperature",
+        id="threshold-temperature-string",
+    ),
+    pytest.param(
+        lambda: Threshold(score="mds", threshold=0.1, temperature=0.0),
+        ValueError,
+        "temperature",
+        id="threshold-temperature-zero",
+    ),
     pytest.param(lambda: Threshold(score=["mds"], threshold=0.1), ValueError, "score", id="threshold-score-list"),
     pytest.param(lambda: Threshold(score="mds", threshold=0.1, n=-1), ValueError, "n", id="threshold-n-negative"),
-    pytest.param(lambda: Threshold(score="mds", threshold=0.1, input={"channels": 1}), ValueError, "input",
-                 id="threshold-input-incomplete"),
-    pytest.param(lambda: fit_threshold(np.linspace(0, 1, 200)).save(Path("never-written.json")), ValueError,
-                 "temperature", id="threshold-save-without-temperature"),
+    pytest.param(
+        lambda: Threshold(score="mds", threshold=0.1, input={"channels": 1}),
+        ValueError,
+        "input",
+        id="threshold-input-incomplete",
+    ),
+    pytest.param(
+        lambda: fit_threshold(np.linspace(0, 1, 200)).save(Path("never-written.json")),
+        ValueError,
+        "temperature",
+        id="threshold-save-without-temperature",
+    ),
     pytest.param(lambda: Predictor(_cnn(), "mds", NAN), ValueError, "threshold", id="predictor-threshold-nan"),
     pytest.param(lambda: Predictor(_cnn(), "mds", -INF), ValueError, "threshold", id="predictor-threshold-neg-inf"),
     pytest.param(lambda: Predictor(_cnn(), "mds", True), TypeError, "threshold", id="predictor-threshold-bool"),
@@ -402,8 +516,12 @@ def test_bad_deploy_input_raises_and_names_argument(call, error, argument):
 BAD_BATCHES = [
     pytest.param(lambda: torch.zeros(0, 1, 28, 28, dtype=torch.uint8), {}, "empty batch", id="predictor-empty-uint8"),
     pytest.param(lambda: torch.zeros(2, 1, 28, 28, dtype=torch.float16), {}, "float16", id="predictor-float16"),
-    pytest.param(lambda: torch.zeros(2, 1, 28, 28), dict(mean=(0.5,) * 3, std=(0.2,) * 3), "`mean`",
-                 id="predictor-three-means-one-channel"),
+    pytest.param(
+        lambda: torch.zeros(2, 1, 28, 28),
+        dict(mean=(0.5,) * 3, std=(0.2,) * 3),
+        "`mean`",
+        id="predictor-three-means-one-channel",
+    ),
     pytest.param(lambda: torch.zeros(2, 28, 28), {}, "(B, C, H, W)", id="predictor-3d"),
 ]
 
@@ -426,10 +544,13 @@ def test_head_temperature_changed_in_place_is_caught():
         head(_feats(2, 4))
 
 
-@pytest.mark.parametrize("logits, targets", [
-    pytest.param(lambda: torch.zeros(0, 3, requires_grad=True), torch.zeros(0, dtype=torch.long), id="empty-batch"),
-    pytest.param(lambda: torch.randn(4, 3, requires_grad=True), torch.full((4,), -100), id="all-ignored"),
-])
+@pytest.mark.parametrize(
+    "logits, targets",
+    [
+        pytest.param(lambda: torch.zeros(0, 3, requires_grad=True), torch.zeros(0, dtype=torch.long), id="empty-batch"),
+        pytest.param(lambda: torch.randn(4, 3, requires_grad=True), torch.full((4,), -100), id="all-ignored"),
+    ],
+)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_loss_on_no_counted_target_is_zero_with_zero_gradient(logits, targets, reduction):
     import torch.nn.functional as F
@@ -455,7 +576,8 @@ def test_loss_on_all_ignored_compiles_without_graph_break():
     loss = torch.compile(IsoMaxLoss(), fullgraph=True)
     assert loss(_logits(4, 3), torch.full((4,), -100)).item() == 0.0
     assert loss(_logits(4, 3), torch.tensor([0, 1, -100, 2])).item() == pytest.approx(
-        IsoMaxLoss()(_logits(4, 3), torch.tensor([0, 1, -100, 2])).item(), rel=1e-6)
+        IsoMaxLoss()(_logits(4, 3), torch.tensor([0, 1, -100, 2])).item(), rel=1e-6
+    )
 
 
 def test_convert_replaces_a_classifier_shared_under_two_names():
@@ -487,8 +609,12 @@ def test_detectors_fitted_on_too_few_samples_warn():
     from isomax.data import ImageData
     from isomax.detectors import fit_detectors
 
-    few = ImageData(torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2]), "few",
-                    [str(i) for i in range(10)])
+    few = ImageData(
+        torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8),
+        torch.tensor([0, 1, 2]),
+        "few",
+        [str(i) for i in range(10)],
+    )
     with pytest.warns(SmallSampleWarning, match="fitting 'mahalanobis' on only 3 train samples"):
         try:
             fit_detectors(_cnn(), ["mahalanobis"], train=few, val=few, mean=(0.5,), std=(0.2,), device="cpu")

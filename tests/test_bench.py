@@ -1,4 +1,5 @@
 """`isomax bench` with typed records and a fixed evaluation subset (eval_limit), on tiny fixture data."""
+
 import json
 
 import numpy as np
@@ -21,10 +22,20 @@ def _no_checksums(monkeypatch):
 def test_bench_records_method_epochs_and_the_evaluation_subset(tmp_path):
     data = make_fashion_mnist(tmp_path / "data")
     out = tmp_path / "bench"
-    records = run_bench("fashion-mnist-minute", [0], out, losses=("softmax", "isomax+"), ood=("mnist", "gaussian"),
-                        overrides=dict(TINY, data_dir=str(data)), progress=False, log=lambda s: None)
-    assert {(r.loss, r.method, r.epochs, r.eval_limit) for r in records} == {("softmax", "standard", 1, 40),
-                                                                              ("isomaxplus", "standard", 1, 40)}
+    records = run_bench(
+        "fashion-mnist-minute",
+        [0],
+        out,
+        losses=("softmax", "isomax+"),
+        ood=("mnist", "gaussian"),
+        overrides=dict(TINY, data_dir=str(data)),
+        progress=False,
+        log=lambda s: None,
+    )
+    assert {(r.loss, r.method, r.epochs, r.eval_limit) for r in records} == {
+        ("softmax", "standard", 1, 40),
+        ("isomaxplus", "standard", 1, 40),
+    }
     assert read_records(out / "results.json") == records
     with np.load(out / "outputs" / "isomaxplus-seed0.npz") as z:
         assert z["logits/mnist"].shape[0] == 40 and z["logits/gaussian"].shape[0] == 40  # the fixed subsets
@@ -32,8 +43,16 @@ def test_bench_records_method_epochs_and_the_evaluation_subset(tmp_path):
     md = (out / "results.md").read_text()
     assert "fixed subset of at most 40 images" in md and "| cnn-28 | fashion-mnist |" in md
     # rerun: nothing left to do, records unchanged
-    again = run_bench("fashion-mnist-minute", [0], out, losses=("softmax", "isomaxplus"), ood=("mnist", "gaussian"),
-                      overrides=dict(TINY, data_dir=str(data)), progress=False, log=lambda s: None)
+    again = run_bench(
+        "fashion-mnist-minute",
+        [0],
+        out,
+        losses=("softmax", "isomaxplus"),
+        ood=("mnist", "gaussian"),
+        overrides=dict(TINY, data_dir=str(data)),
+        progress=False,
+        log=lambda s: None,
+    )
     assert again == records
     assert json.loads((out / "bench.json").read_text())["losses"] == ["softmax", "isomaxplus"]
 
@@ -51,8 +70,11 @@ def test_seeded_subsets_are_fixed_sorted_and_bounded():
 
 def test_minute_preset_and_eval_limit_validation():
     config = get_preset("fashion-mnist-minute").config()
-    assert (config.model, config.augment, config.eval_limit) == (get_preset("fashion-mnist-minute").overrides["model"],
-                                                                 False, 2000)
+    assert (config.model, config.augment, config.eval_limit) == (
+        get_preset("fashion-mnist-minute").overrides["model"],
+        False,
+        2000,
+    )
     assert TrainConfig.from_dict(config.to_dict()) == config
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="eval_limit"):

@@ -1,4 +1,5 @@
 """scripts/compare_methods.py: sample std (ddof=1), paired per-seed differences, rows for any loss, near/far groups."""
+
 import importlib.util
 from pathlib import Path
 
@@ -19,8 +20,22 @@ def cm():
 
 
 def rec(loss, score, seed, out, auroc, **extra):
-    return dict(in_dataset="cifar10", out_dataset=out, model="m", loss=loss, score=score, seed=seed, accuracy=0.8,
-                tnr_at_tpr95=auroc / 2, auroc=auroc, dtacc=0.7, auin=auroc, auout=auroc, fpr_at_tpr95=1 - auroc, **extra)
+    return dict(
+        in_dataset="cifar10",
+        out_dataset=out,
+        model="m",
+        loss=loss,
+        score=score,
+        seed=seed,
+        accuracy=0.8,
+        tnr_at_tpr95=auroc / 2,
+        auroc=auroc,
+        dtacc=0.7,
+        auin=auroc,
+        auout=auroc,
+        fpr_at_tpr95=1 - auroc,
+        **extra,
+    )
 
 
 def test_mean_std_is_the_sample_std_and_one_seed_has_none(cm):
@@ -39,19 +54,31 @@ def test_paired_differences_and_level(cm):
 
 
 def test_rows_cover_detectors_on_any_loss_and_unknown_losses(cm):
-    records = as_records([rec("softmax", "es", 0, "svhn", 0.8), rec("logitnorm", "vim", 0, "svhn", 0.9),
-                          rec("dismax", "mmles", 0, "svhn", 0.95), rec("isomax", "energy", 0, "svhn", 0.5)])
+    records = as_records(
+        [
+            rec("softmax", "es", 0, "svhn", 0.8),
+            rec("logitnorm", "vim", 0, "svhn", 0.9),
+            rec("dismax", "mmles", 0, "svhn", 0.95),
+            rec("isomax", "energy", 0, "svhn", 0.5),
+        ]
+    )
     rows = cm.row_specs(records)
     assert [(c, label, loss) for c, label, loss, *_ in rows] == [
-        ("baseline", "SoftMax, entropic score", "softmax"), ("seamless", "DisMax, MMLES", "dismax"),
-        ("post-hoc", "ViM", "logitnorm")]
+        ("baseline", "SoftMax, entropic score", "softmax"),
+        ("seamless", "DisMax, MMLES", "dismax"),
+        ("post-hoc", "ViM", "logitnorm"),
+    ]
 
 
 def test_near_far_tables_group_by_role_with_paired_deltas(cm):
     records = []
     for seed, (near, far) in enumerate([(0.70, 0.90), (0.74, 0.94), (0.72, 0.98)]):
-        records += [rec("softmax", "es", seed, "cifar100", near), rec("softmax", "es", seed, "svhn", far),
-                    rec("isomax", "es", seed, "cifar100", near + 0.01 * (seed - 1)), rec("isomax", "es", seed, "svhn", far - 0.1)]
+        records += [
+            rec("softmax", "es", seed, "cifar100", near),
+            rec("softmax", "es", seed, "svhn", far),
+            rec("isomax", "es", seed, "cifar100", near + 0.01 * (seed - 1)),
+            rec("isomax", "es", seed, "svhn", far - 0.1),
+        ]
     text = cm.near_far_tables(as_records(records))
     assert "### near-OOD: cifar100" in text and "### far-OOD: svhn" in text and "noise" not in text
     near = text.split("### far-OOD")[0]

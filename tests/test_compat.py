@@ -1,4 +1,5 @@
 """Migration aliases with the class names and signatures of the papers' reference code."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,10 @@ def papers_formula(logits, targets, entropic_scale):
 
 @pytest.mark.parametrize(
     "first_cls, head_cls",
-    [pytest.param(IsoMaxLossFirstPart, IsoMaxHead, id="isomax"), pytest.param(IsoMaxPlusLossFirstPart, IsoMaxPlusHead, id="isomaxplus")],
+    [
+        pytest.param(IsoMaxLossFirstPart, IsoMaxHead, id="isomax"),
+        pytest.param(IsoMaxPlusLossFirstPart, IsoMaxPlusHead, id="isomaxplus"),
+    ],
 )
 def test_first_part_reference_signature(first_cls, head_cls):
     positional = first_cls(8, 5, 2.0)  # (num_features, num_classes, temperature)
@@ -68,7 +72,9 @@ def test_second_part_reference_signature_and_forward(second_cls):
     targets = torch.randint(0, 5, (8,), generator=g)
     for criterion, scale in ((second_cls(), 10.0), (second_cls(3.0), 3.0), (second_cls(entropic_scale=3.0), 3.0)):
         assert isinstance(criterion, IsoMaxLoss) and criterion.entropic_scale == scale
-        torch.testing.assert_close(criterion(logits, targets), papers_formula(logits, targets, scale), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            criterion(logits, targets), papers_formula(logits, targets, scale), rtol=1e-12, atol=1e-12
+        )
 
 
 def test_second_part_accepts_head_as_first_argument():

@@ -1,4 +1,5 @@
 """isomax.convert swaps the final nn.Linear of torchvision and timm models (random weights, small variants)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,14 +17,42 @@ def _torchvision_models():
 
     small = {
         "resnet": (lambda: tv.resnet18(weights=None, num_classes=7), "fc", 32),
-        "densenet": (lambda: tv.DenseNet(growth_rate=4, block_config=(1, 1), num_init_features=8, num_classes=7), "classifier", 32),
-        "vgg": (lambda: tv.VGG(nn.Sequential(nn.Conv2d(3, 512, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)), num_classes=7, init_weights=False), "classifier.6", 16),
+        "densenet": (
+            lambda: tv.DenseNet(growth_rate=4, block_config=(1, 1), num_init_features=8, num_classes=7),
+            "classifier",
+            32,
+        ),
+        "vgg": (
+            lambda: tv.VGG(
+                nn.Sequential(nn.Conv2d(3, 512, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+                num_classes=7,
+                init_weights=False,
+            ),
+            "classifier.6",
+            16,
+        ),
         "mobilenet_v2": (lambda: tv.mobilenet_v2(weights=None, width_mult=0.25, num_classes=7), "classifier.1", 32),
         "mobilenet_v3": (lambda: tv.mobilenet_v3_small(weights=None, num_classes=7), "classifier.3", 32),
         "efficientnet": (lambda: tv.efficientnet_b0(weights=None, num_classes=7), "classifier.1", 32),
-        "convnext": (lambda: tv.ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=7), "classifier.2", 32),
-        "vit": (lambda: tv.VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=7), "heads.head", 32),
-        "swin": (lambda: tv.SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 1], window_size=[2, 2], num_classes=7), "head", 32),
+        "convnext": (
+            lambda: tv.ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=7),
+            "classifier.2",
+            32,
+        ),
+        "vit": (
+            lambda: tv.VisionTransformer(
+                image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=7
+            ),
+            "heads.head",
+            32,
+        ),
+        "swin": (
+            lambda: tv.SwinTransformer(
+                patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 1], window_size=[2, 2], num_classes=7
+            ),
+            "head",
+            32,
+        ),
     }
     return [pytest.param(*v, id=k) for k, v in small.items()]
 
@@ -49,8 +78,16 @@ def test_convert_torchvision_families(make, name, image_size):
     _check(make(), name, image_size)
 
 
-@pytest.mark.parametrize("name, size", [("resnet18", 32), ("convnext_atto", 32), ("mobilenetv3_small_050", 32),
-                                        ("vit_tiny_patch16_224", 32), ("efficientnet_b0", 32)])
+@pytest.mark.parametrize(
+    "name, size",
+    [
+        ("resnet18", 32),
+        ("convnext_atto", 32),
+        ("mobilenetv3_small_050", 32),
+        ("vit_tiny_patch16_224", 32),
+        ("efficientnet_b0", 32),
+    ],
+)
 def test_convert_timm_models_through_get_classifier(name, size):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
@@ -108,11 +145,14 @@ def test_convert_is_exported_at_top_level():
 
 
 # ---- every head layout: distilled timm models, 1x1 conv classifiers, auxiliary heads ---------------
-@pytest.mark.parametrize("name, kwargs, size, heads", [
-    ("deit_tiny_distilled_patch16_224", {"img_size": 32}, 32, ("head", "head_dist")),
-    ("levit_128", {"img_size": 64}, 64, ("head.linear", "head_dist.linear")),
-    ("efficientformer_l1", {}, 224, ("head", "head_dist")),  # fixed attention biases: 224 px only
-])
+@pytest.mark.parametrize(
+    "name, kwargs, size, heads",
+    [
+        ("deit_tiny_distilled_patch16_224", {"img_size": 32}, 32, ("head", "head_dist")),
+        ("levit_128", {"img_size": 64}, 64, ("head.linear", "head_dist.linear")),
+        ("efficientformer_l1", {}, 224, ("head", "head_dist")),  # fixed attention biases: 224 px only
+    ],
+)
 def test_convert_distilled_timm_models_converts_both_heads(name, kwargs, size, heads):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
@@ -157,14 +197,23 @@ def test_convert_conv_classifier_with_unknown_layout_is_refused_unchanged():
     with pytest.raises(ValueError, match=r"1x1 convolution classifier '1.0'.*\(BatchNorm2d\)"):
         convert(model, module="1.0")
     with pytest.raises(ValueError, match="1x1 convolution classifier '1'.*no enclosing nn.Sequential"):
-        convert(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)), module="1")  # the model itself: nothing to rebuild
+        convert(
+            nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)), module="1"
+        )  # the model itself: nothing to rebuild
     assert [type(m) for m in model.modules()] == before
 
 
-@pytest.mark.parametrize("make, aux_names", [
-    (lambda: tv.inception_v3(weights=None, num_classes=4, aux_logits=True, init_weights=False), ["AuxLogits.fc"]),
-    (lambda: tv.googlenet(weights=None, num_classes=4, aux_logits=True, init_weights=False), ["aux1.fc2", "aux2.fc2"]),
-], ids=["inception_v3", "googlenet"])
+@pytest.mark.parametrize(
+    "make, aux_names",
+    [
+        (lambda: tv.inception_v3(weights=None, num_classes=4, aux_logits=True, init_weights=False), ["AuxLogits.fc"]),
+        (
+            lambda: tv.googlenet(weights=None, num_classes=4, aux_logits=True, init_weights=False),
+            ["aux1.fc2", "aux2.fc2"],
+        ),
+    ],
+    ids=["inception_v3", "googlenet"],
+)
 def test_convert_auxiliary_heads(make, aux_names):
     torch.manual_seed(0)
     model = convert(make(), head="isomaxplus")

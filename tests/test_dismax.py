@@ -5,6 +5,7 @@ where the library vectorises), gradients by finite differences, and the toolchai
 (compile without graph breaks, export) as for the other heads; a CLI train + evaluate + calibrate
 smoke test runs on the generated Fashion-MNIST fixture.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,10 @@ def ref_logits(f, p, s, t):
     out = torch.empty(f.shape[0], p.shape[0], dtype=F64)
     for i in range(f.shape[0]):
         fi = f[i] / max(float(f[i].norm()), 1e-12)
-        d = [abs(float(s)) * float((fi - p[j] / max(float(p[j].norm()), 1e-12)).norm()) / math.sqrt(2) for j in range(p.shape[0])]
+        d = [
+            abs(float(s)) * float((fi - p[j] / max(float(p[j].norm()), 1e-12)).norm()) / math.sqrt(2)
+            for j in range(p.shape[0])
+        ]
         mean = sum(d) / len(d)
         for j in range(p.shape[0]):
             out[i, j] = -(d[j] + mean) / float(t)
@@ -115,7 +119,9 @@ def test_head_defaults_buffers_and_linear_habits():
     head = make_head("dismax", 6, 4, dtype=F64)
     assert type(head) is DisMaxHead and type(make_head("dismax-fpr", 6, 4)) is DisMaxHead
     assert list(head.state_dict()) == ["prototypes", "distance_scale", "temperature"]
-    assert float(head.distance_scale.detach()) == 1.0 and float(head.temperature) == 1.0 and head.prototypes.dtype == F64
+    assert (
+        float(head.distance_scale.detach()) == 1.0 and float(head.temperature) == 1.0 and head.prototypes.dtype == F64
+    )
     assert (head.in_features, head.out_features) == (6, 4)
     assert "in_features=6, out_features=4" in repr(head)
     assert DisMaxHead(6, 4, device="meta").prototypes.is_meta
@@ -135,7 +141,11 @@ def test_head_defaults_buffers_and_linear_habits():
         head.distance_scale.fill_(3.0)
     head.temperature = 2.0
     head.reset_parameters()
-    assert float(head.distance_scale.detach()) == 1.0 and head.prototypes.abs().sum() > 0 and float(head.temperature) == 2.0
+    assert (
+        float(head.distance_scale.detach()) == 1.0
+        and head.prototypes.abs().sum() > 0
+        and float(head.temperature) == 2.0
+    )
 
 
 def test_temperature_divides_the_enhanced_logits_and_distances_are_plain():
@@ -197,8 +207,9 @@ def test_fpr_loss_finite_where_the_reference_probability_underflows():
     loss = DisMaxLoss(fpr=True)(z, targets)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
-    torch.testing.assert_close(loss.item(), ((2000.0) + 0.5 * math.log(0.5) + 0.5 * (math.log(0.5) + 2000.0)) / 2,
-                               rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        loss.item(), ((2000.0) + 0.5 * math.log(0.5) + 0.5 * (math.log(0.5) + 2000.0)) / 2, rtol=1e-9, atol=1e-9
+    )
 
 
 def test_fpr_loss_bad_input():
@@ -270,7 +281,9 @@ def test_scores_equal_the_formulas(seed, classes):
     ref = ref_scores(z)
     torch.testing.assert_close(scores.max_mean_logit_score(z), ref["mmls"], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(scores.max_mean_logit_entropy_score(z), ref["mmles"], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(scores.max_mean_logit_entropy_probability_score(z), ref["mmleps"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        scores.max_mean_logit_entropy_probability_score(z), ref["mmleps"], rtol=1e-12, atol=1e-12
+    )
     for name in ("mmls", "mmles", "mmleps"):
         torch.testing.assert_close(scores.SCORES[name](z), ref[name], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(graph_score(name, z), ref[name], rtol=1e-12, atol=1e-12)  # the exported graph's
@@ -289,8 +302,9 @@ def test_scores_direction_and_finite_when_probabilities_underflow():
 def test_temperature_scales_mmls_and_reorders_mmles():
     z = 3 * torch.randn(64, 5, generator=torch.Generator().manual_seed(7), dtype=F64)
     torch.testing.assert_close(scores.max_mean_logit_score(z / 2.0), scores.max_mean_logit_score(z) / 2.0)
-    assert not torch.equal(scores.max_mean_logit_entropy_score(z / 2.0).argsort(),
-                           scores.max_mean_logit_entropy_score(z).argsort())
+    assert not torch.equal(
+        scores.max_mean_logit_entropy_score(z / 2.0).argsort(), scores.max_mean_logit_entropy_score(z).argsort()
+    )
 
 
 def test_applicable_and_default_scores():
@@ -398,8 +412,19 @@ def test_fpr_training_is_deterministic_and_learns(fixture_data, tmp_path, monkey
     from isomax.training import train
 
     monkeypatch.setenv("ISOMAX_VERIFY", "0")
-    cfg = TrainConfig(dataset="fashion-mnist", model="cnn-28", epochs=2, batch_size=32, lr=0.05, train_limit=256,
-                      eval_batch_size=128, data_dir=str(fixture_data), device="cpu", threads=1, loss="dismax-fpr")
+    cfg = TrainConfig(
+        dataset="fashion-mnist",
+        model="cnn-28",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        train_limit=256,
+        eval_batch_size=128,
+        data_dir=str(fixture_data),
+        device="cpu",
+        threads=1,
+        loss="dismax-fpr",
+    )
     calls = []
     original = fpr_batch
 
@@ -421,13 +446,42 @@ def test_fpr_training_is_deterministic_and_learns(fixture_data, tmp_path, monkey
 
 def test_cli_train_evaluate_calibrate(fixture_data, tmp_path):
     run = tmp_path / "run"
-    _run_cli("train", "--loss", "dismax-fpr", "--epochs", "1", "--train-limit", "128", "--batch-size", "32",
-             "--threads", "1", "--device", "cpu", "--data-dir", fixture_data, "--out", run, "--no-progress")
+    _run_cli(
+        "train",
+        "--loss",
+        "dismax-fpr",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--data-dir",
+        fixture_data,
+        "--out",
+        run,
+        "--no-progress",
+    )
     assert json.loads((run / "config.json").read_text())["loss"] == "dismax-fpr"
     assert json.loads((run / "threshold.json").read_text())["score"] == "mmles"  # DisMax's default score
     ev = tmp_path / "eval"
-    _run_cli("evaluate", run, "--ood", "gaussian", "--data-dir", fixture_data, "--out", ev, "--device", "cpu",
-             "--no-progress")
+    _run_cli(
+        "evaluate",
+        run,
+        "--ood",
+        "gaussian",
+        "--data-dir",
+        fixture_data,
+        "--out",
+        ev,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     records = json.loads((ev / "results.json").read_text())
     assert {r["score"] for r in records} == {"mps", "es", "mds", "energy", "max_logit", "mmls", "mmles", "mmleps"}
     assert {r["loss"] for r in records} == {"dismax-fpr"}

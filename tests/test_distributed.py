@@ -3,6 +3,7 @@
 ``mlp-28`` has no BatchNorm, so 2 processes with the same global batch must reproduce the
 1-process weights up to float rounding (see :mod:`isomax.distributed`).
 """
+
 import json
 import os
 import subprocess
@@ -15,8 +16,10 @@ from isomax import distributed as dist
 from isomax.presets import TrainConfig
 from isomax.training import train
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="torch.distributed with gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch.distributed with gloo is not available",
+)
 
 EPOCHS, BATCH, LR, LIMIT = 2, 32, 0.05, 256
 
@@ -27,15 +30,55 @@ def data_dir(fm_fixture_dir, no_checksums):
 
 
 def _config(data_dir, model="mlp-28"):
-    return TrainConfig(dataset="fashion-mnist", model=model, loss="isomaxplus", epochs=EPOCHS, batch_size=BATCH, lr=LR,
-                       train_limit=LIMIT, data_dir=str(data_dir), device="cpu", threads=1)
+    return TrainConfig(
+        dataset="fashion-mnist",
+        model=model,
+        loss="isomaxplus",
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        lr=LR,
+        train_limit=LIMIT,
+        data_dir=str(data_dir),
+        device="cpu",
+        threads=1,
+    )
 
 
 def _torchrun(data_dir, out, model="mlp-28", nproc=2):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "isomax", "train", "--preset", "fashion-mnist-quick", "--loss", "isomaxplus", "--model", model,
-           "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--lr", str(LR), "--train-limit", str(LIMIT),
-           "--threads", "1", "--device", "cpu", "--data-dir", str(data_dir), "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "isomax",
+        "train",
+        "--preset",
+        "fashion-mnist-quick",
+        "--loss",
+        "isomaxplus",
+        "--model",
+        model,
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        str(BATCH),
+        "--lr",
+        str(LR),
+        "--train-limit",
+        str(LIMIT),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "ISOMAX_VERIFY": "0", "ISOMAX_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
@@ -76,8 +119,13 @@ def test_two_processes_match_one_process(data_dir, tmp_path, single_run):
     # exactly one writer: one log line per epoch, one progress line per epoch, no temporary files left
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert stdout.count(f"epoch 1/{EPOCHS}") == 1 and stdout.count("done:") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["calibration.json", "checkpoint.pt", "config.json", "log.jsonl",
-                                                    "threshold.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calibration.json",
+        "checkpoint.pt",
+        "config.json",
+        "log.jsonl",
+        "threshold.json",
+    ]
     assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == _config(data_dir)
 
 

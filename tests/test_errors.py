@@ -1,4 +1,5 @@
 """Every exception class of isomax derives from IsoMaxError and keeps its builtin base."""
+
 from __future__ import annotations
 
 import importlib

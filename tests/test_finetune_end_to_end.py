@@ -4,6 +4,7 @@
 The data is a tiny folder of photos of mixed sizes (``train/<class>/``, ``test/<class>/``), read with
 ``--dataset PATH --img-size 64`` as in the README.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,7 @@ def _photos(root, n_train=12, n_test=3):
             for i in range(n):
                 h, w = (int(v) for v in rng.integers(40, 81, 2))
                 image = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
-                image[3 * k * h // 32:(3 * k + 3) * h // 32] = 230
+                image[3 * k * h // 32 : (3 * k + 3) * h // 32] = 230
                 Image.fromarray(image).save(folder / f"{i:04d}.png")
     return root
 
@@ -48,10 +49,38 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     source = timm.create_model("resnet18", pretrained=False)  # stands for the user's downloaded weights
     save_file(source.state_dict(), str(tmp_path / "resnet18.safetensors"))
     run = tmp_path / "run"
-    train = ["train", "--dataset", str(data / "cifar10"), "--img-size", "64", "--model", "timm:resnet18",
-             "--pretrained", str(tmp_path / "resnet18.safetensors"), "--optimizer", "adamw", "--lr", "1e-3",
-             "--head-lr", "1e-2", "--lr-schedule", "cosine", "--label-smoothing", "0.1", "--epochs", "2",
-             "--batch-size", "16", "--val-fraction", "0.25", "--threads", "1", "--no-progress", "--out", str(run)]
+    train = [
+        "train",
+        "--dataset",
+        str(data / "cifar10"),
+        "--img-size",
+        "64",
+        "--model",
+        "timm:resnet18",
+        "--pretrained",
+        str(tmp_path / "resnet18.safetensors"),
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "1e-3",
+        "--head-lr",
+        "1e-2",
+        "--lr-schedule",
+        "cosine",
+        "--label-smoothing",
+        "0.1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     assert main(train) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "timm:resnet18" and config["optimizer"] == "adamw" and config["label_smoothing"] == 0.1
@@ -63,8 +92,19 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     assert main(["threshold", str(run), "--no-progress"]) == 0
     assert json.loads((run / "threshold.json").read_text())["threshold"] == pytest.approx(fitted, rel=1e-6)
 
-    assert main(["predict", str(run), str(data / "cifar10" / "test" / "cat"), "--out", str(tmp_path / "p.csv"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(run),
+                str(data / "cifar10" / "test" / "cat"),
+                "--out",
+                str(tmp_path / "p.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert len(rows) == 3 and all(r["class"] in CLASSES and r["error"] == "" for r in rows)
 

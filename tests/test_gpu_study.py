@@ -3,6 +3,7 @@
 The full tiny run (all five losses on the real CIFAR-10 pack) is the manual check written in the
 script's docstring: ``TINY=1 bash scripts/gpu_study.sh``.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,7 +56,8 @@ def make_root(root: Path, per_class=(52, 10), n_ood=20) -> Path:
     digits = rng.integers(0, 256, (n_ood, 28, 28), dtype=np.uint8)
     (root / "mnist-test" / "t10k-images-idx3-ubyte.gz").write_bytes(gpu_study._idx_bytes(digits, 0x803))
     (root / "mnist-test" / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gpu_study._idx_bytes(rng.integers(0, 10, n_ood, dtype=np.uint8), 0x801))
+        gpu_study._idx_bytes(rng.integers(0, 10, n_ood, dtype=np.uint8), 0x801)
+    )
     return root
 
 
@@ -101,8 +103,23 @@ def test_tiny_run_end_to_end_on_cpu(tmp_path, monkeypatch):
     root = make_root(tmp_path / "data")
     gpu_study.main(["pack", "--data", str(root), "--out", str(tmp_path / "pack.zip"), "--n-ood", "20"])
     out = tmp_path / "out"
-    gpu_study.main(["run", "--tiny", "--pack", str(tmp_path / "pack.zip"), "--out", str(out), "--work",
-                    str(tmp_path / "work"), "--losses", "softmax", "dismax+fpr", "--device", "cpu"])
+    gpu_study.main(
+        [
+            "run",
+            "--tiny",
+            "--pack",
+            str(tmp_path / "pack.zip"),
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+            "--losses",
+            "softmax",
+            "dismax+fpr",
+            "--device",
+            "cpu",
+        ]
+    )
     records = json.loads((out / "results.json").read_text())
     assert {r["loss"] for r in records} == {"softmax", "dismax-fpr"}
     assert {r["out_dataset"]: r["role"] for r in records} == gpu_study.ROLES

@@ -1,4 +1,5 @@
 """TrainConfig.head_weight_decay: the head's prototypes and distance scale in their own parameter group."""
+
 import pytest
 import torch
 
@@ -26,9 +27,20 @@ def test_head_group_gets_its_own_weight_decay():
 def test_no_decay_on_head_leaves_prototypes_untouched_by_decay(fm_fixture_dir, no_checksums, tmp_path):
     # with lr > 0 and zero gradient, only weight decay moves a parameter: freeze the loss' pull by
     # comparing against a run where the head decays
-    kw = dict(dataset="fashion-mnist", model="cnn-28", epochs=1, batch_size=32, lr=0.05, train_limit=64,
-              eval_batch_size=64, data_dir=str(fm_fixture_dir), device="cpu", threads=1, loss="isomaxplus",
-              weight_decay=0.5)
+    kw = dict(
+        dataset="fashion-mnist",
+        model="cnn-28",
+        epochs=1,
+        batch_size=32,
+        lr=0.05,
+        train_limit=64,
+        eval_batch_size=64,
+        data_dir=str(fm_fixture_dir),
+        device="cpu",
+        threads=1,
+        loss="isomaxplus",
+        weight_decay=0.5,
+    )
     a = train(TrainConfig(**kw, head_weight_decay=0.0), tmp_path / "a", progress=False, log=lambda s: None)
     b = train(TrainConfig(**kw), tmp_path / "b", progress=False, log=lambda s: None)
     assert a.model.head.prototypes.norm() > b.model.head.prototypes.norm()

@@ -1,4 +1,5 @@
 """Distance heads: formulas, gradients, initialisation, invariances and numerical accuracy."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,7 +44,9 @@ def _isomax_head(num_features: int, num_classes: int, seed: int, **kwargs) -> Is
     return head
 
 
-def _isomax_plus_head(num_features: int, num_classes: int, seed: int, distance_scale: float = -1.7, **kwargs) -> IsoMaxPlusHead:
+def _isomax_plus_head(
+    num_features: int, num_classes: int, seed: int, distance_scale: float = -1.7, **kwargs
+) -> IsoMaxPlusHead:
     head = IsoMaxPlusHead(num_features, num_classes, **kwargs).double()
     with torch.no_grad():
         head.prototypes.copy_(_randn(num_classes, num_features, seed=seed))
@@ -100,13 +103,17 @@ def test_isomax_plus_matches_reference_code_float32():
 
 def test_euclidean_distances_function_float32():
     f, p = _randn(20, 8, seed=1, dtype=torch.float32), _randn(6, 8, seed=2, dtype=torch.float32)
-    torch.testing.assert_close(euclidean_distances(f, p), torch.cdist(f.double(), p.double()).float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        euclidean_distances(f, p), torch.cdist(f.double(), p.double()).float(), rtol=1e-6, atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Gradients
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("temperature", [pytest.param(1.0, id="T1"), pytest.param(0.5, id="T0.5"), pytest.param(3.0, id="T3")])
+@pytest.mark.parametrize(
+    "temperature", [pytest.param(1.0, id="T1"), pytest.param(0.5, id="T0.5"), pytest.param(3.0, id="T3")]
+)
 @pytest.mark.parametrize("kind", ["isomax", "isomaxplus"])
 def test_gradcheck_wrt_features_prototypes_and_distance_scale(kind, temperature):
     if kind == "isomax":
@@ -116,14 +123,17 @@ def test_gradcheck_wrt_features_prototypes_and_distance_scale(kind, temperature)
     features = (_randn(5, 6, seed=1) * 2.0).requires_grad_()
     prototypes = head.prototypes.detach().clone().requires_grad_()
     if kind == "isomax":
+
         def fn(f, p):
             return functional_call(head, {"prototypes": p}, (f,))
+
         inputs = (features, prototypes)
     else:
         distance_scale = head.distance_scale.detach().clone().requires_grad_()
 
         def fn(f, p, s):
             return functional_call(head, {"prototypes": p, "distance_scale": s}, (f,))
+
         inputs = (features, prototypes, distance_scale)
     assert gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
     # the function checked is the head's formula, temperature included
@@ -204,7 +214,9 @@ def test_temperature_is_a_buffer_that_divides_logits_and_loads_back(kind):
 def test_temperature_constructor_argument():
     head = _isomax_head(4, 3, seed=0, temperature=4.0)
     features = _randn(2, 4, seed=1)
-    torch.testing.assert_close(head(features), direct_isomax(features, head.prototypes.detach()) / 4.0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        head(features), direct_isomax(features, head.prototypes.detach()) / 4.0, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_make_head_kinds_and_aliases():
@@ -278,7 +290,9 @@ def test_property_isomax_logits_all_equal_at_init(seed, batch, num_features, num
 # ---------------------------------------------------------------------------------------------
 # Accuracy near zero, zero vectors, mixed precision
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype, rtol", [pytest.param(torch.float32, 1e-3, id="float32"), pytest.param(F64, 1e-9, id="float64")])
+@pytest.mark.parametrize(
+    "dtype, rtol", [pytest.param(torch.float32, 1e-3, id="float32"), pytest.param(F64, 1e-9, id="float64")]
+)
 @pytest.mark.parametrize("magnitude", [pytest.param(1.0, id="unit"), pytest.param(100.0, id="large")])
 def test_small_distances_keep_relative_precision(dtype, rtol, magnitude):
     prototypes = (_randn(10, 64, seed=0) * magnitude).to(dtype)
@@ -368,20 +382,24 @@ def test_distance_head_custom_distance_and_h():
     features = _randn(5, 6, seed=1)
     expected = -torch.log1p(3.0 * chebyshev(features, head.prototypes.detach())) / 2.0
     torch.testing.assert_close(head(features), expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(head.distances(features), chebyshev(features, head.prototypes.detach()), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        head.distances(features), chebyshev(features, head.prototypes.detach()), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_distance_head_euclidean_with_h():
     head = DistanceHead(6, 4, "euclidean", h=torch.square, init="normal").double()
     features = _randn(5, 6, seed=1)
-    expected = -torch.cdist(features, head.prototypes.detach()) ** 2
+    expected = -(torch.cdist(features, head.prototypes.detach()) ** 2)
     torch.testing.assert_close(head(features), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_distance_head_normalize_option():
     head = DistanceHead(6, 4, "euclidean", normalize=True, init="normal").double()
     features = _randn(5, 6, seed=1) * 4
-    torch.testing.assert_close(head(features), direct_isomax_plus(features, head.prototypes.detach(), 1.0), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        head(features), direct_isomax_plus(features, head.prototypes.detach(), 1.0), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_distance_head_unknown_distance_name():
@@ -402,9 +420,11 @@ def test_gradcheck_temperature_and_negative_distance_scale():
     torch.manual_seed(3)
     head = isomax.IsoMaxPlusHead(6, 4).double()
     x = torch.randn(3, 6, dtype=torch.double, requires_grad=True)
-    params = (head.prototypes.detach().clone().requires_grad_(),
-              torch.tensor([-1.3], dtype=torch.double, requires_grad=True),
-              torch.tensor(1.7, dtype=torch.double, requires_grad=True))
+    params = (
+        head.prototypes.detach().clone().requires_grad_(),
+        torch.tensor([-1.3], dtype=torch.double, requires_grad=True),
+        torch.tensor(1.7, dtype=torch.double, requires_grad=True),
+    )
 
     def fn(x, p, s, t):
         return torch.func.functional_call(head, {"prototypes": p, "distance_scale": s, "temperature": t}, (x,))

@@ -1,4 +1,5 @@
 """isomax.integrations.huggingface on tiny config-built BERT and ViT models (no downloads)."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,15 @@ from isomax.losses import reference_isomax_loss  # noqa: E402
 
 
 def _bert():
-    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32, num_labels=3)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config).eval()
     inputs = {"input_ids": torch.randint(0, 50, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long)}
@@ -23,8 +31,16 @@ def _bert():
 
 
 def _vit():
-    config = transformers.ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=32, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=16,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     model = transformers.ViTForImageClassification(config).eval()
     return model, {"pixel_values": torch.randn(4, 3, 16, 16)}, transformers.AutoModelForImageClassification

@@ -5,6 +5,7 @@ Reading a run's data (:mod:`isomax.inputs`), its model (:mod:`isomax.runs`) and 
 another for it. One upward edge is left (``training`` fits the threshold through ``deploy`` at the end
 of training); it makes no cycle, since ``deploy`` and ``evaluation`` do not import ``training``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,7 +37,7 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = package[:len(package) - node.level + 1]
+                    base = package[: len(package) - node.level + 1]
                     target = ".".join(base + ([node.module] if node.module else []))
                 elif node.module and node.module.split(".")[0] == "isomax":
                     target = node.module

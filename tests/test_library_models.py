@@ -1,4 +1,5 @@
 """timm:/torchvision: models, --pretrained, fine-tuning options, --config files, save_run."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,14 @@ def test_timm_spec_builds_the_converted_library_model():
     assert find_classifier(model) == ("net.fc", model.head)  # the post-hoc detectors read its input
 
 
-@pytest.mark.parametrize("spec, head_path", [("torchvision:resnet18", "fc"), ("torchvision:squeezenet1_1", "classifier.3"),
-                                             ("torchvision:mobilenet_v3_small", "classifier.3")])
+@pytest.mark.parametrize(
+    "spec, head_path",
+    [
+        ("torchvision:resnet18", "fc"),
+        ("torchvision:squeezenet1_1", "classifier.3"),
+        ("torchvision:mobilenet_v3_small", "classifier.3"),
+    ],
+)
 def test_torchvision_spec(spec, head_path):
     torch.manual_seed(0)
     model = create_model(spec, num_classes=4, head="isomax", in_channels=3).eval()
@@ -44,12 +51,15 @@ def test_inception_is_built_without_auxiliary_heads():
     assert model.train()(torch.randn(2, 3, 64, 64)).shape == (2, 4)  # one output in training too
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("timm:no_such_net", "timm has no 'no_such_net'"),
-    ("torchvision:resnet", "torchvision classification model.*resnet18"),
-    ("keras:resnet18", "one of"),
-    ("timm:deit_tiny_distilled_patch16_224", "2 classifier heads"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("timm:no_such_net", "timm has no 'no_such_net'"),
+        ("torchvision:resnet", "torchvision classification model.*resnet18"),
+        ("keras:resnet18", "one of"),
+        ("timm:deit_tiny_distilled_patch16_224", "2 classifier heads"),
+    ],
+)
 def test_bad_specs_are_refused_with_one_line(spec, message):
     with pytest.raises(ValueError, match=message):
         create_model(spec, num_classes=3, head="isomaxplus", in_channels=3)
@@ -98,7 +108,9 @@ def test_pretrained_mismatch_lists_keys(tmp_path):
     state["extra.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pt")
     model = create_model("timm:resnet18", num_classes=3, head="isomaxplus", in_channels=3)
-    with pytest.raises(PretrainedMismatchError, match=r"missing 1: layer1\.0\.conv1\.weight; unexpected 1: extra\.weight"):
+    with pytest.raises(
+        PretrainedMismatchError, match=r"missing 1: layer1\.0\.conv1\.weight; unexpected 1: extra\.weight"
+    ):
         load_pretrained(model, tmp_path / "bad.pt")
     _, grey = _weights(tmp_path, ".pth", in_chans=1)
     with pytest.raises(PretrainedMismatchError, match=r"wrong shape.*conv1\.weight \(64, 1, 7, 7\) vs \(64, 3, 7, 7\)"):
@@ -156,7 +168,9 @@ def test_cosine_schedule_matches_its_formula():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    expected = [2.0 * (it + 1) / 10 if it < 10 else 2.0 * 0.5 * (1 + math.cos(math.pi * (it - 10) / 30)) for it in range(40)]
+    expected = [
+        2.0 * (it + 1) / 10 if it < 10 else 2.0 * 0.5 * (1 + math.cos(math.pi * (it - 10) / 30)) for it in range(40)
+    ]
     assert lrs == pytest.approx(expected, rel=1e-12)
 
 
@@ -201,19 +215,31 @@ def test_old_configs_load_and_compare_equal(tmp_path):
 def test_config_file_precedence_and_errors(tmp_path):
     from isomax.cli import _build_parser, _train_config
 
-    (tmp_path / "run.toml").write_text('preset = "cifar10-cpu"\nmodel = "timm:resnet18"\nlr = 0.01\n'
-                                       'milestones = [2, 3]\nloss = "isomax"\n')
+    (tmp_path / "run.toml").write_text(
+        'preset = "cifar10-cpu"\nmodel = "timm:resnet18"\nlr = 0.01\nmilestones = [2, 3]\nloss = "isomax"\n'
+    )
     args = _build_parser().parse_args(["train", "--config", str(tmp_path / "run.toml"), "--lr", "0.5"])
     config = _train_config(args)
-    assert (config.dataset, config.model, config.lr, config.milestones, config.loss) == \
-        ("cifar10", "timm:resnet18", 0.5, (2, 3), "isomax")  # preset < file < flag
+    assert (config.dataset, config.model, config.lr, config.milestones, config.loss) == (
+        "cifar10",
+        "timm:resnet18",
+        0.5,
+        (2, 3),
+        "isomax",
+    )  # preset < file < flag
     from isomax.config_file import read_config_file, to_toml
 
     (tmp_path / "printed.toml").write_text(to_toml(config))
     from isomax.presets import TrainConfig
+
     assert TrainConfig().replace(**read_config_file(tmp_path / "printed.toml")) == config  # round trip
-    for text, message in (("lr = 'fast'\n", "expected `lr` to be float"), ("colour = 1\n", "unknown setting"),
-                          ("lr = \n", "cannot parse"), ("lr = {a = 1}\n", "is a table"), ("[train]\nlr = 1\n", "unknown setting")):
+    for text, message in (
+        ("lr = 'fast'\n", "expected `lr` to be float"),
+        ("colour = 1\n", "unknown setting"),
+        ("lr = \n", "cannot parse"),
+        ("lr = {a = 1}\n", "is a table"),
+        ("[train]\nlr = 1\n", "unknown setting"),
+    ):
         (tmp_path / "bad.toml").write_text(text)
         with pytest.raises(ValueError, match=message):
             read_config_file(tmp_path / "bad.toml")
@@ -256,8 +282,15 @@ def test_save_run_timm_model_rebuilds_identically(tmp_path, head, score):
     model = convert(timm.create_model("resnet18", pretrained=False, num_classes=3), head=head).eval()
     val = torch.randn(40, 3, 32, 32)
     pred = Predictor(model, score).fit(val)
-    out = save_run(model, tmp_path / "run", predictor=pred, input_size=(3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3,
-                   class_names=["a", "b", "c"])
+    out = save_run(
+        model,
+        tmp_path / "run",
+        predictor=pred,
+        input_size=(3, 32, 32),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        class_names=["a", "b", "c"],
+    )
     loaded, config, meta = load_run(out)
     assert config.model == "timm:resnet18" and config.loss == head and meta["data"]["classes"] == ["a", "b", "c"]
     x = torch.randn(4, 3, 32, 32)
@@ -276,13 +309,30 @@ def test_save_run_torchvision_needs_a_spec(tmp_path):
     with pytest.raises(UnsupportedModelError, match="model_spec='torchvision:NAME'"):
         save_run(model, tmp_path / "r", input_size=(3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
     with pytest.raises(ValueError, match="does not hold this model's weights"):
-        save_run(model, tmp_path / "r", model_spec="torchvision:resnet34", input_size=(3, 32, 32), mean=(0.5,) * 3,
-                 std=(0.25,) * 3)
-    save_run(model, tmp_path / "r", model_spec="torchvision:resnet18", input_size=(3, 32, 32), mean=(0.5,) * 3,
-             std=(0.25,) * 3)
+        save_run(
+            model,
+            tmp_path / "r",
+            model_spec="torchvision:resnet34",
+            input_size=(3, 32, 32),
+            mean=(0.5,) * 3,
+            std=(0.25,) * 3,
+        )
+    save_run(
+        model,
+        tmp_path / "r",
+        model_spec="torchvision:resnet18",
+        input_size=(3, 32, 32),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+    )
     with pytest.raises(UnsupportedModelError, match="register_model"):
-        save_run(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), tmp_path / "s", input_size=(3, 2, 2), mean=(0,) * 3,
-                 std=(1,) * 3)
+        save_run(
+            nn.Sequential(nn.Flatten(), nn.Linear(12, 2)),
+            tmp_path / "s",
+            input_size=(3, 2, 2),
+            mean=(0,) * 3,
+            std=(1,) * 3,
+        )
 
 
 def test_save_run_googlenet_drops_auxiliary_heads(tmp_path):
@@ -292,8 +342,14 @@ def test_save_run_googlenet_drops_auxiliary_heads(tmp_path):
     from isomax.deploy import save_run
 
     model = convert(torchvision.models.googlenet(num_classes=3, aux_logits=True, init_weights=True), head="isomaxplus")
-    save_run(model.eval(), tmp_path / "g", model_spec="torchvision:googlenet", input_size=(3, 64, 64),
-             mean=(0.5,) * 3, std=(0.25,) * 3)
+    save_run(
+        model.eval(),
+        tmp_path / "g",
+        model_spec="torchvision:googlenet",
+        input_size=(3, 64, 64),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+    )
     saved = torch.load(tmp_path / "g" / "checkpoint.pt", weights_only=True)
     assert saved["dropped_auxiliary"] and all("aux" in k for k in saved["dropped_auxiliary"])
 
@@ -313,10 +369,16 @@ def test_run_config_json_and_yaml_are_config_files(tmp_path):
         read_config_file(tmp_path / "run.ini")
 
 
-@pytest.mark.parametrize("name, make", [
-    ("squeezenet1_1", lambda tv: tv.squeezenet1_1(num_classes=1000)),  # 1x1 conv classifier: classifier.1.*
-    ("googlenet", lambda tv: tv.googlenet(num_classes=1000, aux_logits=True, init_weights=True)),  # + aux1/aux2 weights
-])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("squeezenet1_1", lambda tv: tv.squeezenet1_1(num_classes=1000)),  # 1x1 conv classifier: classifier.1.*
+        (
+            "googlenet",
+            lambda tv: tv.googlenet(num_classes=1000, aux_logits=True, init_weights=True),
+        ),  # + aux1/aux2 weights
+    ],
+)
 def test_torchvision_pretrained_layouts(tmp_path, name, make):
     import torchvision
 

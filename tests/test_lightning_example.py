@@ -1,5 +1,6 @@
 """examples/lightning_isomax.py: the LightningModule trains under lightning.Trainer and its model
 is deployed with save_run (tiny random data, CPU)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,15 +36,30 @@ def test_lightning_module_trains_and_deploys(tmp_path):
     before = module.model.head.prototypes.detach().clone()
     opt = module.configure_optimizers()
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-2]
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, DataLoader(TensorDataset(x[:24], y[:24]), batch_size=8),
-                DataLoader(TensorDataset(x[24:], y[24:]), batch_size=8))
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(
+        module,
+        DataLoader(TensorDataset(x[:24], y[:24]), batch_size=8),
+        DataLoader(TensorDataset(x[24:], y[24:]), batch_size=8),
+    )
     assert trainer.global_step == 3 and not torch.equal(before, module.model.head.prototypes)
     assert set(trainer.callback_metrics) >= {"train_loss", "val_loss", "val_acc", "val_score"}
     model = module.model.eval()
-    out = save_run(model, tmp_path / "run", predictor=Predictor(model, "mds").fit(x[24:]), input_size=(3, 32, 32),
-                   mean=(0.5,) * 3, std=(0.25,) * 3)
+    out = save_run(
+        model,
+        tmp_path / "run",
+        predictor=Predictor(model, "mds").fit(x[24:]),
+        input_size=(3, 32, 32),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+    )
     loaded, config, _ = load_run(out)
     assert config.model == "timm:resnet18"
     with torch.no_grad():

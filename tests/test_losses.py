@@ -1,4 +1,5 @@
 """IsoMaxLoss / SoftMaxLoss against the papers' "probability first, logarithm second" formula."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,9 @@ from isomax.losses import reference_isomax_loss
 F64 = torch.float64
 
 
-def papers_formula(logits: torch.Tensor, targets: torch.Tensor, entropic_scale: float, reduction: str = "mean") -> torch.Tensor:
+def papers_formula(
+    logits: torch.Tensor, targets: torch.Tensor, entropic_scale: float, reduction: str = "mean"
+) -> torch.Tensor:
     """Written out as in the reference code: softmax first, -log of the target probability second."""
     probabilities = torch.softmax(entropic_scale * logits, dim=1)
     per_sample = -torch.log(probabilities[torch.arange(logits.shape[0]), targets])
@@ -58,7 +61,10 @@ def test_equals_papers_formula_float64(batch, num_classes, entropic_scale, sprea
 
 @pytest.mark.parametrize("batch, num_classes, entropic_scale, spread, seed", _NORMAL_RANGE)
 def test_equals_papers_formula_float32(batch, num_classes, entropic_scale, spread, seed):
-    logits, targets = _logits(batch, num_classes, seed, dtype=torch.float32, spread=spread), _targets(batch, num_classes, seed)
+    logits, targets = (
+        _logits(batch, num_classes, seed, dtype=torch.float32, spread=spread),
+        _targets(batch, num_classes, seed),
+    )
     got = IsoMaxLoss(entropic_scale)(logits, targets)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, papers_formula(logits, targets, entropic_scale), rtol=1e-5, atol=1e-6)
@@ -67,7 +73,9 @@ def test_equals_papers_formula_float32(batch, num_classes, entropic_scale, sprea
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_finite_where_the_reference_underflows(dtype):
     # Target logit 100 below the max: exp(-10 * 100) underflows even in float64.
-    logits = torch.tensor([[0.0, -100.0, -3.0], [-1.0, -0.5, -101.0], [-0.2, -0.1, -0.3]], dtype=dtype, requires_grad=True)
+    logits = torch.tensor(
+        [[0.0, -100.0, -3.0], [-1.0, -0.5, -101.0], [-0.2, -0.1, -0.3]], dtype=dtype, requires_grad=True
+    )
     targets = torch.tensor([1, 2, 0])
     reference = papers_formula(logits.detach(), targets, 10.0, "none")
     assert torch.isinf(reference[:2]).all()  # the reference fails here
@@ -128,7 +136,9 @@ def test_gradcheck_through_head_and_loss(head_cls):
 
 def test_entropic_scale_multiplies_logits():
     logits, targets = _logits(10, 4, seed=6), _targets(10, 4, seed=6)
-    torch.testing.assert_close(IsoMaxLoss(7.0)(logits, targets), nn.CrossEntropyLoss()(7.0 * logits, targets), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        IsoMaxLoss(7.0)(logits, targets), nn.CrossEntropyLoss()(7.0 * logits, targets), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_custom_g_replaces_entropic_scale():
@@ -144,7 +154,9 @@ def test_softmax_loss_equals_cross_entropy(reduction, dtype):
     logits = (5 * torch.randn(20, 7, generator=g, dtype=F64)).to(dtype)
     targets = torch.randint(0, 7, (20,), generator=g)
     got = SoftMaxLoss(reduction)(logits, targets)
-    torch.testing.assert_close(got, nn.CrossEntropyLoss(reduction=reduction)(logits, targets), rtol=1e-12 if dtype == F64 else 1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        got, nn.CrossEntropyLoss(reduction=reduction)(logits, targets), rtol=1e-12 if dtype == F64 else 1e-6, atol=1e-7
+    )
 
 
 def test_integer_target_dtypes_accepted():

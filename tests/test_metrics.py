@@ -1,4 +1,5 @@
 """OOD metrics against scikit-learn and against a plain-loop transcription of Lee et al.'s sweep."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Every preset builds a valid configuration whose model, dataset and out-distributions exist."""
+
 import pytest
 
 from isomax.data import IN_DATASETS
@@ -39,4 +40,9 @@ def test_cifar10_cpu_presets_and_the_gpu_presets():
     fast = get_preset("cifar10-fast").config()
     assert (fast.batch_size, fast.epochs, fast.schedule, fast.nesterov, fast.amp) == (512, 20, "onecycle", True, True)
     paper = get_preset("paper").config()
-    assert (paper.model, paper.epochs, paper.batch_size, paper.milestones) == ("densenet-bc-100", 300, 64, (150, 200, 250))
+    assert (paper.model, paper.epochs, paper.batch_size, paper.milestones) == (
+        "densenet-bc-100",
+        300,
+        64,
+        (150, 200, 250),
+    )

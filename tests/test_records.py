@@ -1,4 +1,5 @@
 """Typed run records (isomax.records): JSON round trip, legacy Outlier Exposure records, validation."""
+
 import json
 from pathlib import Path
 
@@ -10,8 +11,21 @@ RESULTS = sorted((Path(__file__).resolve().parents[1] / "docs" / "results").glob
 
 
 def base(**changes):
-    d = dict(in_dataset="fashion-mnist", out_dataset="mnist", model="cnn-28", loss="softmax", score="es", seed=0,
-             accuracy=0.9, tnr_at_tpr95=0.5, auroc=0.9, dtacc=0.8, auin=0.9, auout=0.85, fpr_at_tpr95=0.5)
+    d = dict(
+        in_dataset="fashion-mnist",
+        out_dataset="mnist",
+        model="cnn-28",
+        loss="softmax",
+        score="es",
+        seed=0,
+        accuracy=0.9,
+        tnr_at_tpr95=0.5,
+        auroc=0.9,
+        dtacc=0.8,
+        auin=0.9,
+        auout=0.85,
+        fpr_at_tpr95=0.5,
+    )
     d.update(changes)
     return d
 
@@ -54,8 +68,9 @@ def test_published_results_read_and_round_trip(path):
     for d, r in zip(raw, records):
         assert r.score != "oe" and (r.method == "oe") == (d["score"] == "oe")
         back = r.to_dict()
-        assert {k: v for k, v in back.items() if k not in ("method", "score")} == \
-            {k: v for k, v in d.items() if k not in ("method", "score")}
+        assert {k: v for k, v in back.items() if k not in ("method", "score")} == {
+            k: v for k, v in d.items() if k not in ("method", "score")
+        }
         assert d.get("method", r.method) == r.method  # files written since the field exists carry it
     assert as_records(records) == records
 
@@ -64,6 +79,10 @@ def test_role_is_recorded_or_derived_and_checked():
     assert RunRecord.from_dict(base()).ood_role == "near"  # Fashion-MNIST vs MNIST, derived from isomax.data.roles
     assert RunRecord.from_dict(base(out_dataset="uniform")).get("role") == "noise"
     r = RunRecord.from_dict(base(role="far"))  # a recorded role wins and survives the round trip
-    assert r.ood_role == "far" and RunRecord.from_dict(r.to_dict()) == r and "role" not in RunRecord.from_dict(base()).to_dict()
+    assert (
+        r.ood_role == "far"
+        and RunRecord.from_dict(r.to_dict()) == r
+        and "role" not in RunRecord.from_dict(base()).to_dict()
+    )
     with pytest.raises(ValueError, match="role"):
         RunRecord.from_dict(base(role="medium"))

@@ -1,4 +1,5 @@
 """`isomax report` and the LaTeX/CSV table output, on synthetic bench directories (no training)."""
+
 import csv
 import io
 import json
@@ -43,20 +44,37 @@ def make_bench(root, seeds=(0, 1), losses=LOSSES, oods=OODS, n=300, num_classes=
             for o in oods:
                 arrays[f"logits/{o}"] = _logits(loss, n, num_classes, rng, ood=True)[0]
                 for s in applicable_scores(loss):
-                    m = ood_metrics(SCORES[s](torch.from_numpy(logits_in)), SCORES[s](torch.from_numpy(arrays[f"logits/{o}"])))
-                    records.append(dict(in_dataset="fashion-mnist", out_dataset=o, model="cnn-28", loss=loss, score=s,
-                                        seed=seed, accuracy=acc, **m))
+                    m = ood_metrics(
+                        SCORES[s](torch.from_numpy(logits_in)), SCORES[s](torch.from_numpy(arrays[f"logits/{o}"]))
+                    )
+                    records.append(
+                        dict(
+                            in_dataset="fashion-mnist",
+                            out_dataset=o,
+                            model="cnn-28",
+                            loss=loss,
+                            score=s,
+                            seed=seed,
+                            accuracy=acc,
+                            **m,
+                        )
+                    )
             if loss == "isomaxplus":
                 arrays["distance_scale"] = np.asarray(7.0)
             meta = dict(run=f"runs/{loss}-seed{seed}", loss=loss, model="cnn-28", seed=seed, in_dataset="fashion-mnist")
             if npz:
                 (root / "outputs").mkdir(exist_ok=True)
-                np.savez_compressed(root / "outputs" / f"{loss}-seed{seed}.npz", **arrays, meta=np.asarray(json.dumps(meta)))
+                np.savez_compressed(
+                    root / "outputs" / f"{loss}-seed{seed}.npz", **arrays, meta=np.asarray(json.dumps(meta))
+                )
             run = root / "runs" / f"{loss}-seed{seed}"
             run.mkdir(parents=True, exist_ok=True)
-            (run / "config.json").write_text(json.dumps(dict(loss=loss, seed=seed, dataset="fashion-mnist", model="cnn-28")))
-            (run / "log.jsonl").write_text("".join(json.dumps(dict(epoch=e, val_accuracy=0.6 + 0.1 * e + 0.01 * k)) + "\n"
-                                                   for e in (1, 2, 3)))
+            (run / "config.json").write_text(
+                json.dumps(dict(loss=loss, seed=seed, dataset="fashion-mnist", model="cnn-28"))
+            )
+            (run / "log.jsonl").write_text(
+                "".join(json.dumps(dict(epoch=e, val_accuracy=0.6 + 0.1 * e + 0.01 * k)) + "\n" for e in (1, 2, 3))
+            )
     records += list(extra_records)
     (root / "results.json").write_text(json.dumps(records))
     return root
@@ -69,7 +87,9 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_bench(tmp_path_factory):
-    return make_bench(tmp_path_factory.mktemp("small") / "bench", losses=("softmax", "isomaxplus"), oods=("mnist",), n=100)
+    return make_bench(
+        tmp_path_factory.mktemp("small") / "bench", losses=("softmax", "isomaxplus"), oods=("mnist",), n=100
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +103,16 @@ def test_report_writes_every_file(written):
     out, md = written
     pngs = sorted((out / "figures").glob("*.png"))
     kinds = {p.name.split("_fashion")[0] for p in pngs}
-    assert kinds == {"logits", "max_probability", "entropy", "min_distance", "roc", "training", "reliability",
-                     "risk_coverage"}
+    assert kinds == {
+        "logits",
+        "max_probability",
+        "entropy",
+        "min_distance",
+        "roc",
+        "training",
+        "reliability",
+        "risk_coverage",
+    }
     # logits, max prob, entropy: 3 losses x 2 oods; distances: 2 losses x 2 oods; ROC: 2; training: 1;
     # reliability: 3 losses; risk-coverage: 1
     assert len(pngs) == 3 * 3 * 2 + 2 * 2 + 2 + 1 + 3 + 1
@@ -111,8 +139,21 @@ def test_png_is_a_paper_column(written):
 
 def records_known():
     def rec(loss, score, seed, out, tnr, auroc, acc=0.9):
-        return dict(in_dataset="cifar10", out_dataset=out, model="densenet", loss=loss, score=score, seed=seed,
-                    accuracy=acc, tnr_at_tpr95=tnr, auroc=auroc, dtacc=0.5, auin=0.5, auout=0.5, fpr_at_tpr95=1 - tnr)
+        return dict(
+            in_dataset="cifar10",
+            out_dataset=out,
+            model="densenet",
+            loss=loss,
+            score=score,
+            seed=seed,
+            accuracy=acc,
+            tnr_at_tpr95=tnr,
+            auroc=auroc,
+            dtacc=0.5,
+            auin=0.5,
+            auout=0.5,
+            fpr_at_tpr95=1 - tnr,
+        )
 
     r = []
     for s, (a, b) in enumerate([(0.404, 0.891), (0.414, 0.893)]):
@@ -149,13 +190,18 @@ def test_tables_known_numbers_md_tex_csv():
 
 def test_accuracy_and_averaged_tables():
     recs = records_known()
-    acc = tables.comparison(recs, [(l, None) for l in LOSSES], ("accuracy",), keys=("model", "in_dataset"), joined=False)
+    acc = tables.comparison(
+        recs, [(l, None) for l in LOSSES], ("accuracy",), keys=("model", "in_dataset"), joined=False
+    )
     md = tables.to_markdown(acc)
-    assert md.splitlines()[0] == ("| Model | Data (training) | SoftMax test accuracy (%) | IsoMax test accuracy (%) | "
-                                  "IsoMax+ test accuracy (%) |")
+    assert md.splitlines()[0] == (
+        "| Model | Data (training) | SoftMax test accuracy (%) | IsoMax test accuracy (%) | IsoMax+ test accuracy (%) |"
+    )
     assert "| densenet | cifar10 | **95.4±0.1** | 95.2±0.0 | 95.0±0.0 |" in md
     # Table 6: per seed, the mean over out-distributions; then mean ± std over seeds
-    t6 = tables.comparison(recs, [("isomaxplus", "es"), ("isomaxplus", "mds")], ("tnr_at_tpr95",), keys=("model", "in_dataset"))
+    t6 = tables.comparison(
+        recs, [("isomaxplus", "es"), ("isomaxplus", "mds")], ("tnr_at_tpr95",), keys=("model", "in_dataset")
+    )
     assert t6.rows[0][1][0][1] == pytest.approx([(0.97 + 0.90) / 2, (0.96 + 0.90) / 2])
     assert "80.0±0.0 / **93.2±0.4**" in tables.to_markdown(t6)
     # lower is better for FPR
@@ -168,13 +214,29 @@ def test_posthoc_and_oe_tables_when_records_exist(tmp_path):
     for s in (0, 1):
         for o in OODS:
             for score in ("odin", "mahalanobis", "oe"):
-                extra.append(dict(in_dataset="fashion-mnist", out_dataset=o, model="cnn-28", loss="softmax", score=score,
-                                  seed=s, accuracy=0.5 if score == "oe" else 1.0, tnr_at_tpr95=0.5, auroc=0.9, dtacc=0.85, auin=0.9, auout=0.9,
-                                  fpr_at_tpr95=0.5))
+                extra.append(
+                    dict(
+                        in_dataset="fashion-mnist",
+                        out_dataset=o,
+                        model="cnn-28",
+                        loss="softmax",
+                        score=score,
+                        seed=s,
+                        accuracy=0.5 if score == "oe" else 1.0,
+                        tnr_at_tpr95=0.5,
+                        auroc=0.9,
+                        dtacc=0.85,
+                        auin=0.9,
+                        auout=0.9,
+                        fpr_at_tpr95=0.5,
+                    )
+                )
     bench = make_bench(tmp_path / "b", seeds=(0, 1), n=60, npz=False, extra_records=extra)
     out = tmp_path / "r"
     md = report.write_report([bench], out, log=lambda s: None).read_text()
-    assert (out / "tables" / "table4_posthoc.tex").exists() and (out / "tables" / "table5_outlier_exposure.csv").exists()
+    assert (out / "tables" / "table4_posthoc.tex").exists() and (
+        out / "tables" / "table5_outlier_exposure.csv"
+    ).exists()
     t4 = (out / "tables" / "table4_posthoc.md").read_text()
     assert "ODIN / Mahalanobis / IsoMax+<sub>MDS</sub>" in t4
     # OE runs are other SoftMax models: their accuracy stays out of the accuracy table
@@ -221,10 +283,15 @@ def test_report_tables_hold_the_records_numbers(bench, written):
     for row in rows:
         for loss, score in tables.SEAMLESS:
             for metric in ("tnr_at_tpr95", "auroc"):
-                values = [r[metric] for r in records if (r["loss"], r["score"], r["out_dataset"]) ==
-                          (loss, score, row["out_dataset"])]
+                values = [
+                    r[metric]
+                    for r in records
+                    if (r["loss"], r["score"], r["out_dataset"]) == (loss, score, row["out_dataset"])
+                ]
                 assert float(row[f"{metric}_{loss}_{score}_mean"]) == pytest.approx(100 * np.mean(values), abs=1e-4)
-                assert float(row[f"{metric}_{loss}_{score}_std"]) == pytest.approx(100 * np.std(values, ddof=1), abs=1e-4)
+                assert float(row[f"{metric}_{loss}_{score}_std"]) == pytest.approx(
+                    100 * np.std(values, ddof=1), abs=1e-4
+                )
                 assert int(row[f"{metric}_{loss}_{score}_n"]) == len(values) == 2
                 checked += 1
     assert checked == len(OODS) * 3 * 2
@@ -253,8 +320,16 @@ def test_report_figures_follow_their_inputs(bench, written):
     assert fig("entropy", "isomax", "mnist") != fig("entropy", "softmax", "mnist")
     with np.load(bench / "outputs" / "isomax-seed0.npz") as z:  # the figures use seed 0
         li, lo = z["logits/in"], z["logits/mnist"]
-    again = plots.score_histogram(plots.entropy(li), plots.entropy(lo), out / "again.png", quantity="entropy",
-                                  loss="isomax", in_name="fashion-mnist", out_name="mnist", num_classes=li.shape[1])
+    again = plots.score_histogram(
+        plots.entropy(li),
+        plots.entropy(lo),
+        out / "again.png",
+        quantity="entropy",
+        loss="isomax",
+        in_name="fashion-mnist",
+        out_name="mnist",
+        num_classes=li.shape[1],
+    )
     assert again.read_bytes() == fig("entropy", "isomax", "mnist")
     p = torch.softmax(torch.from_numpy(li).double(), 1).numpy()
     assert plots.entropy(li) == pytest.approx(-(p * np.log(p)).sum(1), abs=1e-5)
@@ -276,12 +351,20 @@ def test_report_draws_calibration_and_risk_coverage_from_the_test_logits(bench, 
     with np.load(bench / "outputs" / "isomax-seed0.npz") as z:
         li, labels = z["logits/in"], z["labels/in"]
     li_t, labels_t = torch.from_numpy(li).double(), torch.from_numpy(labels).long()
-    again = plots.reliability_diagram(reliability_bins(li_t, labels_t), out / "again.png", title="IsoMax, fashion-mnist test",
-                                      ece=expected_calibration_error(li_t, labels_t))
+    again = plots.reliability_diagram(
+        reliability_bins(li_t, labels_t),
+        out / "again.png",
+        title="IsoMax, fashion-mnist test",
+        ece=expected_calibration_error(li_t, labels_t),
+    )
     assert again.read_bytes() == (out / "figures" / "reliability_fashion-mnist-cnn-28_isomax.png").read_bytes()
     s, correct = plots.score_values(li, "es"), li.argmax(1) == labels
     cov, risk = risk_coverage(s, correct)
-    assert cov[-1] == 1 and risk[-1] == pytest.approx(1 - correct.mean()) and aurc(s, correct) == pytest.approx(risk.mean())
+    assert (
+        cov[-1] == 1
+        and risk[-1] == pytest.approx(1 - correct.mean())
+        and aurc(s, correct) == pytest.approx(risk.mean())
+    )
     assert (out / "figures" / "risk_coverage_fashion-mnist-cnn-28.png").is_file()
 
 
@@ -302,8 +385,9 @@ def test_truncated_logit_file_gives_a_one_line_error(tmp_path):
 
     out = tmp_path / "bench" / "outputs"
     out.mkdir(parents=True)
-    np.savez_compressed(out / "isomax-seed0.npz", **{"logits/in": np.zeros((4, 3), np.float32),
-                                                      "labels/in": np.zeros(4, np.int64)})
+    np.savez_compressed(
+        out / "isomax-seed0.npz", **{"logits/in": np.zeros((4, 3), np.float32), "labels/in": np.zeros(4, np.int64)}
+    )
     data = (out / "isomax-seed0.npz").read_bytes()
     (out / "isomax-seed0.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a readable .npz"):

@@ -1,4 +1,5 @@
 """OOD scores: direct formulas, stability and direction (higher = more in-distribution)."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,15 @@ import pytest
 import torch
 
 from isomax import IsoMaxPlusHead
-from isomax.scores import SCORES, compute_scores, energy_score, entropic_score, max_logit, max_probability, min_distance_score
+from isomax.scores import (
+    SCORES,
+    compute_scores,
+    energy_score,
+    entropic_score,
+    max_logit,
+    max_probability,
+    min_distance_score,
+)
 
 F64 = torch.float64
 
@@ -47,7 +56,9 @@ def test_scores_equal_direct_formulas(batch, num_classes, seed):
     torch.testing.assert_close(entropic_score(z), (p * torch.log(p)).sum(dim=1), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(entropic_score(z), direct_entropic_f64(z), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(energy_score(z), torch.log(torch.exp(z).sum(dim=1)), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(energy_score(z, temperature=2.0), 2.0 * torch.log(torch.exp(z / 2.0).sum(dim=1)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        energy_score(z, temperature=2.0), 2.0 * torch.log(torch.exp(z / 2.0).sum(dim=1)), rtol=1e-12, atol=1e-12
+    )
     torch.testing.assert_close(max_logit(z), z.max(dim=1).values, rtol=0, atol=0)
     torch.testing.assert_close(min_distance_score(z), z.max(dim=1).values, rtol=0, atol=0)
     torch.testing.assert_close(min_distance_score(z, 4.0), z.max(dim=1).values / 4.0, rtol=1e-15, atol=0)
@@ -69,13 +80,20 @@ def test_entropic_score_finite_when_probabilities_underflow(row, dtype):
     z = torch.tensor([row], dtype=dtype)
     got = entropic_score(z)
     assert torch.isfinite(got).all()
-    torch.testing.assert_close(got.double(), direct_entropic_f64(z), rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6 if dtype == torch.float32 else 1e-14)
+    torch.testing.assert_close(
+        got.double(),
+        direct_entropic_f64(z),
+        rtol=1e-5 if dtype == torch.float32 else 1e-12,
+        atol=1e-6 if dtype == torch.float32 else 1e-14,
+    )
 
 
 @pytest.mark.parametrize("num_classes", [1, 2, 10, 1000])
 def test_entropic_score_of_uniform_logits_is_minus_log_c(num_classes):
     z = torch.full((3, num_classes), -2.5, dtype=F64)
-    torch.testing.assert_close(entropic_score(z), torch.full((3,), -math.log(num_classes), dtype=F64), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        entropic_score(z), torch.full((3,), -math.log(num_classes), dtype=F64), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_min_distance_score_of_isomax_plus_logits():
@@ -85,7 +103,9 @@ def test_min_distance_score_of_isomax_plus_logits():
         head.distance_scale.fill_(-2.5)  # |d_s| is what scales the logits
     features = torch.randn(9, 20, dtype=F64)
     logits = head(features)
-    distances = torch.cdist(torch.nn.functional.normalize(features), torch.nn.functional.normalize(head.prototypes.detach()))
+    distances = torch.cdist(
+        torch.nn.functional.normalize(features), torch.nn.functional.normalize(head.prototypes.detach())
+    )
     expected = -distances.min(dim=1).values
     torch.testing.assert_close(min_distance_score(logits, head.distance_scale), expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(min_distance_score(logits, 2.5), expected, rtol=1e-12, atol=1e-12)

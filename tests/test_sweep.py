@@ -1,4 +1,5 @@
 """`isomax sweep` (entropic-scale sweep) on tiny fixture data: 2 scales, 1 epoch, 128 training images."""
+
 import json
 
 import pytest
@@ -20,8 +21,22 @@ def test_sweep_writes_its_files_and_resumes(tmp_path, capsys):
     data = make_fashion_mnist(tmp_path / "data")
     folder = make_image_folder(tmp_path / "my-ood", n=20)
     out = tmp_path / "sweep"
-    args = ["sweep", "--scales", "1", "10", "--val-ood", "mnist", "--test-ood", str(folder), "--data-dir", str(data),
-            "--out", str(out), "--no-progress", *TINY]
+    args = [
+        "sweep",
+        "--scales",
+        "1",
+        "10",
+        "--val-ood",
+        "mnist",
+        "--test-ood",
+        str(folder),
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--no-progress",
+        *TINY,
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "warning: the validation out-distribution 'mnist' is used to choose E_s" in printed
@@ -66,13 +81,36 @@ def test_sweep_refuses_val_ood_among_test_ood(tmp_path, capsys):
 
 def _run(loss, scale, seed, tnr, auroc, acc=0.9, test_tnr=None):
     """A sweep.json run entry with known validation (and optional test) metrics."""
+
     def rec(split, out, t):
-        return dict(in_dataset="fashion-mnist", out_dataset=out, model="cnn-28", loss=loss, score=SWEEP_SCORE[loss],
-                    seed=seed, accuracy=acc, tnr_at_tpr95=t, auroc=auroc, dtacc=0.5, auin=0.5, auout=0.5,
-                    fpr_at_tpr95=1 - t, split=split, entropic_scale=scale)
+        return dict(
+            in_dataset="fashion-mnist",
+            out_dataset=out,
+            model="cnn-28",
+            loss=loss,
+            score=SWEEP_SCORE[loss],
+            seed=seed,
+            accuracy=acc,
+            tnr_at_tpr95=t,
+            auroc=auroc,
+            dtacc=0.5,
+            auin=0.5,
+            auout=0.5,
+            fpr_at_tpr95=1 - t,
+            split=split,
+            entropic_scale=scale,
+        )
+
     test = [rec("test", o, t) for o, t in zip(("a", "b"), test_tnr)] if test_tnr else []
-    return dict(loss=loss, scale=scale, seed=seed, val_accuracy=acc, validation=[rec("validation", "mnist", tnr)],
-                test=test, test_ood=["a", "b"] if test_tnr else [])
+    return dict(
+        loss=loss,
+        scale=scale,
+        seed=seed,
+        val_accuracy=acc,
+        validation=[rec("validation", "mnist", tnr)],
+        test=test,
+        test_ood=["a", "b"] if test_tnr else [],
+    )
 
 
 def _summary(runs, losses=("isomax",), scales=(1.0, 3.0, 10.0), seeds=(0, 1)):
@@ -97,15 +135,21 @@ def test_sweep_chooses_the_scale_with_the_best_mean_tnr(best):
 
 
 def test_sweep_breaks_tnr_ties_by_auroc_and_chooses_per_loss():
-    runs = [_run("isomax", 1.0, 0, 0.7, auroc=0.91), _run("isomax", 10.0, 0, 0.7, auroc=0.95),
-            _run("isomaxplus", 1.0, 0, 0.9, auroc=0.90), _run("isomaxplus", 10.0, 0, 0.2, auroc=0.99)]
+    runs = [
+        _run("isomax", 1.0, 0, 0.7, auroc=0.91),
+        _run("isomax", 10.0, 0, 0.7, auroc=0.95),
+        _run("isomaxplus", 1.0, 0, 0.9, auroc=0.90),
+        _run("isomaxplus", 10.0, 0, 0.2, auroc=0.99),
+    ]
     s = _summary(runs, losses=("isomax", "isomaxplus"), scales=(1.0, 10.0), seeds=(0,))
     assert s["chosen"] == {"isomax": 10.0, "isomaxplus": 1.0}
 
 
 def test_sweep_table_shows_the_records_numbers():
-    runs = [_run("isomax", 1.0, 0, 0.30, 0.80, acc=0.91, test_tnr=(0.2, 0.4)),
-            _run("isomax", 10.0, 0, 0.60, 0.90, acc=0.92, test_tnr=(0.5, 0.7))]
+    runs = [
+        _run("isomax", 1.0, 0, 0.30, 0.80, acc=0.91, test_tnr=(0.2, 0.4)),
+        _run("isomax", 10.0, 0, 0.60, 0.90, acc=0.92, test_tnr=(0.5, 0.7)),
+    ]
     s = _summary(runs, scales=(1.0, 10.0), seeds=(0,))
     s["test_ood"] = ["a", "b"]
     md = tables.to_markdown(sweep_table(s))

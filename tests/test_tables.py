@@ -4,8 +4,16 @@ from isomax import tables
 
 
 def rec(loss, score, seed, out="svhn", **m):
-    return dict(in_dataset="cifar10", out_dataset=out, model="densenet-bc-100", loss=loss, score=score, seed=seed,
-                accuracy=m.pop("accuracy", 0.9), **{k: m.get(k, 0.5) for k in ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")})
+    return dict(
+        in_dataset="cifar10",
+        out_dataset=out,
+        model="densenet-bc-100",
+        loss=loss,
+        score=score,
+        seed=seed,
+        accuracy=m.pop("accuracy", 0.9),
+        **{k: m.get(k, 0.5) for k in ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")},
+    )
 
 
 def test_fmt_mean_std_rounding_and_sample_std():
@@ -32,9 +40,13 @@ def test_seamless_table_bolds_the_best_mean():
 
 
 def test_accuracy_table_layout():
-    records = [rec("softmax", "es", s, accuracy=0.95) for s in range(2)] + [rec("isomaxplus", "mds", s, accuracy=0.96) for s in range(2)]
+    records = [rec("softmax", "es", s, accuracy=0.95) for s in range(2)] + [
+        rec("isomaxplus", "mds", s, accuracy=0.96) for s in range(2)
+    ]
     table = tables.accuracy_table(records)
-    assert table.splitlines()[0] == "| Model | Data (training) | SoftMax test accuracy (%) | IsoMax+ test accuracy (%) |"
+    assert (
+        table.splitlines()[0] == "| Model | Data (training) | SoftMax test accuracy (%) | IsoMax+ test accuracy (%) |"
+    )
     assert "| densenet-bc-100 | cifar10 | 95.0±0.0 | 96.0±0.0 |" in table
 
 
@@ -48,25 +60,41 @@ def test_outlier_exposure_is_a_training_method_not_a_score():
     oe = tables.outlier_exposure_table(records)
     assert "SoftMax<sub>ES</sub><sup>OE</sup> / IsoMax<sub>ES</sub>" in oe and "**90.0±0.0** / 70.0±0.0" in oe
     every = tables.all_scores_table(records)
-    assert "| SoftMax | Outlier Exposure | ES | 90.0±0.0 |" in every and "| SoftMax | standard | ES | 40.0±0.0 |" in every
+    assert (
+        "| SoftMax | Outlier Exposure | ES | 90.0±0.0 |" in every and "| SoftMax | standard | ES | 40.0±0.0 |" in every
+    )
 
 
 def test_near_far_groups_by_role_with_sample_std():
     """Each seed's mean over the group's sets, then mean ± std (ddof=1) over seeds; a float64 reference by hand."""
     import numpy as np
 
-    aurocs = {("tinyimagenet-resize", 0): 0.70, ("tinyimagenet-resize", 1): 0.74, ("cifar100", 0): 0.80,
-              ("cifar100", 1): 0.78, ("svhn", 0): 0.95, ("svhn", 1): 0.91, ("gaussian", 0): 0.99, ("gaussian", 1): 0.5}
+    aurocs = {
+        ("tinyimagenet-resize", 0): 0.70,
+        ("tinyimagenet-resize", 1): 0.74,
+        ("cifar100", 0): 0.80,
+        ("cifar100", 1): 0.78,
+        ("svhn", 0): 0.95,
+        ("svhn", 1): 0.91,
+        ("gaussian", 0): 0.99,
+        ("gaussian", 1): 0.5,
+    }
     records = [rec("softmax", "es", s, out=o, auroc=a, fpr_at_tpr95=1 - a) for (o, s), a in aurocs.items()]
     records.append(dict(rec("isomax", "es", 0, out="svhn", auroc=0.97), role="near"))  # a recorded role wins
     table = tables.near_far(records)
     keys = [k for k, _ in table.rows]
-    assert keys == [("cifar10", "near", "softmax", "standard", "es"), ("cifar10", "near", "isomax", "standard", "es"),
-                    ("cifar10", "far", "softmax", "standard", "es"), ("cifar10", "noise", "softmax", "standard", "es")]
+    assert keys == [
+        ("cifar10", "near", "softmax", "standard", "es"),
+        ("cifar10", "near", "isomax", "standard", "es"),
+        ("cifar10", "far", "softmax", "standard", "es"),
+        ("cifar10", "noise", "softmax", "standard", "es"),
+    ]
     near = [np.mean([aurocs["tinyimagenet-resize", s], aurocs["cifar100", s]]) for s in (0, 1)]
     md = tables.to_markdown(table).splitlines()
-    assert md[0].startswith("| Data (training) | OOD group | Loss | Training | Score | ID accuracy (%) | FPR@95TPR (%) "
-                            "| AUROC (%) | AUPR-in (%) | AUPR-out (%) | Seeds |")
+    assert md[0].startswith(
+        "| Data (training) | OOD group | Loss | Training | Score | ID accuracy (%) | FPR@95TPR (%) "
+        "| AUROC (%) | AUPR-in (%) | AUPR-out (%) | Seeds |"
+    )
     expected = f"{100 * np.mean(near):.1f}±{100 * np.std(near, ddof=1):.1f}"
     assert expected == "75.5±0.7" and f"| {expected} |" in md[2] and md[2].endswith("| 2 |")
     assert "| IsoMax | standard | ES | 90.0 | – | 97.0 | 50.0 | 50.0 | 1 |" in md[3]  # one seed: no ±

@@ -1,5 +1,6 @@
 """The published tables (docs/results/*/results.md) are what today's code renders from the published
 results.json: the same numbers in every table, whatever the labels (legacy Outlier Exposure records included)."""
+
 import re
 import subprocess
 import sys
@@ -68,7 +69,9 @@ def test_published_report_tables_match_results_json():
     """docs/results/*/report/tables/*.md hold the numbers that standard_tables computes today."""
     checked = 0
     for folder in PUBLISHED:
-        specs = {s.name: s for s in tables.standard_tables(read_records(folder / "results.json")) if s.table is not None}
+        specs = {
+            s.name: s for s in tables.standard_tables(read_records(folder / "results.json")) if s.table is not None
+        }
         for md in sorted((folder / "report" / "tables").glob("table[2-6]_*.md")):
             old = [NUMBER.findall(line) for line in md.read_text().splitlines()[2:]]
             new = [NUMBER.findall(line) for line in tables.to_markdown(specs[md.stem].table).splitlines()[2:]]
@@ -87,7 +90,9 @@ def test_published_comparison_is_what_the_script_prints_today(path):
     command = re.fullmatch(r"<!-- python (scripts/compare_methods\.py .+) -->", first)
     assert command, f"{path}: no command line"
     root = DOCS.parents[1]
-    out = subprocess.run([sys.executable, *command.group(1).split()], cwd=root, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, *command.group(1).split()], cwd=root, capture_output=True, text=True, check=True
+    )
     assert out.stdout.splitlines() == [first, *rest]
     assert len(rest) >= 10  # the header, the separator and the method rows
 
@@ -98,8 +103,13 @@ def test_published_schedule_study_is_what_summarize_writes_today(tmp_path):
     (tmp_path / "points").mkdir()
     for p in (study / "points").glob("*.json"):
         (tmp_path / "points" / p.name).write_bytes(p.read_bytes())
-    subprocess.run([sys.executable, "scripts/schedule_study.py", "summarize", "--out", str(tmp_path)],
-                   cwd=DOCS.parents[1], capture_output=True, text=True, check=True)
+    subprocess.run(
+        [sys.executable, "scripts/schedule_study.py", "summarize", "--out", str(tmp_path)],
+        cwd=DOCS.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     written = (tmp_path / "study.md").read_text()
     assert written == (study / "study.md").read_text()
     assert "| IsoMax+ MDS |" in written and "| 48 ep |" in written  # not an empty summary
@@ -121,8 +131,11 @@ def test_results_readme_tables_are_quoted_from_comparison(folder):
 def test_near_far_tables_are_published_for_each_comparison(folder):
     """Each comparison has its near/far version, with the three groups and the std convention stated."""
     text = (folder / "near-far.md").read_text()
-    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("### ")] == \
-        ["### near-OOD", "### far-OOD", "### noise-OOD"]
+    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("### ")] == [
+        "### near-OOD",
+        "### far-OOD",
+        "### noise-OOD",
+    ]
     assert "ddof=1" in text and "| FPR@95TPR (%) | AUROC (%) | AUPR-in (%) | AUPR-out (%) |" in text
     assert "ddof=1" in (folder / "comparison.md").read_text()
 
@@ -134,16 +147,31 @@ def test_schedule_study_readme_quotes_study_md():
     sections = {}
     for title, rows in _sections((study / "study.md").read_text()).items():
         sections[title] = {r[0]: r[1:] for r in rows[1:]}
-    part = (study / "study.md").read_text().split("## Paired per-seed differences")[1].split("### AUROC")[1].split("###")[0]
-    paired = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in part.splitlines()
-                                     if line.startswith("| ") and " - " in line)}
-    readme = [[c.strip() for c in line.strip("|").split("|")]
-              for line in (study / "README.md").read_text().split("## Findings")[1].splitlines() if line.startswith("| ")]
+    part = (
+        (study / "study.md")
+        .read_text()
+        .split("## Paired per-seed differences")[1]
+        .split("### AUROC")[1]
+        .split("###")[0]
+    )
+    paired = {
+        c[0]: c[1:]
+        for c in (
+            [x.strip() for x in line.strip("|").split("|")]
+            for line in part.splitlines()
+            if line.startswith("| ") and " - " in line
+        )
+    }
+    readme = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in (study / "README.md").read_text().split("## Findings")[1].splitlines()
+        if line.startswith("| ")
+    ]
     checked = 0
     for row in readme[1:]:
         label, cells = row[0], row[1:]
         if label.startswith("paired AUROC, "):
-            a, b = label[len("paired AUROC, "):].split(" − ")
+            a, b = label[len("paired AUROC, ") :].split(" − ")
             want = [c.split(" ")[0] for c in paired[f"{a} - {b}"]]
             assert [c.split(" ")[0].replace("−", "-") for c in cells] == want, label
         else:

@@ -3,6 +3,7 @@
 Also the precision the sync-free distance computation guarantees, the value-check policy, and the
 nn.Linear / nn.CrossEntropyLoss habits of the heads and the loss.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -129,9 +130,14 @@ def test_torch_export_with_dynamic_batch(make):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [pytest.param(lambda: IsoMaxHead(16, 5), id="isomax"),
-                                  pytest.param(lambda: IsoMaxPlusHead(16, 5), id="isomaxplus"),
-                                  pytest.param(lambda: isomax.DisMaxHead(16, 5), id="dismax")])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: IsoMaxHead(16, 5), id="isomax"),
+        pytest.param(lambda: IsoMaxPlusHead(16, 5), id="isomaxplus"),
+        pytest.param(lambda: isomax.DisMaxHead(16, 5), id="dismax"),
+    ],
+)
 def test_onnx_dynamo_export_matches_eager_in_onnxruntime(make):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -142,7 +148,9 @@ def test_onnx_dynamo_export_matches_eager_in_onnxruntime(make):
     batch = torch.export.Dim("batch")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (torch.randn(4, 12),), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
+        program = torch.onnx.export(
+            model, (torch.randn(4, 12),), dynamo=True, dynamic_shapes=({0: batch},), verbose=False
+        )
     session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x = torch.randn(9, 12)
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
@@ -155,7 +163,9 @@ def test_onnx_dynamo_export_matches_eager_in_onnxruntime(make):
 # ---------------------------------------------------------------------------------------------
 # Precision without a host sync (against float64 cdist)
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype, rtol", [pytest.param(torch.float32, 1e-5, id="float32"), pytest.param(F64, 1e-12, id="float64")])
+@pytest.mark.parametrize(
+    "dtype, rtol", [pytest.param(torch.float32, 1e-5, id="float32"), pytest.param(F64, 1e-12, id="float64")]
+)
 @pytest.mark.parametrize("offset", [0.0, 1e-6, 1e-3])
 def test_smallest_distance_has_full_relative_precision(dtype, rtol, offset):
     g = torch.Generator().manual_seed(0)
@@ -175,7 +185,9 @@ def test_smallest_distance_has_full_relative_precision(dtype, rtol, offset):
         assert torch.all(g_small[:10] == 0)  # a feature equal to a prototype: distance exactly 0
     torch.testing.assert_close(g_small, e_small, rtol=rtol, atol=0.0)
     # all other pairs: absolute error within eps-scaled |f| + |p|
-    bound = 10 * torch.finfo(dtype).eps * (features.double().norm(dim=1, keepdim=True) + prototypes.double().norm(dim=1))
+    bound = (
+        10 * torch.finfo(dtype).eps * (features.double().norm(dim=1, keepdim=True) + prototypes.double().norm(dim=1))
+    )
     assert torch.all((got - expected).abs() <= bound)
 
 
@@ -364,8 +376,8 @@ def test_isomax_loss_equals_cross_entropy_of_scaled_logits(reduction, weighted, 
     got = IsoMaxLoss(7.0, **kwargs)(logits, targets)
     expected = F.cross_entropy(7.0 * logits, targets, **kwargs)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-    g1, = torch.autograd.grad(got.sum(), logits)
-    g2, = torch.autograd.grad(expected.sum(), logits)
+    (g1,) = torch.autograd.grad(got.sum(), logits)
+    (g2,) = torch.autograd.grad(expected.sum(), logits)
     torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(SoftMaxLoss(**kwargs)(logits, targets), nn.CrossEntropyLoss(**kwargs)(logits, targets))
 
@@ -391,8 +403,10 @@ def test_logitnorm_loss_matches_paper_formula():
     # Wei et al. 2022, Eq. 7 (with pytorch-ood's 1e-7 added to the norm)
     expected = F.cross_entropy(logits / (0.04 * (logits.norm(dim=1, keepdim=True) + 1e-7)), targets)
     torch.testing.assert_close(loss(logits, targets), expected)
-    torch.testing.assert_close(make_loss("logit-norm", temperature=0.5, reduction="sum")(logits, targets),
-                               F.cross_entropy(logits / (0.5 * (logits.norm(dim=1, keepdim=True) + 1e-7)), targets, reduction="sum"))
+    torch.testing.assert_close(
+        make_loss("logit-norm", temperature=0.5, reduction="sum")(logits, targets),
+        F.cross_entropy(logits / (0.5 * (logits.norm(dim=1, keepdim=True) + 1e-7)), targets, reduction="sum"),
+    )
     with pytest.raises(ValueError, match="`targets`"):
         loss(logits, torch.full((8,), 5))
 
@@ -400,7 +414,12 @@ def test_logitnorm_loss_matches_paper_formula():
 def test_head_kind_of_each_loss_name():
     assert canonical_head_name("logitnorm") == "logitnorm"
     assert {n: head_kind(n) for n in ("softmax", "logitnorm", "isomax", "isomax+", "linear")} == {
-        "softmax": "softmax", "logitnorm": "softmax", "isomax": "isomax", "isomax+": "isomaxplus", "linear": "softmax"}
+        "softmax": "softmax",
+        "logitnorm": "softmax",
+        "isomax": "isomax",
+        "isomax+": "isomaxplus",
+        "linear": "softmax",
+    }
     assert type(make_head("logitnorm", 4, 3)) is nn.Linear
     with pytest.raises(ValueError, match="loss/head name"):
         head_kind("arcface")

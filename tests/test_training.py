@@ -19,8 +19,19 @@ def data_dir(fm_fixture_dir, no_checksums):
 
 
 def tiny_config(data_dir, **kw):
-    base = dict(dataset="fashion-mnist", model="cnn-28", epochs=2, batch_size=32, lr=0.05, train_limit=256,
-                eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1, loss="isomaxplus")
+    base = dict(
+        dataset="fashion-mnist",
+        model="cnn-28",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        train_limit=256,
+        eval_batch_size=128,
+        data_dir=str(data_dir),
+        device="cpu",
+        threads=1,
+        loss="isomaxplus",
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -59,9 +70,31 @@ def test_same_seed_same_weights_and_seed_matters(data_dir, tmp_path, loss):
 
 def test_resume_after_sigkill_matches_uninterrupted_run(data_dir, tmp_path):
     epochs = 4
-    cmd = [sys.executable, "-m", "isomax", "train", "--preset", "fashion-mnist-quick", "--loss", "isomaxplus",
-           "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--train-limit", "512", "--threads", "1",
-           "--device", "cpu", "--data-dir", str(data_dir), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "isomax",
+        "train",
+        "--preset",
+        "fashion-mnist-quick",
+        "--loss",
+        "isomaxplus",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--train-limit",
+        "512",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--no-progress",
+    ]
     env = {**os.environ, "ISOMAX_VERIFY": "0"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cmd + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -122,7 +155,13 @@ def test_preset_and_config_errors():
         TrainConfig().replace(learning_rate=1)
     paper = get_preset("paper").config()
     assert (paper.epochs, paper.batch_size, paper.lr, paper.milestones, paper.weight_decay, paper.nesterov) == (
-        300, 64, 0.1, (150, 200, 250), 1e-4, True)
+        300,
+        64,
+        0.1,
+        (150, 200, 250),
+        1e-4,
+        True,
+    )
 
 
 def test_missing_run_dir_is_a_clear_error(tmp_path):
@@ -141,7 +180,9 @@ def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
     from isomax.data import BatchLoader, load_ood, normalization
 
     mean, std = normalization("fashion-mnist")
-    x = next(iter(BatchLoader(load_ood("gaussian", like=(1, 28, 28), num_samples=256, seed=1), 256, mean=mean, std=std)))[0]
+    x = next(
+        iter(BatchLoader(load_ood("gaussian", like=(1, 28, 28), num_samples=256, seed=1), 256, mean=mean, std=std))
+    )[0]
 
     def entropy(model):
         with torch.no_grad():
@@ -150,9 +191,12 @@ def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
 
     assert entropy(result.model) > entropy(plain.model) + 0.1
     assert result.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
-    records = evaluate_run(tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None,
-                           arrays_path=tmp_path / "oe.npz")
-    assert [(r["loss"], r["method"], r["score"], r["outlier_data"]) for r in records] == [("softmax", "oe", "es", "gaussian")]
+    records = evaluate_run(
+        tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None, arrays_path=tmp_path / "oe.npz"
+    )
+    assert [(r["loss"], r["method"], r["score"], r["outlier_data"]) for r in records] == [
+        ("softmax", "oe", "es", "gaussian")
+    ]
     assert not (tmp_path / "oe.npz").exists()  # no logits file that figures could take for plain SoftMax
 
 
@@ -161,9 +205,30 @@ def test_lr_100_stops_with_a_clear_message_and_exit_3(data_dir, tmp_path, capsys
     from isomax.cli import main
 
     out = tmp_path / "run"
-    rc = main(["train", "--preset", "fashion-mnist-quick", "--epochs", "2", "--batch-size", "32", "--train-limit", "256",
-               "--lr", "100", "--threads", "1", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out),
-               "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--preset",
+            "fashion-mnist-quick",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--train-limit",
+            "256",
+            "--lr",
+            "100",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 3 and "diverged" in err and "--lr" in err and "Traceback" not in err
     assert not (out / "checkpoint.pt").exists()  # nothing diverged was saved
@@ -183,11 +248,14 @@ def test_divergence_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypat
     assert not (run / ".lock").exists()
 
 
-@pytest.mark.parametrize("accuracies, diverged", [
-    pytest.param([0.10, 0.11], True, id="two-epochs-at-chance"),
-    pytest.param([0.10], False, id="one-epoch-at-chance-is-not-enough"),
-    pytest.param([0.10, 0.30], False, id="learning-after-a-slow-start"),
-])
+@pytest.mark.parametrize(
+    "accuracies, diverged",
+    [
+        pytest.param([0.10, 0.11], True, id="two-epochs-at-chance"),
+        pytest.param([0.10], False, id="one-epoch-at-chance-is-not-enough"),
+        pytest.param([0.10, 0.30], False, id="learning-after-a-slow-start"),
+    ],
+)
 def test_accuracy_at_chance_for_two_epochs_stops(tmp_path, accuracies, diverged):
     from isomax.training import DivergenceError, _check_divergence
 

@@ -10,11 +10,21 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
     scores = isomax.scores.min_distance_score(model(x))
     isomax.metrics.ood_metrics(scores_in, scores_out)
 """
+
 from . import metrics, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
 from .convert import convert
-from .errors import IsoMaxError
-from .heads import DISTANCES, DisMaxHead, DistanceHead, IsoMaxHead, IsoMaxPlusHead, canonical_head_name, head_kind, make_head
+from .errors import InputError, IsoMaxError
+from .heads import (
+    DISTANCES,
+    DisMaxHead,
+    DistanceHead,
+    IsoMaxHead,
+    IsoMaxPlusHead,
+    canonical_head_name,
+    head_kind,
+    make_head,
+)
 from .losses import DisMaxLoss, IsoMaxLoss, LogitNormLoss, SoftMaxLoss, fpr_batch, make_loss
 from .metrics import ood_metrics
 
@@ -22,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IsoMaxError",
+    "InputError",
     "DISTANCES",
     "DistanceHead",
     "IsoMaxHead",

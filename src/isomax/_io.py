@@ -6,6 +6,7 @@ temporary file is renamed over the target (``os.replace`` is atomic on POSIX and
 
 Locks (:class:`PidLock`): a file holding ``pid host`` while a process holds it.
 """
+
 from __future__ import annotations
 
 import os

@@ -17,6 +17,7 @@ Two kinds of checks, with different costs:
   fails inside the kernel). Call :func:`check_finite` yourself, or run a first batch on the CPU, to
   get the clear error there.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,15 +25,16 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from .errors import InputError
 
 
 def check_tensor(name: str, x: object, *, ndim: int | None = None, floating: bool = False) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got: {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(x.shape)}")
+        raise InputError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(x.shape)}")
     if floating and not x.is_floating_point():
-        raise ValueError(f"Expected `{name}` to be a floating-point tensor, but got dtype {x.dtype}")
+        raise InputError(f"Expected `{name}` to be a floating-point tensor, but got dtype {x.dtype}")
     return x
 
 
@@ -57,26 +59,28 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     """Raise if ``x`` holds NaN or inf (always reads the values: callers decide when to call it)."""
     if not all_finite(x):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"Expected `{name}` to be finite, but got {bad} NaN or inf value(s)")
+        raise InputError(f"Expected `{name}` to be finite, but got {bad} NaN or inf value(s)")
     return x
 
 
 def check_positive_finite(name: str, value: object) -> float:
     """A Python number (or one-element tensor, read once) that is finite and > 0, as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)) or (isinstance(value, Tensor) and value.numel() != 1):
-        raise ValueError(f"Expected `{name}` to be a positive finite number, but got: {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, Tensor))
+        or (isinstance(value, Tensor) and value.numel() != 1)
+    ):
+        raise InputError(f"Expected `{name}` to be a positive finite number, but got: {value!r}")
     v = float(value)
     if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"Expected `{name}` to be a positive finite number, but got: {v!r}")
+        raise InputError(f"Expected `{name}` to be a positive finite number, but got: {v!r}")
     return v
 
 
 def check_features(name: str, x: object, num_features: int) -> Tensor:
     x = check_tensor(name, x, ndim=2, floating=True)
     if x.shape[1] != num_features:
-        raise ValueError(
-            f"Expected `{name}` to have shape (batch, {num_features}), but got {tuple(x.shape)}"
-        )
+        raise InputError(f"Expected `{name}` to have shape (batch, {num_features}), but got {tuple(x.shape)}")
     return x
 
 
@@ -86,16 +90,18 @@ def check_targets(
     """Static checks always; the label range (``ignore_index`` allowed) when ``validate`` and values may be read."""
     targets = check_tensor(name, targets, ndim=1)
     if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise ValueError(f"Expected `{name}` to hold integer class indices, but got dtype {targets.dtype}")
+        raise InputError(f"Expected `{name}` to hold integer class indices, but got dtype {targets.dtype}")
     if targets.shape[0] != batch:
-        raise ValueError(f"Expected `{name}` to have {batch} entries (one per row of logits), but got {targets.shape[0]}")
+        raise InputError(
+            f"Expected `{name}` to have {batch} entries (one per row of logits), but got {targets.shape[0]}"
+        )
     if validate and targets.numel() and value_checks_enabled(targets):
         lo, hi = (int(v) for v in targets.aminmax())  # one pass; CPU only, so no device sync
         if (lo < 0 or hi >= num_classes) and ignore_index is not None:
             valid = targets[targets != ignore_index]
             lo, hi = (int(v) for v in valid.aminmax()) if valid.numel() else (0, 0)
         if lo < 0 or hi >= num_classes:
-            raise ValueError(
+            raise InputError(
                 f"Expected `{name}` to be class indices in [0, {num_classes - 1}]"
                 + (f" (or ignore_index={ignore_index})" if ignore_index is not None else "")
                 + f", but got values in [{lo}, {hi}]"
@@ -110,11 +116,13 @@ def as_numpy_scores(name: str, x: object) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"Expected `{name}` to be a 1-D array of numbers, but got {type(x).__name__}") from err
+        raise InputError(f"Expected `{name}` to be a 1-D array of numbers, but got {type(x).__name__}") from err
     if arr.ndim != 1:
-        raise ValueError(f"Expected `{name}` to be 1-D, but got shape {arr.shape}")
+        raise InputError(f"Expected `{name}` to be 1-D, but got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError(f"Expected `{name}` to be non-empty, but got an empty array")
+        raise InputError(f"Expected `{name}` to be non-empty, but got an empty array")
     if not np.isfinite(arr).all():
-        raise ValueError(f"Expected `{name}` to be finite, but got {int((~np.isfinite(arr)).sum())} NaN or inf value(s)")
+        raise InputError(
+            f"Expected `{name}` to be finite, but got {int((~np.isfinite(arr)).sum())} NaN or inf value(s)"
+        )
     return arr

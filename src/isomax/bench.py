@@ -19,6 +19,7 @@ With ``eval_limit`` set in the configuration, each out-distribution is evaluated
 of that many images (:func:`isomax.sampling.seeded_subset`, seed 0, the same for every run), and the
 records say so (``eval_limit``).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .errors import InputError
 from . import tables
 from ._io import atomic_write_text
 from .evaluation import DETECTOR_METHODS, evaluate_run, load_ood_sets
@@ -62,8 +64,11 @@ def write_markdown(records: Sequence[RunRecord | dict], path: Path, title: str, 
         parts += ["Out-distribution conversions: " + "; ".join(f"{o}: {c}" for o, c in conversions), ""]
     limits = sorted({r.eval_limit for r in records if r.eval_limit})
     if limits:
-        parts += [f"Out-distributions evaluated on a fixed subset of at most {', '.join(map(str, limits))} images each "
-                  f"(seed {EVAL_SUBSET_SEED}, the same for every run); the in-distribution on its whole test split.", ""]
+        parts += [
+            f"Out-distributions evaluated on a fixed subset of at most {', '.join(map(str, limits))} images each "
+            f"(seed {EVAL_SUBSET_SEED}, the same for every run); the in-distribution on its whole test split.",
+            "",
+        ]
     atomic_write_text(path, "\n".join(parts))
 
 
@@ -82,17 +87,18 @@ class _Plan:
 def _plans(losses: Sequence[str], methods: Sequence[str], outlier_data: str | None) -> list[_Plan]:
     unknown = [m for m in methods if m not in DETECTOR_METHODS + (OUTLIER_EXPOSURE,)]
     if unknown:
-        raise ValueError(f"Expected methods in {list(DETECTOR_METHODS) + [OUTLIER_EXPOSURE]}, but got: {unknown}")
+        raise InputError(f"Expected methods in {list(DETECTOR_METHODS) + [OUTLIER_EXPOSURE]}, but got: {unknown}")
     if OUTLIER_EXPOSURE in methods and not outlier_data:
-        raise ValueError("Expected --outlier-data (a name or folder of outlier images) for the 'oe' method")
+        raise InputError("Expected --outlier-data (a name or folder of outlier images) for the 'oe' method")
     plans = [_Plan(loss, STANDARD, dict(loss=loss)) for loss in losses]
     if OUTLIER_EXPOSURE in methods:
         plans.append(_Plan("softmax", OUTLIER_EXPOSURE, dict(loss="softmax", outlier_data=outlier_data)))
     return plans
 
 
-def _todo(records: Sequence[RunRecord], plan: _Plan, seed: int, detectors: Sequence[str],
-          methods_on: Sequence[str]) -> tuple[bool, list[str]]:
+def _todo(
+    records: Sequence[RunRecord], plan: _Plan, seed: int, detectors: Sequence[str], methods_on: Sequence[str]
+) -> tuple[bool, list[str]]:
     """(plain scores still to evaluate?, detectors still to fit) for one run."""
     mine = [r for r in records if r.loss == plan.loss and r.seed == seed and r.method == plan.method]
     todo_plain = not any(r.score not in DETECTOR_METHODS for r in mine)
@@ -103,28 +109,56 @@ def _todo(records: Sequence[RunRecord], plan: _Plan, seed: int, detectors: Seque
 
 def _meta(out: Path, base: TrainConfig, **fields) -> dict:
     """bench.json's content, keeping the timings of earlier invocations (a bench run in several goes)."""
-    meta = dict(fields, python=sys.version.split()[0], torch=torch.__version__, platform=platform.platform(),
-                device=str(base.device), cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                threads=torch.get_num_threads(), runs={})
+    meta = dict(
+        fields,
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        platform=platform.platform(),
+        device=str(base.device),
+        cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        threads=torch.get_num_threads(),
+        runs={},
+    )
     if (out / "bench.json").exists():
         earlier = json.loads((out / "bench.json").read_text()).get("runs", {})
         meta["runs"] = {k: v if isinstance(v, list) else [v] for k, v in earlier.items()}
     return meta
 
 
-def _evaluate(config: TrainConfig, out: Path, name: str, ood_sets: list, plain: bool, methods: list[str],
-              detector_options: dict | None, progress: bool, log: Callable[[str], None]) -> list[RunRecord]:
+def _evaluate(
+    config: TrainConfig,
+    out: Path,
+    name: str,
+    ood_sets: list,
+    plain: bool,
+    methods: list[str],
+    detector_options: dict | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> list[RunRecord]:
     """Records of one trained run: its plain scores (and logits file) if ``plain``, and the detectors ``methods``."""
-    new = evaluate_run(out / "runs" / name, ood_sets=ood_sets, device=config.device, progress=progress,
-                       arrays_path=out / "outputs" / f"{name}.npz" if plain else None, scores=None if plain else (),
-                       methods=methods, detector_options=detector_options, log=log)
+    new = evaluate_run(
+        out / "runs" / name,
+        ood_sets=ood_sets,
+        device=config.device,
+        progress=progress,
+        arrays_path=out / "outputs" / f"{name}.npz" if plain else None,
+        scores=None if plain else (),
+        methods=methods,
+        detector_options=detector_options,
+        log=log,
+    )
     return [r.replace(epochs=config.epochs, eval_limit=config.eval_limit) for r in as_records(new)]
 
 
 def _log_run(meta: dict, name: str, t0: float, t_train: float, methods: list[str], t_start: float, out: Path) -> dict:
     """Add a run's timing to bench.json (written at once, so a killed bench keeps it); returns the timing."""
-    timing = dict(train_seconds=round(t_train, 1), total_seconds=round(time.perf_counter() - t0, 1), methods=methods,
-                  threads=torch.get_num_threads())
+    timing = dict(
+        train_seconds=round(t_train, 1),
+        total_seconds=round(time.perf_counter() - t0, 1),
+        methods=methods,
+        threads=torch.get_num_threads(),
+    )
     meta["runs"].setdefault(name, []).append(timing)
     meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_text(out / "bench.json", json.dumps(meta, indent=2) + "\n")
@@ -136,19 +170,35 @@ def _ood_sets(config: TrainConfig, ood: Sequence[str], log: Callable[[str], None
     from .inputs import load_test
 
     in_test = load_test(config)
-    sets = [seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED)
-            for s in load_ood_sets(ood, in_test.shape, config.data_dir, log, stream=getattr(in_test, "workers", None))]
+    sets = [
+        seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED)
+        for s in load_ood_sets(ood, in_test.shape, config.data_dir, log, stream=getattr(in_test, "workers", None))
+    ]
     if config.eval_limit:
-        log("out-distributions: " + ", ".join(f"{s.name} {len(s)} images" for s in sets)
-            + f" (fixed subsets, seed {EVAL_SUBSET_SEED})")
+        log(
+            "out-distributions: "
+            + ", ".join(f"{s.name} {len(s)} images" for s in sets)
+            + f" (fixed subsets, seed {EVAL_SUBSET_SEED})"
+        )
     return sets
 
 
-def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Sequence[str] = LOSSES,
-              ood: Sequence[str] | None = None, overrides: dict | None = None, progress: bool = True,
-              command: str | None = None, methods: Sequence[str] = (), methods_on: Sequence[str] = ("softmax",),
-              outlier_data: str | None = None, detector_options: dict | None = None,
-              log: Callable[[str], None] = print) -> list[RunRecord]:
+def run_bench(
+    preset: str,
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    losses: Sequence[str] = LOSSES,
+    ood: Sequence[str] | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    methods: Sequence[str] = (),
+    methods_on: Sequence[str] = ("softmax",),
+    outlier_data: str | None = None,
+    detector_options: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> list[RunRecord]:
     """Train and evaluate every loss x seed of a preset; returns all records.
 
     ``methods``: comparison methods of the 2021 paper's Tables 4-5. ``"odin"`` and ``"mahalanobis"``
@@ -164,9 +214,19 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
     out, base = Path(out), get_preset(preset).config(**(overrides or {}))
     out.mkdir(parents=True, exist_ok=True)
     ood = tuple(ood or base.ood)
-    meta = _meta(out, base, preset=preset, overrides=overrides or {}, seeds=list(seeds), losses=list(losses),
-                 ood=list(ood), methods=list(methods), methods_on=list(methods_on), outlier_data=outlier_data,
-                 command=command)
+    meta = _meta(
+        out,
+        base,
+        preset=preset,
+        overrides=overrides or {},
+        seeds=list(seeds),
+        losses=list(losses),
+        ood=list(ood),
+        methods=list(methods),
+        methods_on=list(methods_on),
+        outlier_data=outlier_data,
+        command=command,
+    )
     results_path = out / "results.json"
     records = read_records(results_path) if results_path.exists() else []
     ood_sets: list = []  # loaded once, when the first run is evaluated
@@ -187,8 +247,10 @@ def run_bench(preset: str, seeds: Sequence[int], out: str | Path, *, losses: Seq
             records = [r for r in records if r.key not in {n.key for n in new}] + new
             write_records(records, results_path)
             timing = _log_run(meta, name, t0, t_train, todo_methods, t_start, out)
-            log(f"[{name}] test accuracy {100 * (new[0].accuracy if new else float('nan')):.2f}%  "
-                f"({timing['total_seconds']:.0f}s)")
+            log(
+                f"[{name}] test accuracy {100 * (new[0].accuracy if new else float('nan')):.2f}%  "
+                f"({timing['total_seconds']:.0f}s)"
+            )
     meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_text(out / "bench.json", json.dumps(meta, indent=2) + "\n")
     write_markdown(records, out / "results.md", f"isomax bench: preset `{preset}`, seeds {list(seeds)}", command)

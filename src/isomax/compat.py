@@ -9,6 +9,7 @@ Differences from the reference: the loss is computed stably (never ``inf``, see
 :mod:`isomax.losses`), distances are accurate and fast (see :mod:`isomax.heads`), and
 ``temperature`` is a buffer saved in the ``state_dict``.
 """
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -16,6 +16,7 @@ What wins: command-line flags, then the file, then the preset (``--preset`` or t
 value. The run directory's ``config.json`` is the resolved configuration and is itself a valid
 ``--config`` file. Unknown keys and wrong types are refused with a one-line error naming the file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +24,7 @@ import json
 import os
 from pathlib import Path
 
+from .errors import InputError
 from .presets import TrainConfig
 
 __all__ = ["read_config_file", "to_toml"]
@@ -49,7 +51,7 @@ def _parse(path: Path, text: str) -> object:
         except ImportError as err:
             raise ImportError("--config .yaml needs PyYAML: pip install pyyaml (or use a .toml file)") from err
         return yaml.safe_load(text)
-    raise ValueError(f"Expected --config to be a .toml, .json or .yaml file, but got: {str(path)!r}")
+    raise InputError(f"Expected --config to be a .toml, .json or .yaml file, but got: {str(path)!r}")
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
@@ -58,29 +60,29 @@ def read_config_file(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
     if path.stat().st_size > _MAX_BYTES:
-        raise ValueError(f"--config {path}: {path.stat().st_size} bytes, more than a configuration ({_MAX_BYTES} max)")
+        raise InputError(f"--config {path}: {path.stat().st_size} bytes, more than a configuration ({_MAX_BYTES} max)")
     try:
         data = _parse(path, path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ValueError(f"--config {path}: cannot parse it ({type(err).__name__}: {err})") from None
+        raise InputError(f"--config {path}: cannot parse it ({type(err).__name__}: {err})") from None
     except Exception as err:  # noqa: BLE001 - yaml.YAMLError and friends
-        raise ValueError(f"--config {path}: cannot parse it ({type(err).__name__}: {err})") from None
+        raise InputError(f"--config {path}: cannot parse it ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a table of settings, but got {type(data).__name__}")
+        raise InputError(f"--config {path}: expected a table of settings, but got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - set(fields) - {"preset"})
     if unknown:
-        raise ValueError(f"--config {path}: unknown setting(s) {unknown}; known: preset, {', '.join(fields)}")
+        raise InputError(f"--config {path}: unknown setting(s) {unknown}; known: preset, {', '.join(fields)}")
     out = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            raise ValueError(f"--config {path}: `{key}` is a table; settings are flat (key = value)")
+            raise InputError(f"--config {path}: `{key}` is a table; settings are flat (key = value)")
         value = tuple(value) if isinstance(value, list) else value
         if key != "preset" and not _type_ok(str(fields[key].type), value):
-            raise ValueError(f"--config {path}: expected `{key}` to be {fields[key].type}, but got: {value!r}")
+            raise InputError(f"--config {path}: expected `{key}` to be {fields[key].type}, but got: {value!r}")
         out[key] = value
     if "preset" in out and not isinstance(out["preset"], str):
-        raise ValueError(f"--config {path}: `preset` must be a string, but got: {out['preset']!r}")
+        raise InputError(f"--config {path}: `preset` must be a string, but got: {out['preset']!r}")
     return out
 
 
@@ -98,7 +100,7 @@ def _type_ok(annotation: str, value) -> bool:
         if part == "str" and isinstance(value, str):
             return True
         if part.startswith("tuple[") and isinstance(value, tuple):
-            inner = part[len("tuple["):].split(",")[0].strip()
+            inner = part[len("tuple[") :].split(",")[0].strip()
             return all(_type_ok(inner, v) for v in value)
     return False
 

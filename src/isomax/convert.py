@@ -30,10 +30,12 @@ Two head layouts get a rule of their own:
   their last ``nn.Linear`` is converted too, so that the training-time auxiliary losses see IsoMax
   logits; ``aux=False`` leaves them as they are (e.g. when they are not trained).
 """
+
 from __future__ import annotations
 
 from torch import nn
 
+from .errors import InputError
 from .heads import head_kind, make_head
 
 __all__ = ["convert", "classifier_names"]
@@ -44,8 +46,15 @@ _CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 _AFTER_CONV_CLASSIFIER = (nn.ReLU, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 
 
-def convert(model: nn.Module, head: str = "isomaxplus", *, module: str | list[str] | tuple[str, ...] | None = None,
-            num_classes: int | None = None, aux: bool = True, **head_kwargs) -> nn.Module:
+def convert(
+    model: nn.Module,
+    head: str = "isomaxplus",
+    *,
+    module: str | list[str] | tuple[str, ...] | None = None,
+    num_classes: int | None = None,
+    aux: bool = True,
+    **head_kwargs,
+) -> nn.Module:
     """Replace the classifier(s) of ``model`` by heads of kind ``head``, in place.
 
     Args:
@@ -93,10 +102,12 @@ def classifier_names(model: nn.Module) -> list[str]:
     get_classifier = getattr(model, "get_classifier", None)
     if callable(get_classifier):  # timm (and models following its convention)
         classifier = get_classifier()
-        found = [_last_classifier(names, m) for m in (classifier if isinstance(classifier, (tuple, list)) else (classifier,))]
+        found = [
+            _last_classifier(names, m) for m in (classifier if isinstance(classifier, (tuple, list)) else (classifier,))
+        ]
         if found and all(found):
             return found
-        raise ValueError(
+        raise InputError(
             f"Expected `model.get_classifier()` to return an nn.Linear (or a tuple of heads holding one), but got: "
             f"{_type_names(classifier)} (a timm model created with num_classes=0?). {_candidates_hint(model)}"
         )
@@ -111,7 +122,7 @@ def classifier_names(model: nn.Module) -> list[str]:
     if len(found) == 1:
         return found
     problem = "several candidate classifiers " + ", ".join(map(repr, found)) if found else "no classifier attribute"
-    raise ValueError(
+    raise InputError(
         f"Expected `model` to have one final nn.Linear classifier under one of {list(_CLASSIFIER_ATTRIBUTES)} "
         f"or `get_classifier()`, but found {problem}. {_candidates_hint(model)}"
     )
@@ -163,22 +174,28 @@ def _plan(model: nn.Module, name: str, head: str):
     try:
         old = model.get_submodule(name)
     except AttributeError:
-        raise ValueError(f"Expected `module` to name a submodule of the model, but got: {name!r}. "
-                         f"{_candidates_hint(model, head)}") from None
+        raise InputError(
+            f"Expected `module` to name a submodule of the model, but got: {name!r}. {_candidates_hint(model, head)}"
+        ) from None
     factory = dict(device=old.weight.device, dtype=old.weight.dtype) if hasattr(old, "weight") else {}
     if isinstance(old, nn.Linear):
-        return name, lambda c, kw: make_head(head, old.in_features, c if c is not None else old.out_features,
-                                             **factory, **kw)
+        return name, lambda c, kw: make_head(
+            head, old.in_features, c if c is not None else old.out_features, **factory, **kw
+        )
     if _is_conv1x1(old):
         parent_name, _, index = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else None  # the model itself cannot be replaced
-        after = list(parent)[int(index) + 1:] if isinstance(parent, nn.Sequential) else None
-        if after is None or not all(isinstance(m, _AFTER_CONV_CLASSIFIER) for m in after) or not all(
-                _pools_to_one(m) for m in after if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))):
-            raise ValueError(
+        after = list(parent)[int(index) + 1 :] if isinstance(parent, nn.Sequential) else None
+        if (
+            after is None
+            or not all(isinstance(m, _AFTER_CONV_CLASSIFIER) for m in after)
+            or not all(_pools_to_one(m) for m in after if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)))
+        ):
+            raise InputError(
                 f"Expected the 1x1 convolution classifier {name!r} to be followed in its nn.Sequential only by ReLU, "
                 f"pooling to 1x1, Flatten or Dropout (as in SqueezeNet), but got: "
-                f"{_type_names(after) if after is not None else 'no enclosing nn.Sequential'}; pass `module=` an nn.Linear")
+                f"{_type_names(after) if after is not None else 'no enclosing nn.Sequential'}; pass `module=` an nn.Linear"
+            )
         before = list(parent)[: int(index)]
 
         def replacement(c, kw):
@@ -186,8 +203,10 @@ def _plan(model: nn.Module, name: str, head: str):
             return nn.Sequential(*before, nn.AdaptiveAvgPool2d(1), nn.Flatten(1), new_head)
 
         return parent_name, replacement
-    raise ValueError(f"Expected `module` {name!r} to be an nn.Linear or a 1x1 nn.Conv2d, but got: "
-                     f"{type(old).__name__}. {_candidates_hint(model, head)}")
+    raise InputError(
+        f"Expected `module` {name!r} to be an nn.Linear or a 1x1 nn.Conv2d, but got: "
+        f"{type(old).__name__}. {_candidates_hint(model, head)}"
+    )
 
 
 def _pools_to_one(m: nn.Module) -> bool:

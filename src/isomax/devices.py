@@ -3,9 +3,11 @@
 Training, evaluation, bench and sweep share these two helpers; nothing else in the project
 decides where tensors live or in which precision a forward pass runs.
 """
+
 from __future__ import annotations
 
 import torch
+from .errors import InputError
 
 __all__ = ["resolve_device", "autocast"]
 
@@ -24,14 +26,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError, ValueError) as err:
-            raise ValueError(f"Expected `device` to be auto, cpu, cuda or cuda:N, but got: {device!r}") from err
+            raise InputError(f"Expected `device` to be auto, cpu, cuda or cuda:N, but got: {device!r}") from err
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"Expected `device` to be auto, cpu, cuda or cuda:N, but got: {str(device)!r}")
+        raise InputError(f"Expected `device` to be auto, cpu, cuda or cuda:N, but got: {str(device)!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"Expected a usable `device`, but got {str(device)!r} and CUDA is not available; use --device cpu")
+            raise InputError(
+                f"Expected a usable `device`, but got {str(device)!r} and CUDA is not available; use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"Expected `device` index < {torch.cuda.device_count()} (the visible GPUs), but got: {str(device)!r}")
+            raise InputError(
+                f"Expected `device` index < {torch.cuda.device_count()} (the visible GPUs), but got: {str(device)!r}"
+            )
     return dev
 
 

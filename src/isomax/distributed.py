@@ -48,6 +48,7 @@ What does not match:
   (DDP's ``broadcast_buffers`` copies them to the other ranks at every forward pass).
 - Timings, and anything computed in bfloat16, differ with the number of processes.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,9 +57,23 @@ from typing import Iterable, Iterator
 import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
+from .errors import InputError
 
-__all__ = ["init_from_env", "shutdown", "is_distributed", "rank", "world_size", "is_main_process", "device_for_rank",
-           "wrap_model", "shard_batches", "all_reduce_sum", "broadcast_buffers", "barrier", "backend_for"]
+__all__ = [
+    "init_from_env",
+    "shutdown",
+    "is_distributed",
+    "rank",
+    "world_size",
+    "is_main_process",
+    "device_for_rank",
+    "wrap_model",
+    "shard_batches",
+    "all_reduce_sum",
+    "broadcast_buffers",
+    "barrier",
+    "backend_for",
+]
 
 
 def backend_for(cuda: bool | None = None) -> str:
@@ -66,7 +81,7 @@ def backend_for(cuda: bool | None = None) -> str:
     forced = os.environ.get("ISOMAX_DIST_BACKEND", "").strip().lower()
     if forced:
         if forced not in ("gloo", "nccl"):
-            raise ValueError(f"Expected ISOMAX_DIST_BACKEND to be 'gloo' or 'nccl', but got: {forced!r}")
+            raise InputError(f"Expected ISOMAX_DIST_BACKEND to be 'gloo' or 'nccl', but got: {forced!r}")
         return forced
     cuda = torch.cuda.is_available() if cuda is None else cuda
     return "nccl" if cuda else "gloo"
@@ -131,7 +146,9 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def shard_batches(batches: Iterable[tuple[Tensor, Tensor | None]], rank_: int, world: int) -> Iterator[tuple[Tensor, Tensor | None]]:
+def shard_batches(
+    batches: Iterable[tuple[Tensor, Tensor | None]], rank_: int, world: int
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """This process's contiguous slice of every global batch: rows ``[rank*B//N, (rank+1)*B//N)``.
 
     Equal slices when ``N`` divides ``B`` (training batches); otherwise the slices differ by at

@@ -5,6 +5,7 @@ Records (one per in-distribution x out-distribution x score) have the keys of ``
 auout, fpr_at_tpr95`` (fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
 run for figures (:mod:`isomax.report`).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .detectors import DETECTORS
 from .deploy.selective import selective_metrics
 from .heads import canonical_head_name, head_kind
@@ -26,11 +28,32 @@ from .data.roles import ood_role
 from .devices import autocast, resolve_device
 from .runs import load_run, savez_atomic, unique_keys, write_json
 
-__all__ = ["predict_logits", "applicable_scores", "evaluate_model", "evaluate_detectors", "evaluate_run", "save_results",
-           "RECORD_KEYS", "DETECTOR_METHODS"]
+__all__ = [
+    "predict_logits",
+    "applicable_scores",
+    "evaluate_model",
+    "evaluate_detectors",
+    "evaluate_run",
+    "save_results",
+    "RECORD_KEYS",
+    "DETECTOR_METHODS",
+]
 
-RECORD_KEYS = ("in_dataset", "out_dataset", "model", "loss", "score", "seed", "accuracy",
-               "tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+RECORD_KEYS = (
+    "in_dataset",
+    "out_dataset",
+    "model",
+    "loss",
+    "score",
+    "seed",
+    "accuracy",
+    "tnr_at_tpr95",
+    "auroc",
+    "dtacc",
+    "auin",
+    "auout",
+    "fpr_at_tpr95",
+)
 # Post-hoc detectors fitted per model (isomax.detectors); their records also hold "params" (chosen hyperparameters)
 DETECTOR_METHODS = tuple(DETECTORS)
 
@@ -46,8 +69,17 @@ def applicable_scores(loss: str) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batch_size: int = 1000,
-                   amp: bool = True, desc: str | None = None, progress: bool = True) -> Tensor:
+def predict_logits(
+    model: nn.Module,
+    data,
+    mean,
+    std,
+    device: torch.device,
+    batch_size: int = 1000,
+    amp: bool = True,
+    desc: str | None = None,
+    progress: bool = True,
+) -> Tensor:
     """Logits (N, C) as float32 on the CPU, in the order of ``data``."""
 
     model.eval()
@@ -59,9 +91,21 @@ def predict_logits(model: nn.Module, data, mean, std, device: torch.device, batc
     return torch.cat(out) if out else torch.empty(0)
 
 
-def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mean, std, *, device: torch.device,
-                   batch_size: int = 1000, amp: bool = True, scores: Iterable[str] | None = None,
-                   meta: dict | None = None, progress: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
+def evaluate_model(
+    model: nn.Module,
+    loss: str,
+    in_test,
+    ood_sets: Sequence,
+    mean,
+    std,
+    *,
+    device: torch.device,
+    batch_size: int = 1000,
+    amp: bool = True,
+    scores: Iterable[str] | None = None,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Records for every out-distribution x score, and the arrays to keep (logits, labels)."""
     scores = tuple(scores) if scores is not None else applicable_scores(loss)
     logits_in = predict_logits(model, in_test, mean, std, device, batch_size, amp, f"{in_test.name} (in)", progress)
@@ -72,8 +116,13 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
     if getattr(head, "distance_scale", None) is not None:
         arrays["distance_scale"] = np.asarray(float(head.distance_scale.detach().abs()))
     records = []
-    base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
-                seed=(meta or {}).get("seed"), accuracy=accuracy)
+    base = dict(
+        in_dataset=in_test.name,
+        model=(meta or {}).get("model"),
+        loss=canonical_head_name(loss),
+        seed=(meta or {}).get("seed"),
+        accuracy=accuracy,
+    )
     # selective classification (a rejector also rejects misclassified in-distribution inputs): per score
     selective = selective_metrics(logits_in, in_test.labels, score_in)
     for ood in ood_sets:
@@ -81,7 +130,9 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
         arrays[f"logits/{ood.name}"] = logits_out.numpy()
         for s in scores:
             m = ood_metrics(score_in[s], SCORES[s](logits_out))
-            rec = dict(base, out_dataset=ood.name, score=s, **m, aurc=selective[s]["aurc"], e_aurc=selective[s]["e_aurc"])
+            rec = dict(
+                base, out_dataset=ood.name, score=s, **m, aurc=selective[s]["aurc"], e_aurc=selective[s]["e_aurc"]
+            )
             if ood_role(in_test.name, ood.name):
                 rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
@@ -90,10 +141,25 @@ def evaluate_model(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mea
     return records, arrays
 
 
-def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence, mean, std, *, methods: Sequence[str],
-                       train_data, val_data, device: torch.device, accuracy: float, batch_size: int = 500,
-                       meta: dict | None = None, detector_options: dict | None = None, progress: bool = True,
-                       log: Callable[[str], None] = print) -> list[dict]:
+def evaluate_detectors(
+    model: nn.Module,
+    loss: str,
+    in_test,
+    ood_sets: Sequence,
+    mean,
+    std,
+    *,
+    methods: Sequence[str],
+    train_data,
+    val_data,
+    device: torch.device,
+    accuracy: float,
+    batch_size: int = 500,
+    meta: dict | None = None,
+    detector_options: dict | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
     """Records of the post-hoc detectors (:mod:`isomax.detectors`) for every out-distribution.
 
     ODIN and Mahalanobis choose their hyperparameters on ``val_data`` against FGSM samples made
@@ -105,16 +171,40 @@ def evaluate_detectors(model: nn.Module, loss: str, in_test, ood_sets: Sequence,
 
     unknown = [m for m in methods if m not in DETECTOR_METHODS]
     if unknown:
-        raise ValueError(f"Expected detector methods in {list(DETECTOR_METHODS)}, but got: {unknown}")
-    detectors = fit_detectors(model, methods, train=train_data, val=val_data, mean=mean, std=std, device=device,
-                              batch_size=batch_size, log=log, **(detector_options or {}))
-    base = dict(in_dataset=in_test.name, model=(meta or {}).get("model"), loss=canonical_head_name(loss),
-                seed=(meta or {}).get("seed"), accuracy=accuracy)
+        raise InputError(f"Expected detector methods in {list(DETECTOR_METHODS)}, but got: {unknown}")
+    detectors = fit_detectors(
+        model,
+        methods,
+        train=train_data,
+        val=val_data,
+        mean=mean,
+        std=std,
+        device=device,
+        batch_size=batch_size,
+        log=log,
+        **(detector_options or {}),
+    )
+    base = dict(
+        in_dataset=in_test.name,
+        model=(meta or {}).get("model"),
+        loss=canonical_head_name(loss),
+        seed=(meta or {}).get("seed"),
+        accuracy=accuracy,
+    )
     records = []
     for name, det in detectors.items():
+
         def run(data, what):
-            return det.predict_data(tqdm(_batches(data, mean, std, device, batch_size), desc=f"{name} {what}",
-                                         leave=False, disable=not progress, unit="batch"))
+            return det.predict_data(
+                tqdm(
+                    _batches(data, mean, std, device, batch_size),
+                    desc=f"{name} {what}",
+                    leave=False,
+                    disable=not progress,
+                    unit="batch",
+                )
+            )
+
         s_in = run(in_test, f"{in_test.name} (in)")
         for ood in ood_sets:
             m = ood_metrics(s_in, run(ood, f"{ood.name} (out)"))
@@ -135,8 +225,13 @@ def _batches(data, mean, std, device, batch_size):
     return BatchLoader(data, batch_size, mean=mean, std=std, device=device)
 
 
-def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=None, log: Callable[[str], None] = print,
-                  stream: int | None = None) -> list:
+def load_ood_sets(
+    names: Sequence[str],
+    like: tuple[int, int, int],
+    data_dir=None,
+    log: Callable[[str], None] = print,
+    stream: int | None = None,
+) -> list:
     """Out-distribution sets converted ``like`` the in-distribution, each under a unique name (see
     :func:`isomax.runs.unique_keys`; the same input listed twice is refused). With ``stream`` (a number
     of workers: a folder run), image folders are read by the streaming path at the run's input size
@@ -161,10 +256,20 @@ def load_ood_sets(names: Sequence[str], like: tuple[int, int, int], data_dir=Non
     return sets
 
 
-def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *, data_dir: str | None = None,
-                 device: str = "auto", scores: Iterable[str] | None = None, arrays_path: str | os.PathLike | None = None,
-                 ood_sets: Sequence | None = None, progress: bool = True, methods: Sequence[str] = (),
-                 detector_options: dict | None = None, log: Callable[[str], None] = print) -> list[dict]:
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    ood: Sequence[str] | None = None,
+    *,
+    data_dir: str | None = None,
+    device: str = "auto",
+    scores: Iterable[str] | None = None,
+    arrays_path: str | os.PathLike | None = None,
+    ood_sets: Sequence | None = None,
+    progress: bool = True,
+    methods: Sequence[str] = (),
+    detector_options: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
     """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders).
 
     ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
@@ -180,8 +285,9 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
 
     in_test = load_test(config, data_dir)
     if ood_sets is None:
-        ood_sets = load_ood_sets(list(ood or config.ood), in_test.shape, data_dir, log,
-                                 stream=getattr(in_test, "workers", None))
+        ood_sets = load_ood_sets(
+            list(ood or config.ood), in_test.shape, data_dir, log, stream=getattr(in_test, "workers", None)
+        )
     recorded = run_meta.get("data") or {}
     mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
     meta = dict(model=config.model, seed=config.seed)
@@ -193,33 +299,63 @@ def evaluate_run(run_dir: str | os.PathLike, ood: Sequence[str] | None = None, *
         logits_in = predict_logits(model, in_test, mean, std, dev, config.eval_batch_size, config.amp, None, progress)
         accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
     else:
-        records, arrays = evaluate_model(model, config.loss, in_test, ood_sets, mean, std, device=dev,
-                                         batch_size=config.eval_batch_size, amp=config.amp, scores=scores,
-                                         meta=meta, progress=progress)
+        records, arrays = evaluate_model(
+            model,
+            config.loss,
+            in_test,
+            ood_sets,
+            mean,
+            std,
+            device=dev,
+            batch_size=config.eval_batch_size,
+            amp=config.amp,
+            scores=scores,
+            meta=meta,
+            progress=progress,
+        )
         accuracy = records[0]["accuracy"] if records else float("nan")
     if methods:
         from .inputs import load_data
 
         train_data, val_data = load_data(config.replace(data_dir=data_dir))
-        records += evaluate_detectors(model, config.loss, in_test, ood_sets, mean, std, methods=methods,
-                                      train_data=train_data, val_data=val_data, device=dev, accuracy=accuracy,
-                                      batch_size=min(500, config.eval_batch_size), meta=meta,
-                                      detector_options=detector_options, progress=progress, log=log)
+        records += evaluate_detectors(
+            model,
+            config.loss,
+            in_test,
+            ood_sets,
+            mean,
+            std,
+            methods=methods,
+            train_data=train_data,
+            val_data=val_data,
+            device=dev,
+            accuracy=accuracy,
+            batch_size=min(500, config.eval_batch_size),
+            meta=meta,
+            detector_options=detector_options,
+            progress=progress,
+            log=log,
+        )
     if config.outlier_data:
         records = [dict(r, method="oe", outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
     warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
-        _save_arrays(arrays_path, arrays, dict(run=str(run_dir), loss=config.loss, model=config.model,
-                                               seed=config.seed, in_dataset=in_test.name))
+        _save_arrays(
+            arrays_path,
+            arrays,
+            dict(run=str(run_dir), loss=config.loss, model=config.model, seed=config.seed, in_dataset=in_test.name),
+        )
     return records
 
 
 def _check_validation_split(run_dir, config, methods: Sequence[str]) -> None:
     if methods and config.val_fraction == 0:
-        raise ValueError(f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
-                         "hyperparameters on the validation split, which this run does not have; train with "
-                         "--val-fraction > 0 or drop --methods")
+        raise InputError(
+            f"{run_dir} was trained with val_fraction=0: {', '.join(methods)} choose their "
+            "hyperparameters on the validation split, which this run does not have; train with "
+            "--val-fraction > 0 or drop --methods"
+        )
 
 
 def _save_arrays(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
@@ -233,10 +369,14 @@ def near_chance(accuracy: float, num_classes: int | None) -> bool:
     return bool(num_classes) and accuracy == accuracy and accuracy < 1.5 / num_classes
 
 
-def warn_if_near_chance(accuracy: float, num_classes: int | None, what: str, log: Callable[[str], None] = print) -> None:
+def warn_if_near_chance(
+    accuracy: float, num_classes: int | None, what: str, log: Callable[[str], None] = print
+) -> None:
     if near_chance(accuracy, num_classes):
-        log(f"warning: {what}: test accuracy {100 * accuracy:.2f}% is near chance ({100 / num_classes:.1f}%); "
-            "its OOD detection numbers are meaningless (did training diverge? lower --lr)")
+        log(
+            f"warning: {what}: test accuracy {100 * accuracy:.2f}% is near chance ({100 / num_classes:.1f}%); "
+            "its OOD detection numbers are meaningless (did training diverge? lower --lr)"
+        )
 
 
 def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:

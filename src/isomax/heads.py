@@ -37,6 +37,7 @@ which training does not produce. "Nearest" is decided on the GEMM estimate: it c
 true order only between distances that agree to within that absolute error.
 The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import InputError
 from ._validation import all_finite, check_features, check_finite, check_positive_finite, value_checks_enabled
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
 
 DistanceFn = Callable[[Tensor, Tensor], Tensor]
 
+
 class _EuclideanDistance(torch.autograd.Function):
     """``-|scale| * |f_i - p_j| / temperature`` (or between L2-normalised vectors), hand-written backward.
 
@@ -79,8 +82,9 @@ class _EuclideanDistance(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, features: Tensor, prototypes: Tensor, normalized: bool,
-                scale: Tensor | None, temperature: Tensor | None) -> Tensor:
+    def forward(
+        ctx, features: Tensor, prototypes: Tensor, normalized: bool, scale: Tensor | None, temperature: Tensor | None
+    ) -> Tensor:
         if normalized:
             # x / max(|x|, 1e-12), exactly as F.normalize; |x^|^2 = (|x| / max(|x|, 1e-12))^2 is 1,
             # or less for |x| < 1e-12 (0 for an all-zero vector).
@@ -235,19 +239,21 @@ class DistanceHead(nn.Module):
         super().__init__()
         for arg, value in (("num_features", num_features), ("num_classes", num_classes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Expected `{arg}` to be a positive int, but got: {value!r}")
+                raise InputError(f"Expected `{arg}` to be a positive int, but got: {value!r}")
         if isinstance(distance, str):
             if distance not in DISTANCES:
-                raise ValueError(f"Expected `distance` to be one of {sorted(DISTANCES)} or a callable, but got: {distance!r}")
+                raise InputError(
+                    f"Expected `distance` to be one of {sorted(DISTANCES)} or a callable, but got: {distance!r}"
+                )
             self._distance: DistanceFn = DISTANCES[distance]
         elif callable(distance):
             self._distance = distance
         else:
-            raise ValueError(f"Expected `distance` to be a name or a callable, but got: {distance!r}")
+            raise InputError(f"Expected `distance` to be a name or a callable, but got: {distance!r}")
         if init not in ("zeros", "normal"):
-            raise ValueError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
+            raise InputError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
         if dtype is not None and not dtype.is_floating_point:
-            raise ValueError(f"Expected `dtype` to be a floating-point dtype, but got: {dtype}")
+            raise InputError(f"Expected `dtype` to be a floating-point dtype, but got: {dtype}")
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.num_classes = num_classes
@@ -313,17 +319,21 @@ class DistanceHead(nn.Module):
         if self.validate_args and value_checks_enabled(out):
             t = float(self.temperature)  # a scalar read: catches an in-place `head.temperature.fill_(-1)`
             if not (math.isfinite(t) and t > 0):
-                raise ValueError(f"Expected the head's `temperature` to be finite and > 0, but it is {t!r} (changed "
-                                 "in place?); set it with `head.temperature = value`, which is checked")
+                raise InputError(
+                    f"Expected the head's `temperature` to be finite and > 0, but it is {t!r} (changed "
+                    "in place?); set it with `head.temperature = value`, which is checked"
+                )
             # One reduction over the (B, C) result instead of a pass over the features; the cause
             # is looked for only when something is wrong.
             if not all_finite(out):
                 check_finite("features", features)
                 for name, value in (("prototypes", self.prototypes), ("distance_scale", self.distance_scale)):
                     if value is not None and not all_finite(value):  # not the features' fault
-                        raise ValueError(f"Expected the head's `{name}` to be finite, but it holds NaN/inf (a diverged "
-                                         "training step or a corrupted state_dict); retrain or reload them")
-                raise ValueError(
+                        raise InputError(
+                            f"Expected the head's `{name}` to be finite, but it holds NaN/inf (a diverged "
+                            "training step or a corrupted state_dict); retrain or reload them"
+                        )
+                raise InputError(
                     "Expected `features` small enough for the distances to fit in "
                     f"{out.dtype} (largest |feature| {float(features.abs().max()):.3g}), but got "
                     "non-finite distances (overflow): scale the features down or use float64"
@@ -343,7 +353,9 @@ class DistanceHead(nn.Module):
         d = self._distance(f, p)
         if not isinstance(d, Tensor) or d.shape != (f.shape[0], self.num_classes):
             got = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
-            raise ValueError(f"Expected `distance` to return shape (batch, num_classes) = {(f.shape[0], self.num_classes)}, but got {got}")
+            raise InputError(
+                f"Expected `distance` to return shape (batch, num_classes) = {(f.shape[0], self.num_classes)}, but got {got}"
+            )
         if not scaled:
             return d
         if self.distance_scale is not None:
@@ -353,7 +365,9 @@ class DistanceHead(nn.Module):
         return -d / self.temperature
 
     def extra_repr(self) -> str:
-        name = next((k for k, v in DISTANCES.items() if v is self._distance), getattr(self._distance, "__name__", "custom"))
+        name = next(
+            (k for k, v in DISTANCES.items() if v is self._distance), getattr(self._distance, "__name__", "custom")
+        )
         return (
             f"in_features={self.num_features}, out_features={self.num_classes}, distance={name}, "
             f"normalize={self.normalize}, distance_scale={self.distance_scale is not None}"
@@ -372,10 +386,26 @@ class IsoMaxHead(DistanceHead):
         torch.Size([4, 10])
     """
 
-    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        super().__init__(num_features, num_classes, "euclidean", init="zeros", temperature=temperature,
-                         validate_args=validate_args, device=device, dtype=dtype)
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        *,
+        temperature: float = 1.0,
+        validate_args: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            num_features,
+            num_classes,
+            "euclidean",
+            init="zeros",
+            temperature=temperature,
+            validate_args=validate_args,
+            device=device,
+            dtype=dtype,
+        )
 
 
 class IsoMaxPlusHead(DistanceHead):
@@ -391,11 +421,27 @@ class IsoMaxPlusHead(DistanceHead):
         torch.Size([4, 10])
     """
 
-    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        *,
+        temperature: float = 1.0,
+        validate_args: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(
-            num_features, num_classes, "euclidean", normalize=True, distance_scale=True, init="normal",
-            temperature=temperature, validate_args=validate_args, device=device, dtype=dtype,
+            num_features,
+            num_classes,
+            "euclidean",
+            normalize=True,
+            distance_scale=True,
+            init="normal",
+            temperature=temperature,
+            validate_args=validate_args,
+            device=device,
+            dtype=dtype,
         )
 
 
@@ -420,11 +466,27 @@ class DisMaxHead(DistanceHead):
         torch.Size([4, 10])
     """
 
-    def __init__(self, num_features: int, num_classes: int, *, temperature: float = 1.0, validate_args: bool = True,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        *,
+        temperature: float = 1.0,
+        validate_args: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(
-            num_features, num_classes, "euclidean", normalize=True, distance_scale=True, init="normal",
-            temperature=temperature, validate_args=validate_args, device=device, dtype=dtype,
+            num_features,
+            num_classes,
+            "euclidean",
+            normalize=True,
+            distance_scale=True,
+            init="normal",
+            temperature=temperature,
+            validate_args=validate_args,
+            device=device,
+            dtype=dtype,
         )
 
     def _logits(self, features: Tensor, scaled: bool) -> Tensor:
@@ -432,8 +494,9 @@ class DisMaxHead(DistanceHead):
             return super()._logits(features, scaled)
         dtype = torch.promote_types(torch.promote_types(features.dtype, self.prototypes.dtype), torch.float32)
         # -|d_s| |f^ - p^_j| / T in one autograd node (as IsoMax+), then the mean over classes added
-        z = _EuclideanDistance.apply(features.to(dtype), self.prototypes.to(dtype), True, self.distance_scale,
-                                     self.temperature)  # (B, C)
+        z = _EuclideanDistance.apply(
+            features.to(dtype), self.prototypes.to(dtype), True, self.distance_scale, self.temperature
+        )  # (B, C)
         return (z + z.mean(dim=1, keepdim=True)) * _INV_SQRT2
 
     def extra_repr(self) -> str:
@@ -447,13 +510,25 @@ HEADS = ("softmax", "isomax", "isomaxplus", "dismax")  # head kinds
 # Training-loss names and the head kind each one trains: LogitNorm (Wei et al. 2022) trains a plain
 # linear head, like the SoftMax loss; "dismax-fpr" is DisMax with its Fractional Probability
 # Regularization (the training step mixes half of each batch into mosaics, :func:`isomax.losses.fpr_batch`).
-LOSS_HEADS: dict[str, str] = {"softmax": "softmax", "isomax": "isomax", "isomaxplus": "isomaxplus", "logitnorm": "softmax",
-                              "dismax": "dismax", "dismax-fpr": "dismax"}
+LOSS_HEADS: dict[str, str] = {
+    "softmax": "softmax",
+    "isomax": "isomax",
+    "isomaxplus": "isomaxplus",
+    "logitnorm": "softmax",
+    "dismax": "dismax",
+    "dismax-fpr": "dismax",
+}
 LOSSES = tuple(LOSS_HEADS)
 _HEAD_ALIASES = {
-    "isomax+": "isomaxplus", "isomax_plus": "isomaxplus", "isomax-plus": "isomaxplus", "linear": "softmax",
-    "logit_norm": "logitnorm", "logit-norm": "logitnorm",
-    "dismax+fpr": "dismax-fpr", "dismax_fpr": "dismax-fpr", "dismaxfpr": "dismax-fpr",
+    "isomax+": "isomaxplus",
+    "isomax_plus": "isomaxplus",
+    "isomax-plus": "isomaxplus",
+    "linear": "softmax",
+    "logit_norm": "logitnorm",
+    "logit-norm": "logitnorm",
+    "dismax+fpr": "dismax-fpr",
+    "dismax_fpr": "dismax-fpr",
+    "dismaxfpr": "dismax-fpr",
 }
 
 
@@ -466,7 +541,7 @@ def canonical_head_name(kind: str) -> str:
     """
     key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
     if key not in LOSS_HEADS:
-        raise ValueError(f"Expected a loss/head name in {list(LOSSES)}, but got: {kind!r}")
+        raise InputError(f"Expected a loss/head name in {list(LOSSES)}, but got: {kind!r}")
     return key
 
 
@@ -490,7 +565,7 @@ def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Mo
     try:
         key = head_kind(kind)
     except ValueError:
-        raise ValueError(f"Expected `kind` to be one of {list(LOSSES)}, but got: {kind!r}") from None
+        raise InputError(f"Expected `kind` to be one of {list(LOSSES)}, but got: {kind!r}") from None
     if key == "softmax":
         return nn.Linear(num_features, num_classes, **kwargs)
     if key == "isomax":

@@ -4,6 +4,7 @@ data sets and for folder / shard data sets given by path.
 Below :mod:`isomax.training`, :mod:`isomax.evaluation` and :mod:`isomax.deploy`, which all read a
 run's data through it (so none of them imports another for it).
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputError
 from .presets import TrainConfig
 
 __all__ = ["load_data", "load_test", "MEMORY_PATH_BYTES"]
@@ -95,5 +97,7 @@ def _check_registered_size(config: TrainConfig) -> None:
     if not _is_folder(config) and config.img_size is not None:
         shape = dataset_info(config.dataset).shape
         if (shape[1], shape[2]) != (config.img_size, config.img_size):
-            raise ValueError(f"--img-size {config.img_size}: {config.dataset} images are {shape[1]}x{shape[2]}; "
-                             "--img-size applies to folder data sets (--dataset PATH)")
+            raise InputError(
+                f"--img-size {config.img_size}: {config.dataset} images are {shape[1]}x{shape[2]}; "
+                "--img-size applies to folder data sets (--dataset PATH)"
+            )

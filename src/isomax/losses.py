@@ -18,6 +18,7 @@ whose every target is ``ignore_index``, gives 0 with zero gradients for the ``"m
 The entropic scale ``E_s`` is used only here, at training time. At inference, probabilities are
 ``softmax(logits)`` without it (the "entropy maximisation trick").
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import all_finite, check_finite, check_positive_finite, check_targets, check_tensor, value_checks_enabled
+from .errors import InputError
+from ._validation import (
+    all_finite,
+    check_finite,
+    check_positive_finite,
+    check_targets,
+    check_tensor,
+    value_checks_enabled,
+)
 
-__all__ = ["IsoMaxLoss", "SoftMaxLoss", "LogitNormLoss", "DisMaxLoss", "fpr_batch", "make_loss", "reference_isomax_loss"]
+__all__ = [
+    "IsoMaxLoss",
+    "SoftMaxLoss",
+    "LogitNormLoss",
+    "DisMaxLoss",
+    "fpr_batch",
+    "make_loss",
+    "reference_isomax_loss",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -76,14 +93,18 @@ class IsoMaxLoss(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(entropic_scale, bool) or not isinstance(entropic_scale, (int, float)):
-            raise ValueError(f"Expected `entropic_scale` to be a positive finite number, but got: {entropic_scale!r}")
+            raise InputError(f"Expected `entropic_scale` to be a positive finite number, but got: {entropic_scale!r}")
         check_positive_finite("entropic_scale", entropic_scale)
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
+            raise InputError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise ValueError(f"Expected `ignore_index` to be an int, but got: {ignore_index!r}")
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"Expected `label_smoothing` to be a number in [0, 1], but got: {label_smoothing!r}")
+            raise InputError(f"Expected `ignore_index` to be an int, but got: {ignore_index!r}")
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, (int, float))
+            or not 0.0 <= label_smoothing <= 1.0
+        ):
+            raise InputError(f"Expected `label_smoothing` to be a number in [0, 1], but got: {label_smoothing!r}")
         if weight is not None:
             check_tensor("weight", weight, ndim=1, floating=True)
         self.entropic_scale = float(entropic_scale)
@@ -98,7 +119,9 @@ class IsoMaxLoss(nn.Module):
         check_tensor("logits", logits, ndim=2, floating=True)
         check_targets("targets", targets, logits.shape[0], logits.shape[1], self.validate_args, self.ignore_index)
         if self.weight is not None and self.weight.shape[0] != logits.shape[1]:
-            raise ValueError(f"Expected `weight` to have {logits.shape[1]} entries (one per class), but got {self.weight.shape[0]}")
+            raise InputError(
+                f"Expected `weight` to have {logits.shape[1]} entries (one per class), but got {self.weight.shape[0]}"
+            )
         if torch.is_autocast_enabled(logits.device.type):  # the loss in float32 under mixed precision
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 loss = self._loss(logits.float(), targets)
@@ -118,8 +141,14 @@ class IsoMaxLoss(nn.Module):
     def _loss(self, z: Tensor, targets: Tensor) -> Tensor:
         z = self.g(z) if self.g is not None else z * self.entropic_scale
         weight = self.weight.to(z.dtype) if self.weight is not None else None
-        return F.cross_entropy(z, targets.long(), weight, ignore_index=self.ignore_index,
-                               reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            z,
+            targets.long(),
+            weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
     def extra_repr(self) -> str:
         extra = "" if self.ignore_index == -100 else f", ignore_index={self.ignore_index}"
@@ -133,10 +162,23 @@ class SoftMaxLoss(IsoMaxLoss):
     Same as ``nn.CrossEntropyLoss`` (same arguments) with the argument checks of this library.
     """
 
-    def __init__(self, reduction: str = "mean", *, weight: Tensor | None = None, ignore_index: int = -100,
-                 label_smoothing: float = 0.0, validate_args: bool = True) -> None:
-        super().__init__(1.0, reduction, weight=weight, ignore_index=ignore_index,
-                         label_smoothing=label_smoothing, validate_args=validate_args)
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(
+            1.0,
+            reduction,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            validate_args=validate_args,
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr().replace("entropic_scale=1.0, ", "")
@@ -164,7 +206,7 @@ class LogitNormLoss(nn.Module):
             raise ImportError("The 'logitnorm' loss needs pytorch-ood: pip install pytorch-ood") from err
         self.temperature = check_positive_finite("temperature", temperature)
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
+            raise InputError(f"Expected `reduction` to be one of {_REDUCTIONS}, but got: {reduction!r}")
         self.reduction = reduction
         self.validate_args = validate_args
         self.loss = LogitNorm(t=self.temperature, reduction=reduction)
@@ -209,13 +251,14 @@ class DisMaxLoss(IsoMaxLoss):
         >>> loss = criterion(head(torch.randn(8, 342)), targets)
     """
 
-    def __init__(self, entropic_scale: float = 10.0, reduction: str = "mean", *, fpr: bool = False, alpha: float = 1.0,
-                 **kwargs) -> None:
+    def __init__(
+        self, entropic_scale: float = 10.0, reduction: str = "mean", *, fpr: bool = False, alpha: float = 1.0, **kwargs
+    ) -> None:
         super().__init__(entropic_scale, reduction, **kwargs)
         if not isinstance(fpr, bool):
-            raise ValueError(f"Expected `fpr` to be a bool, but got: {fpr!r}")
+            raise InputError(f"Expected `fpr` to be a bool, but got: {fpr!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"Expected `alpha` to be a finite number >= 0, but got: {alpha!r}")
+            raise InputError(f"Expected `alpha` to be a finite number >= 0, but got: {alpha!r}")
         self.fpr = fpr
         self.alpha = float(alpha)
 
@@ -227,22 +270,26 @@ class DisMaxLoss(IsoMaxLoss):
         if not (isinstance(targets, Tensor) and targets.ndim == 2):
             return super().forward(logits, targets)
         if not self.fpr:
-            raise ValueError(f"Expected `targets` of shape (batch,), but got {tuple(targets.shape)} (FPR targets need "
-                             "DisMaxLoss(fpr=True))")
+            raise InputError(
+                f"Expected `targets` of shape (batch,), but got {tuple(targets.shape)} (FPR targets need "
+                "DisMaxLoss(fpr=True))"
+            )
         check_tensor("logits", logits, ndim=2, floating=True)
         n = logits.shape[0]
         if targets.shape != (n, 4):
-            raise ValueError(f"Expected FPR `targets` of shape (batch, 4) = {(n, 4)}, but got {tuple(targets.shape)}")
+            raise InputError(f"Expected FPR `targets` of shape (batch, 4) = {(n, 4)}, but got {tuple(targets.shape)}")
         if n < 2:
-            raise ValueError(f"Expected at least 2 rows for FPR (half plain, half mosaics), but got {n}")
+            raise InputError(f"Expected at least 2 rows for FPR (half plain, half mosaics), but got {n}")
         if self.reduction != "mean" or self.weight is not None or self.label_smoothing:
-            raise ValueError("Expected reduction='mean' and no `weight` or `label_smoothing` with FPR targets")
+            raise InputError("Expected reduction='mean' and no `weight` or `label_smoothing` with FPR targets")
         check_targets("targets", targets.reshape(-1), 4 * n, logits.shape[1], self.validate_args)
         if torch.is_autocast_enabled(logits.device.type):  # the loss in float32 under mixed precision
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 loss = self._fpr_loss(logits.float(), targets)
         else:
-            loss = self._fpr_loss(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
+            loss = self._fpr_loss(
+                logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets
+            )
         if self.validate_args and value_checks_enabled(loss) and not all_finite(loss):
             check_finite("logits", logits)
         return loss
@@ -278,9 +325,9 @@ def fpr_batch(images: Tensor, labels: Tensor, *, generator: torch.Generator | No
     labels = check_tensor("labels", labels, ndim=1)
     n = images.shape[0]
     if labels.shape[0] != n:
-        raise ValueError(f"Expected `labels` to have {n} entries (one per image), but got {labels.shape[0]}")
+        raise InputError(f"Expected `labels` to have {n} entries (one per image), but got {labels.shape[0]}")
     if n < 2:
-        raise ValueError(f"Expected at least 2 images for FPR (half plain, half mosaics), but got {n}")
+        raise InputError(f"Expected at least 2 images for FPR (half plain, half mosaics), but got {n}")
     gen_device = generator.device if generator is not None else torch.device("cpu")
     perm = torch.randperm(n, generator=generator, device=gen_device).to(images.device)
     x, y = images[perm], labels[perm.to(labels.device)]  # fresh tensors: modified in place below
@@ -293,8 +340,12 @@ def fpr_batch(images: Tensor, labels: Tensor, *, generator: torch.Generator | No
     m[:, :, :rows, cols:] = top_right
     m[:, :, rows:, cols:] = bottom_right
     y2 = y[h:]
-    targets = torch.cat([y[:h, None].expand(h, 4),
-                         torch.stack([y2, torch.roll(y2, 1, 0), torch.roll(y2, 2, 0), torch.roll(y2, 3, 0)], dim=1)])
+    targets = torch.cat(
+        [
+            y[:h, None].expand(h, 4),
+            torch.stack([y2, torch.roll(y2, 1, 0), torch.roll(y2, 2, 0), torch.roll(y2, 3, 0)], dim=1),
+        ]
+    )
     return x, targets
 
 

@@ -29,6 +29,7 @@ samples) can make a detector look worse than chance. :func:`ood_metrics` therefo
 :class:`TieWarning` and adds the key ``auroc_midpoint`` to its result (otherwise the result has
 exactly the keys of :data:`METRIC_NAMES`, as before).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,8 +38,16 @@ import numpy as np
 
 from ._validation import as_numpy_scores
 
-__all__ = ["ood_metrics", "roc_sweep", "auroc_midpoint", "METRIC_NAMES", "TIE_TOLERANCE", "TieWarning",
-           "SmallSampleWarning", "MIN_OOD_SAMPLES"]
+__all__ = [
+    "ood_metrics",
+    "roc_sweep",
+    "auroc_midpoint",
+    "METRIC_NAMES",
+    "TIE_TOLERANCE",
+    "TieWarning",
+    "SmallSampleWarning",
+    "MIN_OOD_SAMPLES",
+]
 
 METRIC_NAMES = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
 TIE_TOLERANCE = 0.01  # |auroc - auroc_midpoint| above this: warn and report both
@@ -111,9 +120,13 @@ def _report_ties(result: dict, scores_in, scores_out) -> None:
     """Warn and add ``auroc_midpoint`` when ties move AUROC by more than ``TIE_TOLERANCE``."""
     midpoint = auroc_midpoint(scores_in, scores_out)
     if abs(midpoint - result["auroc"]) > TIE_TOLERANCE:
-        warnings.warn(f"tied in/out scores: AUROC {result['auroc']:.4f} under the papers' tie rule (in-distribution "
-                      f"removed first) but {midpoint:.4f} with ties counted one half (sklearn); both are reported "
-                      "(key auroc_midpoint)", TieWarning, stacklevel=3)
+        warnings.warn(
+            f"tied in/out scores: AUROC {result['auroc']:.4f} under the papers' tie rule (in-distribution "
+            f"removed first) but {midpoint:.4f} with ties counted one half (sklearn); both are reported "
+            "(key auroc_midpoint)",
+            TieWarning,
+            stacklevel=3,
+        )
         result["auroc_midpoint"] = midpoint
 
 
@@ -142,9 +155,13 @@ def ood_metrics(scores_in, scores_out, *, out_positive: bool = False) -> dict[st
     tp, fp = roc_sweep(scores_in, scores_out)
     n_in, n_out = tp[0], fp[0]
     if min(n_in, n_out) < MIN_OOD_SAMPLES:
-        warnings.warn(f"OOD metrics on only {int(n_in)} in-distribution and {int(n_out)} out-distribution scores "
-                      f"(fewer than {MIN_OOD_SAMPLES}): they move in steps of {100 / min(n_in, n_out):.2g} points; "
-                      "use more samples", SmallSampleWarning, stacklevel=2)
+        warnings.warn(
+            f"OOD metrics on only {int(n_in)} in-distribution and {int(n_out)} out-distribution scores "
+            f"(fewer than {MIN_OOD_SAMPLES}): they move in steps of {100 / min(n_in, n_out):.2g} points; "
+            "use more samples",
+            SmallSampleWarning,
+            stacklevel=2,
+        )
     tpr = tp / n_in
     fpr = fp / n_out
 

@@ -11,6 +11,7 @@ the out-distribution hatched with a dashed outline. Every function writes one PN
 * :func:`training_curves`: validation accuracy per epoch;
 * :func:`sweep_figure`: accuracy and TNR@TPR95 against the entropic scale (Fig. 2 of the 2019 paper).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,21 +24,61 @@ import numpy as np
 
 from ._io import atomic_write_bytes
 
-__all__ = ["LOSS_COLORS", "loss_color", "intra_inter_logits", "max_probability", "entropy", "min_distance", "score_values",
-           "logit_histograms", "score_histogram", "roc_figure", "training_curves", "sweep_figure", "FIGSIZE", "DPI"]
+__all__ = [
+    "LOSS_COLORS",
+    "loss_color",
+    "intra_inter_logits",
+    "max_probability",
+    "entropy",
+    "min_distance",
+    "score_values",
+    "logit_histograms",
+    "score_histogram",
+    "roc_figure",
+    "training_curves",
+    "sweep_figure",
+    "FIGSIZE",
+    "DPI",
+]
 
 #: Okabe-Ito colour-blind-safe colours, fixed per loss across every figure.
-LOSS_COLORS = {"softmax": "#0072B2", "isomax": "#E69F00", "isomaxplus": "#009E73", "dismax": "#CC79A7",
-               "dismax-fpr": "#882255"}
+LOSS_COLORS = {
+    "softmax": "#0072B2",
+    "isomax": "#E69F00",
+    "isomaxplus": "#009E73",
+    "dismax": "#CC79A7",
+    "dismax-fpr": "#882255",
+}
 _EXTRA_COLORS = ("#D55E00", "#56B4E9", "#F0E442", "#000000")
-SCORE_STYLES = {"es": "-", "mds": "--", "mps": ":", "energy": "-.", "max_logit": (0, (5, 1, 1, 1, 1, 1)),
-                "mmls": (0, (3, 1)), "mmles": "-", "mmleps": (0, (1, 2))}
+SCORE_STYLES = {
+    "es": "-",
+    "mds": "--",
+    "mps": ":",
+    "energy": "-.",
+    "max_logit": (0, (5, 1, 1, 1, 1, 1)),
+    "mmls": (0, (3, 1)),
+    "mmles": "-",
+    "mmleps": (0, (1, 2)),
+}
 FIGSIZE = (3.3, 2.5)  # inches: one column of a two-column paper
 DPI = 150
-_RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "legend.fontsize": 6, "xtick.labelsize": 6.5,
-       "ytick.labelsize": 6.5, "axes.linewidth": 0.6, "lines.linewidth": 1.1, "legend.frameon": True,
-       "legend.framealpha": 0.85, "legend.edgecolor": "none", "legend.fancybox": False,
-       "axes.spines.top": False, "axes.spines.right": False, "hatch.linewidth": 0.5}
+_RC = {
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "legend.fontsize": 6,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.1,
+    "legend.frameon": True,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "none",
+    "legend.fancybox": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "hatch.linewidth": 0.5,
+}
 
 
 def loss_color(loss: str) -> str:
@@ -67,11 +108,14 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = FIGSIZE,
 
 def _save(fig, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # exact paper-column size: layout by tight_layout
+    fig.savefig(
+        buf, format="png", dpi=DPI, metadata={"Software": None}
+    )  # exact paper-column size: layout by tight_layout
     return atomic_write_bytes(path, buf.getvalue(), fsync=False)
 
 
 # --- quantities --------------------------------------------------------------------------------------------------
+
 
 def score_values(logits: np.ndarray, score: str, **kwargs) -> np.ndarray:
     """A score of :data:`isomax.scores.SCORES` (higher = more in-distribution) for numpy logits (N, C)."""
@@ -108,6 +152,7 @@ def min_distance(logits: np.ndarray, distance_scale: float = 1.0) -> np.ndarray:
 
 # --- figures -----------------------------------------------------------------------------------------------------
 
+
 def _bins(*arrays: np.ndarray, n: int = 50, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     finite = [a[np.isfinite(a)] for a in arrays if a.size]
     both = np.concatenate(finite) if finite else np.zeros(1)
@@ -120,7 +165,9 @@ def _bins(*arrays: np.ndarray, n: int = 50, lo: float | None = None, hi: float |
     return np.linspace(lo, hi, n + 1)
 
 
-def _hist_pair(ax, x_in: np.ndarray, x_out: np.ndarray, bins: np.ndarray, color: str, in_label: str, out_label: str) -> None:
+def _hist_pair(
+    ax, x_in: np.ndarray, x_out: np.ndarray, bins: np.ndarray, color: str, in_label: str, out_label: str
+) -> None:
     """In filled, out hatched with a dashed outline; y in percent of the samples of each set (clipped to the range)."""
     for x, label, filled in ((x_in, in_label, True), (x_out, out_label, False)):
         if x.size == 0:
@@ -130,13 +177,25 @@ def _hist_pair(ax, x_in: np.ndarray, x_out: np.ndarray, bins: np.ndarray, color:
         if filled:
             ax.hist(x, bins=bins, weights=weights, histtype="stepfilled", color=color, alpha=0.55, lw=0, label=label)
         else:
-            ax.hist(x, bins=bins, weights=weights, histtype="stepfilled", facecolor="none", edgecolor=color,
-                    hatch="/////", lw=0.9, ls="--", label=label)
+            ax.hist(
+                x,
+                bins=bins,
+                weights=weights,
+                histtype="stepfilled",
+                facecolor="none",
+                edgecolor=color,
+                hatch="/////",
+                lw=0.9,
+                ls="--",
+                label=label,
+            )
     ax.set_ylabel("samples per bin (%)")
     ax.margins(x=0)
 
 
-def logit_histograms(logits_in: np.ndarray, logits_out: np.ndarray, path, *, loss: str, in_name: str, out_name: str) -> Path:
+def logit_histograms(
+    logits_in: np.ndarray, logits_out: np.ndarray, path, *, loss: str, in_name: str, out_name: str
+) -> Path:
     """Fig. 3 of the 2019 paper: intra-class (predicted class) and inter-class logits, in vs out."""
     loss_labels, _ = _labels()
     intra_in, inter_in = intra_inter_logits(logits_in)
@@ -161,14 +220,26 @@ _QUANTITY = {
 }
 
 
-def score_histogram(values_in: np.ndarray, values_out: np.ndarray, path, *, quantity: str, loss: str, in_name: str,
-                    out_name: str, num_classes: int | None = None, note: str | None = None) -> Path:
+def score_histogram(
+    values_in: np.ndarray,
+    values_out: np.ndarray,
+    path,
+    *,
+    quantity: str,
+    loss: str,
+    in_name: str,
+    out_name: str,
+    num_classes: int | None = None,
+    note: str | None = None,
+) -> Path:
     """Histogram of one per-sample quantity (max probability, entropy, min distance), in vs out."""
     loss_labels, _ = _labels()
     xlabel, title = _QUANTITY[quantity]
     bins = _bins(values_in, values_out)  # zoomed on the data (IsoMax+ probabilities can all be near uniform) ...
-    bounds = {"max_probability": (1.0 / num_classes if num_classes else 0.0, 1.0),
-              "entropy": (0.0, float(np.log(num_classes)) if num_classes else np.inf)}.get(quantity)
+    bounds = {
+        "max_probability": (1.0 / num_classes if num_classes else 0.0, 1.0),
+        "entropy": (0.0, float(np.log(num_classes)) if num_classes else np.inf),
+    }.get(quantity)
     if bounds:  # ... within the quantity's natural range
         lo, hi = max(bins[0], bounds[0]), min(bins[-1], bounds[1])
         bins = _bins(values_in, values_out, lo=lo, hi=hi) if hi > lo else _bins(values_in, values_out, lo=lo)
@@ -193,7 +264,9 @@ def roc_figure(curves: Sequence[dict], path, *, in_name: str, out_name: str) -> 
             fpr = 100.0 * c["fp"] / max(c["fp"][0], 1)
             keep = _thin(fpr, tpr)
             label = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])} ({100 * c['auroc']:.1f})"
-            ax.plot(fpr[keep], tpr[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label)
+            ax.plot(
+                fpr[keep], tpr[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label
+            )
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 101)
         ax.set_xlabel("FPR: out-distribution accepted (%)")
@@ -224,8 +297,16 @@ def training_curves(histories: Sequence[dict], path, *, title: str) -> Path:
                 continue
             label = None if h["loss"] in seen else loss_labels.get(h["loss"], h["loss"])
             seen.add(h["loss"])
-            ax.plot([r["epoch"] for r in rows], [100 * r["val_accuracy"] for r in rows], color=loss_color(h["loss"]),
-                    marker="o", ms=2, lw=0.9, alpha=0.85, label=label)
+            ax.plot(
+                [r["epoch"] for r in rows],
+                [100 * r["val_accuracy"] for r in rows],
+                color=loss_color(h["loss"]),
+                marker="o",
+                ms=2,
+                lw=0.9,
+                alpha=0.85,
+                label=label,
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%)")
         ax.set_title(title, loc="left")
@@ -247,10 +328,30 @@ def sweep_figure(rows: Sequence[dict], path, *, val_ood: str, in_name: str) -> P
             rs = sorted((r for r in rows if r["loss"] == loss), key=lambda r: r["scale"])
             x = [r["scale"] for r in rs]
             name = loss_labels.get(loss, loss)
-            ax.errorbar(x, [r["accuracy"] for r in rs], yerr=[r.get("accuracy_std", 0) for r in rs], color=loss_color(loss),
-                        marker="o", ms=3, capsize=2, lw=1.1, label=f"{name}: accuracy")
-            ax.errorbar(x, [r["tnr"] for r in rs], yerr=[r.get("tnr_std", 0) for r in rs], color=loss_color(loss),
-                        marker="s", ms=3, capsize=2, lw=1.1, ls="--", mfc="white", label=f"{name}: TNR@TPR95")
+            ax.errorbar(
+                x,
+                [r["accuracy"] for r in rs],
+                yerr=[r.get("accuracy_std", 0) for r in rs],
+                color=loss_color(loss),
+                marker="o",
+                ms=3,
+                capsize=2,
+                lw=1.1,
+                label=f"{name}: accuracy",
+            )
+            ax.errorbar(
+                x,
+                [r["tnr"] for r in rs],
+                yerr=[r.get("tnr_std", 0) for r in rs],
+                color=loss_color(loss),
+                marker="s",
+                ms=3,
+                capsize=2,
+                lw=1.1,
+                ls="--",
+                mfc="white",
+                label=f"{name}: TNR@TPR95",
+            )
         ax.set_xscale("log")
         scales = sorted({r["scale"] for r in rows})
         ax.set_xticks(scales)
@@ -266,8 +367,16 @@ def sweep_figure(rows: Sequence[dict], path, *, val_ood: str, in_name: str) -> P
 
 # --- deployment (isomax.deploy): calibration and selective classification ------------------------------------
 
-def reliability_diagram(bins: dict, path, *, title: str, bins_after: dict | None = None, ece: float | None = None,
-                        ece_after: float | None = None) -> Path:
+
+def reliability_diagram(
+    bins: dict,
+    path,
+    *,
+    title: str,
+    bins_after: dict | None = None,
+    ece: float | None = None,
+    ece_after: float | None = None,
+) -> Path:
     """Accuracy against confidence per bin (``bins`` from :func:`isomax.deploy.reliability_bins`); with
     ``bins_after``, the same after temperature calibration. Bars: accuracy; diagonal: perfect calibration."""
     with _figure() as (fig, ax):
@@ -282,8 +391,16 @@ def reliability_diagram(bins: dict, path, *, title: str, bins_after: dict | None
             acc = np.where(count > 0, np.asarray(b["accuracy"]), 0.0)
             shift = 0 if len(sets) == 1 else (k - 0.5) * width / 2
             label = name + (f" (ECE {100 * e:.2f}%)" if e is not None else "")
-            ax.bar(edges[:-1] + width / 2 + shift, acc, width=width * (frac if len(sets) > 1 else 0.95), color=color,
-                   alpha=0.8, label=label, edgecolor="white", linewidth=0.3)
+            ax.bar(
+                edges[:-1] + width / 2 + shift,
+                acc,
+                width=width * (frac if len(sets) > 1 else 0.95),
+                color=color,
+                alpha=0.8,
+                label=label,
+                edgecolor="white",
+                linewidth=0.3,
+            )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (max probability)")
@@ -303,7 +420,9 @@ def risk_coverage_figure(curves: Sequence[dict], path, *, title: str) -> Path:
             cov, risk = 100.0 * np.asarray(c["coverage"]), 100.0 * np.asarray(c["risk"])
             keep = _thin(cov, risk)
             label = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])} ({100 * c['aurc']:.2f})"
-            ax.plot(cov[keep], risk[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label)
+            ax.plot(
+                cov[keep], risk[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label
+            )
         ax.set_xlim(0, 100)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("coverage: in-distribution inputs accepted (%)")

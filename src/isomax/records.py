@@ -19,6 +19,7 @@ Example:
     >>> r.method, r.score
     ('oe', 'es')
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,10 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .errors import InputError
 from ._io import atomic_write_text
 
-__all__ = ["RunRecord", "METHODS", "METRICS", "STANDARD", "OUTLIER_EXPOSURE", "as_records", "read_records",
-           "write_records", "records_to_json"]
+__all__ = [
+    "RunRecord",
+    "METHODS",
+    "METRICS",
+    "STANDARD",
+    "OUTLIER_EXPOSURE",
+    "as_records",
+    "read_records",
+    "write_records",
+    "records_to_json",
+]
 
 STANDARD = "standard"
 OUTLIER_EXPOSURE = "oe"
@@ -79,9 +90,9 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"Expected `method` to be one of {list(METHODS)}, but got: {self.method!r}")
+            raise InputError(f"Expected `method` to be one of {list(METHODS)}, but got: {self.method!r}")
         if self.role not in (None, *_ROLES):
-            raise ValueError(f"Expected `role` to be one of {list(_ROLES)}, but got: {self.role!r}")
+            raise InputError(f"Expected `role` to be one of {list(_ROLES)}, but got: {self.role!r}")
 
     # --- dict-like access (tables group by field name) -------------------------------------------------------
 
@@ -132,10 +143,12 @@ class RunRecord:
         d = dict(d)
         unknown = set(d) - set(_FIELDS)
         if unknown:
-            raise ValueError(f"Unknown record field(s): {sorted(unknown)}; expected fields of RunRecord: {list(_FIELDS)}")
+            raise InputError(
+                f"Unknown record field(s): {sorted(unknown)}; expected fields of RunRecord: {list(_FIELDS)}"
+            )
         missing = [f for f in _REQUIRED if f not in d]
         if missing:
-            raise ValueError(f"Expected record fields {missing}, but the record has only {sorted(d)}")
+            raise InputError(f"Expected record fields {missing}, but the record has only {sorted(d)}")
         if d["score"] == _LEGACY_OE_SCORE:
             d["score"], d["method"] = "es", OUTLIER_EXPOSURE
         if d.get("method") is None:
@@ -164,13 +177,13 @@ def read_records(path: str | os.PathLike) -> list[RunRecord]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"cannot read {path}: {err}") from err
+        raise InputError(f"cannot read {path}: {err}") from err
     if not isinstance(data, list):
-        raise ValueError(f"{path} should hold a list of records, but holds a {type(data).__name__}")
+        raise InputError(f"{path} should hold a list of records, but holds a {type(data).__name__}")
     try:
         return as_records(r for r in data if isinstance(r, dict))
     except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot read the records of {path}: {err}") from err
+        raise InputError(f"cannot read the records of {path}: {err}") from err
 
 
 def write_records(records: Sequence[RunRecord | Mapping[str, Any]], path: str | os.PathLike) -> Path:

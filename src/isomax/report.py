@@ -12,6 +12,7 @@ Writes into ``out``: ``report.md`` (figures embedded by relative path), ``figure
 ``tables/<name>.{md,tex,csv}``. Tables use every seed (mean ± std); histograms and ROC curves use
 the first seed (seed 0 when present). Whatever is missing is skipped with a note in the report.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .errors import InputError
 from . import plots, tables
 from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, read_records
@@ -33,8 +35,16 @@ from .tables import LOSS_LABELS
 __all__ = ["write_report", "load_inputs", "ReportInputs", "RunArrays", "ROC_COMBOS"]
 
 #: (loss, score) pairs drawn on the ROC figures when their logits are available.
-ROC_COMBOS = (("softmax", "mps"), ("softmax", "es"), ("isomax", "es"), ("isomax", "mds"), ("isomaxplus", "es"),
-              ("isomaxplus", "mds"), ("dismax", "mmles"), ("dismax-fpr", "mmles"))
+ROC_COMBOS = (
+    ("softmax", "mps"),
+    ("softmax", "es"),
+    ("isomax", "es"),
+    ("isomax", "mds"),
+    ("isomaxplus", "es"),
+    ("isomaxplus", "mds"),
+    ("dismax", "mmles"),
+    ("dismax-fpr", "mmles"),
+)
 _LOSS_ORDER = tuple(LOSS_LABELS)
 
 
@@ -59,8 +69,10 @@ class RunArrays:
             try:
                 return {k: z[k] for k in z.files}
             except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:  # a member is truncated or corrupt
-                raise ValueError(f"{self.path} is damaged ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
-                                 "or `isomax bench` that wrote it") from None
+                raise InputError(
+                    f"{self.path} is damaged ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
+                    "or `isomax bench` that wrote it"
+                ) from None
 
 
 @dataclass
@@ -78,14 +90,16 @@ def _open_npz(path: Path):
     try:
         return np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable .npz ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
-                         "or `isomax bench` that wrote it") from None
+        raise InputError(
+            f"{path} is not a readable .npz ({type(err).__name__}: {err}); rerun the `isomax evaluate` "
+            "or `isomax bench` that wrote it"
+        ) from None
 
 
 def _read_npz_meta(path: Path) -> RunArrays:
     with _open_npz(path) as z:
         if "logits/in" not in z.files:
-            raise ValueError(f"{path} is not an evaluation output: it has no 'logits/in' array")
+            raise InputError(f"{path} is not an evaluation output: it has no 'logits/in' array")
         meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
         oods = [k.split("/", 1)[1] for k in z.files if k.startswith("logits/") and k != "logits/in"]
     meta.setdefault("loss", _guess_from_name(path.stem)[0])
@@ -109,16 +123,22 @@ def _read_history(run_dir: Path) -> dict | None:
         except json.JSONDecodeError:
             continue  # a line cut by a kill
     cfg = json.loads(config.read_text()) if config.exists() else {}
-    return dict(loss=cfg.get("loss", _guess_from_name(run_dir.name)[0]), seed=cfg.get("seed"), dataset=cfg.get("dataset"),
-                model=cfg.get("model"), method=OUTLIER_EXPOSURE if cfg.get("outlier_data") else STANDARD,
-                run=str(run_dir), history=rows)
+    return dict(
+        loss=cfg.get("loss", _guess_from_name(run_dir.name)[0]),
+        seed=cfg.get("seed"),
+        dataset=cfg.get("dataset"),
+        model=cfg.get("model"),
+        method=OUTLIER_EXPOSURE if cfg.get("outlier_data") else STANDARD,
+        run=str(run_dir),
+        history=rows,
+    )
 
 
 def load_inputs(paths: Sequence[str | Path]) -> ReportInputs:
     """Collect records, logits and training histories from bench/evaluate/run directories and ``.npz`` files."""
     inp = ReportInputs()
     if not paths:
-        raise ValueError("Expected at least one bench, evaluate or run directory")
+        raise InputError("Expected at least one bench, evaluate or run directory")
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist")
@@ -129,7 +149,7 @@ def load_inputs(paths: Sequence[str | Path]) -> ReportInputs:
         if p.is_file() and p.name == "results.json":
             p = p.parent
         if not p.is_dir():
-            raise ValueError(f"{p} is neither a bench/evaluate output directory nor a run directory nor an .npz")
+            raise InputError(f"{p} is neither a bench/evaluate output directory nor a run directory nor an .npz")
         _load_directory(p, inp)
     inp.records = _dedupe(inp.records, inp.notes)
     seen, arrays = set(), []
@@ -147,15 +167,17 @@ def _load_directory(p: Path, inp: ReportInputs) -> None:
         try:
             inp.sweeps.append((p, json.loads((p / "sweep.json").read_text())))
         except json.JSONDecodeError as err:
-            raise ValueError(f"cannot read {p / 'sweep.json'}: {err}") from err
+            raise InputError(f"cannot read {p / 'sweep.json'}: {err}") from err
         inp.sources.append(f"`{p}` (entropic-scale sweep)")
         return
     results, outputs = p / "results.json", p / "outputs"
     is_result_dir = results.exists() or outputs.is_dir()
     is_run_dir = (p / "config.json").exists()
     if not (is_result_dir or is_run_dir):
-        raise ValueError(f"{p} is neither a bench/evaluate output directory (results.json or outputs/*.npz), "
-                         f"nor a run directory (config.json, made by `isomax train`), nor a sweep (sweep.json)")
+        raise InputError(
+            f"{p} is neither a bench/evaluate output directory (results.json or outputs/*.npz), "
+            f"nor a run directory (config.json, made by `isomax train`), nor a sweep (sweep.json)"
+        )
     if is_result_dir:
         if results.exists():
             inp.records += read_records(results)
@@ -163,8 +185,9 @@ def _load_directory(p: Path, inp: ReportInputs) -> None:
         inp.arrays += [_read_npz_meta(f) for f in npzs]
         runs = p / "runs"
         inp.histories += [h for h in map(_read_history, sorted(runs.iterdir()) if runs.is_dir() else []) if h]
-        inp.sources.append(f"`{p}` ({'results.json' if results.exists() else 'no results.json'}, "
-                           f"{len(npzs)} logit file(s))")
+        inp.sources.append(
+            f"`{p}` ({'results.json' if results.exists() else 'no results.json'}, {len(npzs)} logit file(s))"
+        )
     if is_run_dir:
         _load_run_directory(p, inp, with_bench_outputs=not is_result_dir)
 
@@ -184,8 +207,11 @@ def _load_run_directory(p: Path, inp: ReportInputs, with_bench_outputs: bool) ->
             inp.arrays.append(_read_npz_meta(npz))
             extra += ", logits"
         if (bench / "results.json").exists() and h:
-            inp.records += [r for r in read_records(bench / "results.json") if (r.loss, r.seed) == (h["loss"], h["seed"])
-                            and r.method == h["method"]]
+            inp.records += [
+                r
+                for r in read_records(bench / "results.json")
+                if (r.loss, r.seed) == (h["loss"], h["seed"]) and r.method == h["method"]
+            ]
             extra += ", records"
     inp.sources.append(f"`{p}` (run directory{extra})")
 
@@ -199,12 +225,15 @@ def _dedupe(records: list[RunRecord], notes: list[str]) -> list[RunRecord]:
         seen.add(r.key)
         out.append(r)
     if dropped:
-        notes.append(f"{dropped} duplicate record(s) (same data, model, loss, training method, score and seed) were "
-                     "ignored; the first input wins.")
+        notes.append(
+            f"{dropped} duplicate record(s) (same data, model, loss, training method, score and seed) were "
+            "ignored; the first input wins."
+        )
     return out
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
+
 
 def _loss_order(values) -> list:
     return tables.ordered(values, _LOSS_ORDER)
@@ -234,6 +263,7 @@ def _tables_section(records: Sequence[RunRecord], out: Path, notes: list[str]) -
 
 
 # --- figures -----------------------------------------------------------------------------------------------------
+
 
 def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"
@@ -280,39 +310,77 @@ class _Group:
         return list(self.data)
 
     def path(self, kind: str, *parts: str) -> Path:
-        return self.out / "figures" / ("_".join([kind, _slug(f"{self.in_name}-{self.model}"), *map(_slug, parts)]) + ".png")
+        return (
+            self.out
+            / "figures"
+            / ("_".join([kind, _slug(f"{self.in_name}-{self.model}"), *map(_slug, parts)]) + ".png")
+        )
 
     def rel(self, p: Path) -> str:
         return p.relative_to(self.out).as_posix()
 
     def grid(self, losses: Sequence[str], draw: Callable[[str, str, np.ndarray, np.ndarray, dict], Path]) -> str:
         """One figure per out-distribution x loss (``draw(loss, ood, logits_in, logits_out, arrays)``)."""
-        rows = [(o, [self.rel(draw(l, o, self.data[l]["logits/in"], self.data[l][f"logits/{o}"], self.data[l]))
-                     if f"logits/{o}" in self.data[l] else None for l in losses]) for o in self.oods]
+        rows = [
+            (
+                o,
+                [
+                    self.rel(draw(l, o, self.data[l]["logits/in"], self.data[l][f"logits/{o}"], self.data[l]))
+                    if f"logits/{o}" in self.data[l]
+                    else None
+                    for l in losses
+                ],
+            )
+            for o in self.oods
+        ]
         return _grid(rows, [LOSS_LABELS.get(l, l) for l in losses])
 
 
 def _logit_figures(g: _Group) -> list[str]:
     """Fig. 3 (2019): intra-/inter-class logits."""
+
     def draw(loss, ood, li, lo, _):
         return plots.logit_histograms(li, lo, g.path("logits", loss, ood), loss=loss, in_name=g.in_name, out_name=ood)
 
-    return ["#### Intra-class and inter-class logits (Fig. 3 of the 2019 paper)", "",
-            "Intra-class: the logit of the predicted class; inter-class: the other logits. In-distribution filled, "
-            "out-distribution hatched; each histogram in percent of its own samples.", "", g.grid(g.losses, draw), ""]
+    return [
+        "#### Intra-class and inter-class logits (Fig. 3 of the 2019 paper)",
+        "",
+        "Intra-class: the logit of the predicted class; inter-class: the other logits. In-distribution filled, "
+        "out-distribution hatched; each histogram in percent of its own samples.",
+        "",
+        g.grid(g.losses, draw),
+        "",
+    ]
 
 
 def _probability_figures(g: _Group) -> list[str]:
     """Figs. 4 and 6 (2019): maximum probability and entropy."""
     md = []
-    for quantity, title, fn in (("max_probability", "Maximum probability (Fig. 4 of the 2019 paper)", plots.max_probability),
-                                ("entropy", "Entropy (Fig. 6 of the 2019 paper; Fig. 1a-b of the 2021 paper)", plots.entropy)):
-        def draw(loss, ood, li, lo, _, quantity=quantity, fn=fn):
-            return plots.score_histogram(fn(li), fn(lo), g.path(quantity, loss, ood), quantity=quantity, loss=loss,
-                                         in_name=g.in_name, out_name=ood, num_classes=li.shape[1])
+    for quantity, title, fn in (
+        ("max_probability", "Maximum probability (Fig. 4 of the 2019 paper)", plots.max_probability),
+        ("entropy", "Entropy (Fig. 6 of the 2019 paper; Fig. 1a-b of the 2021 paper)", plots.entropy),
+    ):
 
-        md += [f"#### {title}", "", "Probabilities are `softmax(logits)` without the entropic scale.", "",
-               g.grid(g.losses, draw), ""]
+        def draw(loss, ood, li, lo, _, quantity=quantity, fn=fn):
+            return plots.score_histogram(
+                fn(li),
+                fn(lo),
+                g.path(quantity, loss, ood),
+                quantity=quantity,
+                loss=loss,
+                in_name=g.in_name,
+                out_name=ood,
+                num_classes=li.shape[1],
+            )
+
+        md += [
+            f"#### {title}",
+            "",
+            "Probabilities are `softmax(logits)` without the entropic scale.",
+            "",
+            g.grid(g.losses, draw),
+            "",
+        ]
     return md
 
 
@@ -326,22 +394,41 @@ def _distance_figures(g: _Group, notes: list[str]) -> list[str]:
 
     def draw(loss, ood, li, lo, d):
         scale = float(d["distance_scale"]) if loss == "isomaxplus" and "distance_scale" in d else 1.0
-        return plots.score_histogram(plots.min_distance(li, scale), plots.min_distance(lo, scale),
-                                     g.path("min_distance", loss, ood), quantity="min_distance", loss=loss,
-                                     in_name=g.in_name, out_name=ood, note="normalised" if loss == "isomaxplus" else "Euclidean")
+        return plots.score_histogram(
+            plots.min_distance(li, scale),
+            plots.min_distance(lo, scale),
+            g.path("min_distance", loss, ood),
+            quantity="min_distance",
+            loss=loss,
+            in_name=g.in_name,
+            out_name=ood,
+            note="normalised" if loss == "isomaxplus" else "Euclidean",
+        )
 
     if "isomaxplus" in dist_losses and "distance_scale" not in g.data["isomaxplus"]:
-        notes.append(f"{g.in_name}/{g.model}: the IsoMax+ logit file has no `distance_scale`; distances assume |d_s| = 1.")
-    return md + ["IsoMax: `-max logit` (Euclidean distance); IsoMax+: `-max logit / |d_s|` (distance between normalised "
-                 "feature and prototype, in [0, 2]).", "", g.grid(dist_losses, draw), ""]
+        notes.append(
+            f"{g.in_name}/{g.model}: the IsoMax+ logit file has no `distance_scale`; distances assume |d_s| = 1."
+        )
+    return md + [
+        "IsoMax: `-max logit` (Euclidean distance); IsoMax+: `-max logit / |d_s|` (distance between normalised "
+        "feature and prototype, in [0, 2]).",
+        "",
+        g.grid(dist_losses, draw),
+        "",
+    ]
 
 
 def _roc_figures(g: _Group) -> list[str]:
     """ROC curves of :data:`ROC_COMBOS`, one figure per out-distribution."""
     from .metrics import ood_metrics, roc_sweep
 
-    md = ["#### ROC curves", "", "From the same sweep as the metrics (`isomax.metrics.roc_sweep`); legend: loss, score "
-          "and AUROC (%). Colour = loss, line style = score.", ""]
+    md = [
+        "#### ROC curves",
+        "",
+        "From the same sweep as the metrics (`isomax.metrics.roc_sweep`); legend: loss, score "
+        "and AUROC (%). Colour = loss, line style = score.",
+        "",
+    ]
     for o in g.oods:
         curves = []
         for loss, score in ROC_COMBOS:
@@ -368,9 +455,16 @@ def _deployment_figures(g: _Group) -> list[str]:
         if labels is None:
             continue
         li_t, labels_t = torch.from_numpy(li).double(), torch.from_numpy(labels).long()
-        cells.append(g.rel(plots.reliability_diagram(reliability_bins(li_t, labels_t), g.path("reliability", loss),
-                                                     title=f"{LOSS_LABELS.get(loss, loss)}, {g.in_name} test",
-                                                     ece=expected_calibration_error(li_t, labels_t))))
+        cells.append(
+            g.rel(
+                plots.reliability_diagram(
+                    reliability_bins(li_t, labels_t),
+                    g.path("reliability", loss),
+                    title=f"{LOSS_LABELS.get(loss, loss)}, {g.in_name} test",
+                    ece=expected_calibration_error(li_t, labels_t),
+                )
+            )
+        )
     curves = []
     for loss, score in ROC_COMBOS:
         if loss in g.data and "labels/in" in g.data[loss]:
@@ -380,11 +474,15 @@ def _deployment_figures(g: _Group) -> list[str]:
             curves.append(dict(loss=loss, score=score, coverage=cov, risk=risk, aurc=aurc(s, correct)))
     if not cells and not curves:
         return []
-    md = ["#### Calibration and selective classification", "",
-          "Reliability diagrams of the plain logits (15 bins; ECE in the legend): IsoMax heads score without the entropic "
-          "scale, so their probabilities are flat until `isomax calibrate` fits the temperature on the validation "
-          "split. Risk-coverage: error rate among the accepted test inputs when each score rejects the lowest-scored "
-          "ones (AURC %, lower is better).", ""]
+    md = [
+        "#### Calibration and selective classification",
+        "",
+        "Reliability diagrams of the plain logits (15 bins; ECE in the legend): IsoMax heads score without the entropic "
+        "scale, so their probabilities are flat until `isomax calibrate` fits the temperature on the validation "
+        "split. Risk-coverage: error rate among the accepted test inputs when each score rejects the lowest-scored "
+        "ones (AURC %, lower is better).",
+        "",
+    ]
     md += [" ".join(f"![reliability]({c})" for c in cells), ""] if cells else []
     if curves:
         p = plots.risk_coverage_figure(curves, g.path("risk_coverage"), title=f"{g.in_name} test: risk vs coverage")
@@ -392,8 +490,9 @@ def _deployment_figures(g: _Group) -> list[str]:
     return md
 
 
-def _figures_for_group(key: tuple, by_loss: dict[str, RunArrays], out: Path, notes: list[str],
-                       log: Callable[[str], None]) -> list[str]:
+def _figures_for_group(
+    key: tuple, by_loss: dict[str, RunArrays], out: Path, notes: list[str], log: Callable[[str], None]
+) -> list[str]:
     """The figures of one (in-distribution, model): logits, probabilities, distances, ROC curves."""
     in_name, model = key
     data = {loss: a.load() for loss, a in by_loss.items()}
@@ -411,8 +510,9 @@ def _figures_for_group(key: tuple, by_loss: dict[str, RunArrays], out: Path, not
     return md
 
 
-def _figures_section(arrays: Sequence[RunArrays], seed: int | None, out: Path, notes: list[str],
-                     log: Callable[[str], None]) -> list[str]:
+def _figures_section(
+    arrays: Sequence[RunArrays], seed: int | None, out: Path, notes: list[str], log: Callable[[str], None]
+) -> list[str]:
     md = ["## Figures", ""]
     groups = _first_seed_arrays(arrays, seed)
     if not groups:
@@ -430,14 +530,24 @@ def _training_section(histories: Sequence[dict], out: Path, notes: list[str]) ->
         notes.append("no training logs (runs/*/log.jsonl): training curves skipped.")
         return md + ["_No run directories with log.jsonl in the inputs: skipped._", ""]
     for (dataset, model), hs in _group_histories(histories).items():
-        p = plots.training_curves(hs, out / "figures" / f"training_{_slug(f'{dataset}-{model}')}.png",
-                                  title=f"{dataset}, {model}: {len(hs)} run(s)")
+        p = plots.training_curves(
+            hs,
+            out / "figures" / f"training_{_slug(f'{dataset}-{model}')}.png",
+            title=f"{dataset}, {model}: {len(hs)} run(s)",
+        )
         md += [f"![training curves]({p.relative_to(out).as_posix()})", ""]
     return md
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path, *, seed: int | None = None, title: str = "isomax report",
-                 command: str | None = None, log: Callable[[str], None] = print) -> Path:
+def write_report(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    seed: int | None = None,
+    title: str = "isomax report",
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Write ``out/report.md`` with its figures and tables; returns the path of ``report.md``."""
     inp = load_inputs(paths)
     out = Path(out)
@@ -447,17 +557,23 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, seed: int | No
     md = [f"# {title}", ""]
     if command:
         md += ["Produced by:", "", "```", command, "```", ""]
-    md += ["Inputs: " + "; ".join(inp.sources) + ".", "",
-           "Tables: mean ± std over seeds (sample std), in percent; the best mean of each comparison in bold. Each "
-           "table is also in `tables/` as Markdown, LaTeX (booktabs) and CSV. Figures: the first seed (seed 0 when "
-           "present) unless `--seed` says otherwise.", ""]
+    md += [
+        "Inputs: " + "; ".join(inp.sources) + ".",
+        "",
+        "Tables: mean ± std over seeds (sample std), in percent; the best mean of each comparison in bold. Each "
+        "table is also in `tables/` as Markdown, LaTeX (booktabs) and CSV. Figures: the first seed (seed 0 when "
+        "present) unless `--seed` says otherwise.",
+        "",
+    ]
     md += _tables_section(inp.records, out, notes)
     for i, (sweep_dir, summary) in enumerate(inp.sweeps):
         md += _sweep_section(i, sweep_dir, summary, out)
         val = summary.get("val_ood")
         if val and any(same_dataset(r.out_dataset, val) for r in inp.records):
-            notes.append(f"**warning:** `{val}` chose E_s in the sweep `{sweep_dir}` and is also a test "
-                         "out-distribution in the tables: its results there are not from an unseen set.")
+            notes.append(
+                f"**warning:** `{val}` chose E_s in the sweep `{sweep_dir}` and is also a test "
+                "out-distribution in the tables: its results there are not from an unseen set."
+            )
     md += _figures_section(inp.arrays, seed, out, notes, log)
     md += _training_section(inp.histories, out, notes)
     if notes:
@@ -467,8 +583,9 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, seed: int | No
 
 def _group_histories(histories: Sequence[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = {}
-    for h in sorted(histories, key=lambda h: (_loss_order([x["loss"] for x in histories]).index(h["loss"]),
-                                              _seed_key(h["seed"]))):
+    for h in sorted(
+        histories, key=lambda h: (_loss_order([x["loss"] for x in histories]).index(h["loss"]), _seed_key(h["seed"]))
+    ):
         groups.setdefault((h.get("dataset"), h.get("model")), []).append(h)
     return groups
 
@@ -476,15 +593,27 @@ def _group_histories(histories: Sequence[dict]) -> dict[tuple, list[dict]]:
 def _sweep_section(i: int, sweep_dir: Path, s: dict, out: Path) -> list[str]:
     """Table (validation split vs the validation out-distribution) and figure of an `isomax sweep` directory."""
     name = f"sweep{i + 1}"
-    md = [f"## Entropic-scale sweep: `{sweep_dir}` (Fig. 2 of the 2019 paper)", "", sweep_description(s)
-          + " It must not appear among the test out-distributions above.", ""]
+    md = [
+        f"## Entropic-scale sweep: `{sweep_dir}` (Fig. 2 of the 2019 paper)",
+        "",
+        sweep_description(s) + " It must not appear among the test out-distributions above.",
+        "",
+    ]
     table = sweep_table(s)
     if table is None:
         return md + ["_Skipped: the sweep holds no finished run._", ""]
-    tables.write_table_files(table, out / "tables", name,
-                             caption=f"Entropic-scale sweep, validation out-distribution {s.get('val_ood', '?')}.")
-    md += [tables.to_markdown(table), "", f"Files: [`tables/{name}.tex`](tables/{name}.tex), "
-           f"[`tables/{name}.csv`](tables/{name}.csv)", ""]
+    tables.write_table_files(
+        table,
+        out / "tables",
+        name,
+        caption=f"Entropic-scale sweep, validation out-distribution {s.get('val_ood', '?')}.",
+    )
+    md += [
+        tables.to_markdown(table),
+        "",
+        f"Files: [`tables/{name}.tex`](tables/{name}.tex), [`tables/{name}.csv`](tables/{name}.csv)",
+        "",
+    ]
     p = sweep_figure(s, out / "figures" / f"{name}.png")
     if p is not None:
         md += [f"![sweep]({p.relative_to(out).as_posix()})", ""]

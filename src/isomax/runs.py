@@ -14,6 +14,7 @@ A run directory holds:
 Every file is written atomically (temporary file, fsync, rename), so a kill at any point leaves
 either the old or the new version.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,13 +28,34 @@ import torch
 from torch import nn
 
 from ._io import PidLock, atomic_write_bytes, atomic_write_text
-from .errors import IsoMaxError
+from .errors import IsoMaxError, InputError
 from .presets import TrainConfig
 
-__all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "CheckpointError", "RunLockedError", "RunLock", "atomic_write_bytes",
-           "atomic_write_text", "write_json", "savez_atomic", "read_config", "check_config", "write_config",
-           "save_checkpoint", "load_checkpoint", "load_state", "data_info", "load_run", "recorded_normalization", "write_log", "append_log",
-           "unique_keys"]
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "LOG",
+    "LOCK",
+    "CheckpointError",
+    "RunLockedError",
+    "RunLock",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "savez_atomic",
+    "read_config",
+    "check_config",
+    "write_config",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_state",
+    "data_info",
+    "load_run",
+    "recorded_normalization",
+    "write_log",
+    "append_log",
+    "unique_keys",
+]
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -69,7 +91,7 @@ def read_config(run_dir: str | os.PathLike) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
-        raise ValueError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
+        raise InputError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
 
 
 def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
@@ -84,8 +106,10 @@ def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
     if saved != config:
         new = config.to_dict()
         diff = {k: (v, new[k]) for k, v in saved.to_dict().items() if new[k] != v}
-        raise ValueError(f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
-                         "use another output directory or --no-resume to start over")
+        raise InputError(
+            f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
+            "use another output directory or --no-resume to start over"
+        )
 
 
 def write_config(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
@@ -100,8 +124,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
-                    keys: tuple[str, ...] = _CHECKPOINT_KEYS) -> dict:
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu", keys: tuple[str, ...] = _CHECKPOINT_KEYS
+) -> dict:
     """Read a checkpoint with ``weights_only=True`` and check that it has ``keys`` (default: all that
     resuming needs; :func:`load_run` asks only for the model's).
 
@@ -116,13 +141,16 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
         state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for bad bytes; all mean "not a checkpoint"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"cannot read checkpoint {path}: not a checkpoint written by isomax "
-                              f"(only tensors and plain types are loaded; {type(err).__name__}: {first})") from err
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a checkpoint written by isomax "
+            f"(only tensors and plain types are loaded; {type(err).__name__}: {first})"
+        ) from err
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
         got = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: expected the keys {list(keys)}, "
-                              f"but {missing} are missing (got {got})")
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: expected the keys {list(keys)}, but {missing} are missing (got {got})"
+        )
     if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         raise CheckpointError(f"cannot read checkpoint {path}: `model` is not a state dict of tensors")
     if not isinstance(state["epoch"], int) or not isinstance(state["history"], list):
@@ -136,16 +164,25 @@ def load_state(module, state: dict, path: str | os.PathLike, what: str, config: 
         module.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"checkpoint {path} does not match its configuration (model {config.model!r}, loss "
-                              f"{config.loss!r}): the {what} state differs ({first})") from err
+        raise CheckpointError(
+            f"checkpoint {path} does not match its configuration (model {config.model!r}, loss "
+            f"{config.loss!r}): the {what} state differs ({first})"
+        ) from err
 
 
 def data_info(train_set, mean, std) -> dict:
     """What a model needs to know about its inputs, recorded at training time (plain types only)."""
     c, h, w = train_set.shape
-    return dict(dataset=train_set.name, channels=int(c), height=int(h), width=int(w),
-                num_classes=int(train_set.num_classes), classes=list(train_set.classes) if train_set.classes else None,
-                mean=[float(m) for m in mean], std=[float(s) for s in std])
+    return dict(
+        dataset=train_set.name,
+        channels=int(c),
+        height=int(h),
+        width=int(w),
+        num_classes=int(train_set.num_classes),
+        classes=list(train_set.classes) if train_set.classes else None,
+        mean=[float(m) for m in mean],
+        std=[float(s) for s in std],
+    )
 
 
 def recorded_normalization(meta: dict, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -184,8 +221,12 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> 
     data = state.get("data") if isinstance(state.get("data"), dict) else None
     data = data or _guess_data(state["model"])
     try:
-        model = create_model(config.model, num_classes=data["num_classes"], head=canonical_head_name(config.loss),
-                             in_channels=data["channels"])
+        model = create_model(
+            config.model,
+            num_classes=data["num_classes"],
+            head=canonical_head_name(config.loss),
+            in_channels=data["channels"],
+        )
     except (StopIteration, KeyError) as err:
         raise CheckpointError(f"checkpoint {ckpt} has no head weights for model {config.model!r}") from err
     load_state(model, state["model"], ckpt, "model", config)
@@ -217,8 +258,10 @@ class RunLock(PidLock):
         super().__init__(self.run_dir / LOCK)
 
     def busy(self, pid: int, where: str) -> str:
-        return (f"{self.run_dir} is in use: process {pid}{where} is training in it (lock {self.path}); wait for it or "
-                "use another --out (if that process is not isomax, delete the lock)")
+        return (
+            f"{self.run_dir} is in use: process {pid}{where} is training in it (lock {self.path}); wait for it or "
+            "use another --out (if that process is not isomax, delete the lock)"
+        )
 
     def stuck(self) -> str:
         return f"cannot take the lock {self.path}; remove it if no process trains in {self.run_dir}"
@@ -246,7 +289,7 @@ def unique_keys(inputs: Sequence[str | os.PathLike], names: Sequence[str]) -> tu
         for a in idx:
             for b in idx:
                 if a < b and parts[a] == parts[b]:
-                    raise ValueError(f"{str(inputs[a])!r} and {str(inputs[b])!r} are the same input; list it once")
+                    raise InputError(f"{str(inputs[a])!r} and {str(inputs[b])!r} are the same input; list it once")
         for i in idx:
             for k in range(1, len(parts[i]) + 1):
                 key = "/".join(parts[i][-k:]).lstrip("/") or "/"

@@ -4,9 +4,11 @@ Used for evaluation subsets (``TrainConfig.eval_limit``); the training subset (`
 and the detectors' sample limits draw their indices the same way (``torch.randperm`` under a
 generator seeded with ``seed``), so they can call :func:`seeded_indices` too.
 """
+
 from __future__ import annotations
 
 import torch
+from .errors import InputError
 
 __all__ = ["seeded_indices", "seeded_subset"]
 
@@ -15,7 +17,7 @@ def seeded_indices(n: int, k: int | None, seed: int = 0, *, sort: bool = True) -
     """``min(k, n)`` distinct indices of ``range(n)`` drawn by ``torch.randperm`` seeded with ``seed``
     (sorted, so a subset keeps the original order, unless ``sort=False``); all of them if ``k`` is None."""
     if k is not None and k < 0:
-        raise ValueError(f"Expected `k` to be >= 0 or None, but got: {k!r}")
+        raise InputError(f"Expected `k` to be >= 0 or None, but got: {k!r}")
     if k is None or k >= n:
         return torch.arange(n)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[:k]

@@ -21,6 +21,7 @@ Every function is branch-free on tensor values: it compiles with ``torch.compile
 and exports. Shapes and dtypes are always checked; NaN/inf logits only in eager mode on CPU
 tensors (see :mod:`isomax._validation`).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -28,16 +29,27 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .errors import InputError
 from ._validation import check_finite, check_tensor, value_checks_enabled
 
-__all__ = ["max_probability", "entropic_score", "min_distance_score", "energy_score", "max_logit", "max_mean_logit_score",
-           "max_mean_logit_entropy_score", "max_mean_logit_entropy_probability_score", "SCORES", "compute_scores"]
+__all__ = [
+    "max_probability",
+    "entropic_score",
+    "min_distance_score",
+    "energy_score",
+    "max_logit",
+    "max_mean_logit_score",
+    "max_mean_logit_entropy_score",
+    "max_mean_logit_entropy_probability_score",
+    "SCORES",
+    "compute_scores",
+]
 
 
 def _check_logits(logits: Tensor) -> Tensor:
     check_tensor("logits", logits, ndim=2, floating=True)
     if logits.shape[1] < 1:
-        raise ValueError(f"Expected `logits` to have at least one class column, but got shape {tuple(logits.shape)}")
+        raise InputError(f"Expected `logits` to have at least one class column, but got shape {tuple(logits.shape)}")
     if value_checks_enabled(logits):
         check_finite("logits", logits)
     return logits
@@ -75,10 +87,10 @@ def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> 
     if isinstance(distance_scale, Tensor):
         scale = distance_scale.to(device=logits.device, dtype=logits.dtype).abs().reshape(())
         if value_checks_enabled(scale) and not bool(scale > 0):
-            raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {float(scale)}")
+            raise InputError(f"Expected `distance_scale` to be non-zero, but got: {float(scale)}")
     else:
         if not abs(distance_scale) > 0:
-            raise ValueError(f"Expected `distance_scale` to be non-zero, but got: {distance_scale!r}")
+            raise InputError(f"Expected `distance_scale` to be non-zero, but got: {distance_scale!r}")
         scale = abs(distance_scale)
     return logits.amax(dim=1) / scale
 
@@ -86,7 +98,7 @@ def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> 
 def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Energy score (Liu et al. 2020): ``T * logsumexp(logits / T)``, shape (B,)."""
     if not temperature > 0:
-        raise ValueError(f"Expected `temperature` to be > 0, but got: {temperature!r}")
+        raise InputError(f"Expected `temperature` to be > 0, but got: {temperature!r}")
     return temperature * torch.logsumexp(_check_logits(logits) / temperature, dim=1)
 
 
@@ -130,5 +142,5 @@ def compute_scores(logits: Tensor, names: list[str] | tuple[str, ...] = tuple(SC
     """Several scores at once, by short name (see the module table)."""
     unknown = [n for n in names if n not in SCORES]
     if unknown:
-        raise ValueError(f"Expected score names in {list(SCORES)}, but got: {unknown}")
+        raise InputError(f"Expected score names in {list(SCORES)}, but got: {unknown}")
     return {name: SCORES[name](logits) for name in names}

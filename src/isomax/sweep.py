@@ -17,6 +17,7 @@ validation set.
 Writes ``sweep.json`` (everything, including which out-distribution was used), ``sweep.md`` (scale x
 accuracy / TNR@TPR95 / AUROC) and ``sweep.png`` (accuracy and TNR@TPR95 against the scale, log axis).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,19 +27,29 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import InputError
 from . import tables
 from ._io import atomic_write_text
 from .presets import TrainConfig
 from .records import RunRecord, as_records
 
-__all__ = ["run_sweep", "DEFAULT_SCALES", "SWEEP_SCORE", "same_dataset", "sweep_table", "sweep_description",
-           "sweep_figure"]
+__all__ = [
+    "run_sweep",
+    "DEFAULT_SCALES",
+    "SWEEP_SCORE",
+    "same_dataset",
+    "sweep_table",
+    "sweep_description",
+    "sweep_figure",
+]
 
 DEFAULT_SCALES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: The seamless score of each loss, used to choose the scale.
 SWEEP_SCORE = {"isomax": "es", "isomaxplus": "mds", "dismax": "mmles", "dismax-fpr": "mmles"}
-WARNING = ("the validation out-distribution {name!r} is used to choose E_s: keep it out of the test "
-           "out-distributions of every later evaluation (e.g. `isomax bench --ood ...` without it)")
+WARNING = (
+    "the validation out-distribution {name!r} is used to choose E_s: keep it out of the test "
+    "out-distributions of every later evaluation (e.g. `isomax bench --ood ...` without it)"
+)
 
 
 def _norm(name: str) -> str:
@@ -61,31 +72,45 @@ def _check(scales, losses, val_ood, test_ood, overrides) -> None:
     from .heads import canonical_head_name
 
     if not scales:
-        raise ValueError("Expected at least one entropic scale in --scales")
+        raise InputError("Expected at least one entropic scale in --scales")
     bad = [s for s in scales if not (np.isfinite(s) and s > 0)]
     if bad:
-        raise ValueError(f"Expected positive entropic scales, but got: {bad}")
+        raise InputError(f"Expected positive entropic scales, but got: {bad}")
     for loss in losses:
         if canonical_head_name(loss) not in SWEEP_SCORE:
-            raise ValueError(f"Expected losses among {list(SWEEP_SCORE)} (SoftMax has no entropic scale), but got {loss!r}")
+            raise InputError(
+                f"Expected losses among {list(SWEEP_SCORE)} (SoftMax has no entropic scale), but got {loss!r}"
+            )
     if not val_ood:
-        raise ValueError("Expected a validation out-distribution (--val-ood NAME)")
+        raise InputError("Expected a validation out-distribution (--val-ood NAME)")
     clash = [t for t in test_ood if same_dataset(t, val_ood)]
     if clash:
-        raise ValueError(f"the validation out-distribution {val_ood!r} is also a test out-distribution ({clash[0]!r}); "
-                         "a set used to choose E_s must not be used to test: pick another --val-ood or drop it from --test-ood")
+        raise InputError(
+            f"the validation out-distribution {val_ood!r} is also a test out-distribution ({clash[0]!r}); "
+            "a set used to choose E_s must not be used to test: pick another --val-ood or drop it from --test-ood"
+        )
     if "entropic_scale" in (overrides or {}):
-        raise ValueError("--entropic-scale is what the sweep varies: use --scales")
+        raise InputError("--entropic-scale is what the sweep varies: use --scales")
 
 
 def _run_name(loss: str, scale: float, seed: int) -> str:
     return f"{loss}-es{scale:g}-seed{seed}"
 
 
-def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequence[float] = DEFAULT_SCALES,
-              losses: Sequence[str] = ("isomax",), seeds: Sequence[int] = (0,), test_ood: Sequence[str] = (),
-              overrides: dict | None = None, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
+def run_sweep(
+    preset: str,
+    val_ood: str,
+    out: str | os.PathLike,
+    *,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    losses: Sequence[str] = ("isomax",),
+    seeds: Sequence[int] = (0,),
+    test_ood: Sequence[str] = (),
+    overrides: dict | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Train and evaluate losses x scales x seeds; write sweep.json, sweep.md and sweep.png; return the summary."""
     from .evaluation import load_ood_sets
     from .heads import canonical_head_name
@@ -101,15 +126,20 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     base = get_preset(preset).config(**(overrides or {}))
     log("warning: " + WARNING.format(name=val_ood))
     if any(same_dataset(o, val_ood) for o in base.ood):
-        log(f"warning: preset {preset!r} lists {val_ood!r} among its default test out-distributions {list(base.ood)}; "
-            "pass --ood without it to later benchmarks")
+        log(
+            f"warning: preset {preset!r} lists {val_ood!r} among its default test out-distributions {list(base.ood)}; "
+            "pass --ood without it to later benchmarks"
+        )
 
     path = out / "sweep.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     runs: dict = previous.get("runs", {}) if previous.get("val_ood") == val_ood else {}
     _, val_set = load_data(base)
-    sets = dict(val=val_set, val_ood=load_ood_sets([val_ood], val_set.shape, base.data_dir, log),
-                test_ood=load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else [])
+    sets = dict(
+        val=val_set,
+        val_ood=load_ood_sets([val_ood], val_set.shape, base.data_dir, log),
+        test_ood=load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else [],
+    )
     for seed in seeds:
         for loss in losses:
             for scale in scales:
@@ -121,8 +151,10 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
                     continue
                 runs[name] = _train_and_evaluate(config, out, name, sets, test_ood, progress, log)
                 v = RunRecord.from_dict(runs[name]["validation"][0])
-                log(f"[{name}] val accuracy {100 * v.accuracy:.2f}%  {val_ood}: TNR@TPR95 "
-                    f"{100 * v.tnr_at_tpr95:.1f}%  AUROC {100 * v.auroc:.1f}%")
+                log(
+                    f"[{name}] val accuracy {100 * v.accuracy:.2f}%  {val_ood}: TNR@TPR95 "
+                    f"{100 * v.tnr_at_tpr95:.1f}%  AUROC {100 * v.auroc:.1f}%"
+                )
                 _write_json(path, _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command))
     summary = _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command)
     _write_json(path, summary)
@@ -131,27 +163,56 @@ def run_sweep(preset: str, val_ood: str, out: str | os.PathLike, *, scales: Sequ
     return summary
 
 
-def _train_and_evaluate(config: TrainConfig, out: Path, name: str, sets: dict, test_ood: list[str], progress: bool,
-                        log: Callable[[str], None]) -> dict:
+def _train_and_evaluate(
+    config: TrainConfig,
+    out: Path,
+    name: str,
+    sets: dict,
+    test_ood: list[str],
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict:
     """Train one run of the sweep; its sweep.json entry (validation records, and test records with test sets)."""
     from .evaluation import evaluate_model, evaluate_run
     from .training import resolve_device, train
 
     result = train(config, out / "runs" / name, progress=progress, log=log)
     mean, std = result.data["mean"], result.data["std"]  # what it was trained with
-    val_records, _ = evaluate_model(result.model, config.loss, sets["val"], sets["val_ood"], mean, std,
-                                    device=resolve_device(config.device), batch_size=config.eval_batch_size,
-                                    amp=config.amp, scores=(SWEEP_SCORE[config.loss],),
-                                    meta=dict(model=config.model, seed=config.seed), progress=progress)
+    val_records, _ = evaluate_model(
+        result.model,
+        config.loss,
+        sets["val"],
+        sets["val_ood"],
+        mean,
+        std,
+        device=resolve_device(config.device),
+        batch_size=config.eval_batch_size,
+        amp=config.amp,
+        scores=(SWEEP_SCORE[config.loss],),
+        meta=dict(model=config.model, seed=config.seed),
+        progress=progress,
+    )
     test_records = []
     if sets["test_ood"]:
-        test_records = evaluate_run(out / "runs" / name, ood_sets=sets["test_ood"], device=config.device,
-                                    arrays_path=out / "outputs" / f"{name}.npz", progress=progress, log=log)
+        test_records = evaluate_run(
+            out / "runs" / name,
+            ood_sets=sets["test_ood"],
+            device=config.device,
+            arrays_path=out / "outputs" / f"{name}.npz",
+            progress=progress,
+            log=log,
+        )
     scale = config.entropic_scale
-    return dict(loss=config.loss, scale=scale, seed=config.seed, config=json.loads(json.dumps(config.to_dict())),
-                val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
-                validation=_tagged(val_records, "validation", scale), test=_tagged(test_records, "test", scale),
-                test_ood=test_ood)
+    return dict(
+        loss=config.loss,
+        scale=scale,
+        seed=config.seed,
+        config=json.loads(json.dumps(config.to_dict())),
+        val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
+        validation=_tagged(val_records, "validation", scale),
+        test=_tagged(test_records, "test", scale),
+        test_ood=test_ood,
+    )
 
 
 def _tagged(records: Sequence[dict], split: str, scale: float) -> list[dict]:
@@ -171,10 +232,15 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
             if not rs:
                 continue
             val = [RunRecord.from_dict(r["validation"][0]) for r in rs if r["validation"]]
-            row = dict(loss=loss, scale=scale, score=SWEEP_SCORE[loss], seeds=[r["seed"] for r in rs],
-                       val_accuracy=tables.aggregate(v.accuracy for v in val)[:2],
-                       tnr_at_tpr95=tables.aggregate(v.tnr_at_tpr95 for v in val)[:2],
-                       auroc=tables.aggregate(v.auroc for v in val)[:2])
+            row = dict(
+                loss=loss,
+                scale=scale,
+                score=SWEEP_SCORE[loss],
+                seeds=[r["seed"] for r in rs],
+                val_accuracy=tables.aggregate(v.accuracy for v in val)[:2],
+                tnr_at_tpr95=tables.aggregate(v.tnr_at_tpr95 for v in val)[:2],
+                auroc=tables.aggregate(v.auroc for v in val)[:2],
+            )
             test = [t for r in rs for t in as_records(r["test"]) if t.score == SWEEP_SCORE[loss]]
             if test:
                 row["test_accuracy"] = tables.aggregate({t.seed: t.accuracy for t in test}.values())[:2]
@@ -187,11 +253,23 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
         if mine:
             best = max(mine, key=lambda r: (r["tnr_at_tpr95"][0], r["auroc"][0]))
             chosen[loss] = best["scale"]
-    return dict(preset=preset, overrides=overrides or {}, losses=list(losses), scales=list(scales), seeds=list(seeds),
-                val_ood=val_ood, validation_in_distribution="validation split of the training set",
-                test_ood=list(test_ood), warning=WARNING.format(name=val_ood), selection="max mean TNR@TPR95, then AUROC, "
-                "of the seamless score (IsoMax: ES, IsoMax+: MDS) on the validation split vs the validation out-distribution",
-                chosen=chosen, command=command, rows=rows, runs=runs)
+    return dict(
+        preset=preset,
+        overrides=overrides or {},
+        losses=list(losses),
+        scales=list(scales),
+        seeds=list(seeds),
+        val_ood=val_ood,
+        validation_in_distribution="validation split of the training set",
+        test_ood=list(test_ood),
+        warning=WARNING.format(name=val_ood),
+        selection="max mean TNR@TPR95, then AUROC, "
+        "of the seamless score (IsoMax: ES, IsoMax+: MDS) on the validation split vs the validation out-distribution",
+        chosen=chosen,
+        command=command,
+        rows=rows,
+        runs=runs,
+    )
 
 
 def _chosen_text(s: dict) -> str:
@@ -200,9 +278,11 @@ def _chosen_text(s: dict) -> str:
 
 def sweep_description(s: dict) -> str:
     """One paragraph: the validation out-distribution, the selection rule and the chosen scales."""
-    return (f"Validation out-distribution **{s.get('val_ood', '?')}** against the validation split of the "
-            f"in-distribution (seeds {s.get('seeds')}). Selection: {s.get('selection', '?')}. "
-            f"Chosen: {_chosen_text(s)}.")
+    return (
+        f"Validation out-distribution **{s.get('val_ood', '?')}** against the validation split of the "
+        f"in-distribution (seeds {s.get('seeds')}). Selection: {s.get('selection', '?')}. "
+        f"Chosen: {_chosen_text(s)}."
+    )
 
 
 def sweep_table(s: dict) -> tables.Table | None:
@@ -220,15 +300,20 @@ def sweep_table(s: dict) -> tables.Table | None:
     test = [r for r in records if r.split == "test"]
     keys = ("loss", "score", "entropic_scale")
     table = tables.comparison(val, tables.EVERYTHING, ("accuracy", "tnr_at_tpr95", "auroc"), keys=keys, joined=False)
-    labels = {"accuracy": "Validation accuracy (%)", "tnr_at_tpr95": f"TNR@TPR95 {val_ood} (%)",
-              "auroc": f"AUROC {val_ood} (%)"}
+    labels = {
+        "accuracy": "Validation accuracy (%)",
+        "tnr_at_tpr95": f"TNR@TPR95 {val_ood} (%)",
+        "auroc": f"AUROC {val_ood} (%)",
+    }
     if test:  # two more columns, from the test records of the same rows
         extra = tables.comparison(test, tables.EVERYTHING, ("accuracy", "tnr_at_tpr95"), keys=keys, joined=False)
         by_key = dict(extra.rows)
         table.metrics += ("test_accuracy", "test_tnr_at_tpr95")
         table.rows = [(key, cells + by_key.get(key, [[[]], [[]]])) for key, cells in table.rows]
-        labels.update(test_accuracy="Test accuracy (%)", test_tnr_at_tpr95="Test TNR@TPR95, mean over "
-                      f"{', '.join(s.get('test_ood', []))} (%) (not used to choose)")
+        labels.update(
+            test_accuracy="Test accuracy (%)",
+            test_tnr_at_tpr95=f"Test TNR@TPR95, mean over {', '.join(s.get('test_ood', []))} (%) (not used to choose)",
+        )
     order = tables.ordered((key[0] for key, _ in table.rows), list(tables.LOSS_LABELS))
     table.rows.sort(key=lambda row: (order.index(row[0][0]), row[0][2]))
     table.metric_labels = labels
@@ -244,8 +329,17 @@ def sweep_figure(s: dict, path: str | os.PathLike, in_name: str | None = None) -
     if in_name is None:
         first = next((r for run in s.get("runs", {}).values() for r in run.get("validation", [])), {})
         in_name = first.get("in_dataset", "?")
-    rows = [dict(loss=r["loss"], scale=r["scale"], accuracy=100 * r["val_accuracy"][0], accuracy_std=100 * r["val_accuracy"][1],
-                 tnr=100 * r["tnr_at_tpr95"][0], tnr_std=100 * r["tnr_at_tpr95"][1]) for r in s["rows"]]
+    rows = [
+        dict(
+            loss=r["loss"],
+            scale=r["scale"],
+            accuracy=100 * r["val_accuracy"][0],
+            accuracy_std=100 * r["val_accuracy"][1],
+            tnr=100 * r["tnr_at_tpr95"][0],
+            tnr_std=100 * r["tnr_at_tpr95"][1],
+        )
+        for r in s["rows"]
+    ]
     return draw(rows, path, val_ood=s.get("val_ood", "?"), in_name=in_name)
 
 

@@ -5,6 +5,7 @@ One path: :func:`comparison` aggregates :class:`isomax.records.RunRecord` s into
 tables of ``results.md`` (``isomax bench``) and of ``isomax report``. The ``*_table`` functions are
 Markdown shortcuts for one table each.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -18,17 +19,57 @@ from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE as OE
 from .records import STANDARD, RunRecord, as_records
 
-__all__ = ["aggregate", "fmt_mean_std", "accuracy_table", "seamless_table", "all_scores_table", "LOSS_LABELS", "SCORE_LABELS",
-           "Table", "comparison", "best_flags", "to_markdown", "to_latex", "to_csv", "METRIC_LABELS",
-           "preprocessing_table", "outlier_exposure_table", "PREPROCESSING", "OUTLIER_EXPOSURE", "COMBO_LABELS",
-           "METHOD_LABELS", "TableSpec", "standard_tables", "write_table_files", "ordered", "near_far", "near_far_table",
-           "NEAR_FAR_METRICS", "STD_NOTE", "role_sets"]
+__all__ = [
+    "aggregate",
+    "fmt_mean_std",
+    "accuracy_table",
+    "seamless_table",
+    "all_scores_table",
+    "LOSS_LABELS",
+    "SCORE_LABELS",
+    "Table",
+    "comparison",
+    "best_flags",
+    "to_markdown",
+    "to_latex",
+    "to_csv",
+    "METRIC_LABELS",
+    "preprocessing_table",
+    "outlier_exposure_table",
+    "PREPROCESSING",
+    "OUTLIER_EXPOSURE",
+    "COMBO_LABELS",
+    "METHOD_LABELS",
+    "TableSpec",
+    "standard_tables",
+    "write_table_files",
+    "ordered",
+    "near_far",
+    "near_far_table",
+    "NEAR_FAR_METRICS",
+    "STD_NOTE",
+    "role_sets",
+]
 
-LOSS_LABELS = {"softmax": "SoftMax", "isomax": "IsoMax", "isomaxplus": "IsoMax+", "dismax": "DisMax",
-               "dismax-fpr": "DisMax+FPR"}
-SCORE_LABELS = {"mps": "MPS", "es": "ES", "mds": "MDS", "energy": "Energy", "max_logit": "MaxLogit",
-                "odin": "ODIN", "mahalanobis": "Mahalanobis", "mmls": "MMLS", "mmles": "MMLES",
-                "mmleps": "MMLEPS"}
+LOSS_LABELS = {
+    "softmax": "SoftMax",
+    "isomax": "IsoMax",
+    "isomaxplus": "IsoMax+",
+    "dismax": "DisMax",
+    "dismax-fpr": "DisMax+FPR",
+}
+SCORE_LABELS = {
+    "mps": "MPS",
+    "es": "ES",
+    "mds": "MDS",
+    "energy": "Energy",
+    "max_logit": "MaxLogit",
+    "odin": "ODIN",
+    "mahalanobis": "Mahalanobis",
+    "mmls": "MMLS",
+    "mmles": "MMLES",
+    "mmleps": "MMLEPS",
+}
 METHOD_LABELS = {STANDARD: "standard", OE: "Outlier Exposure"}
 # A combo selects records: (loss, score) of standard training, or (loss, score, method); None matches anything.
 # Table 3 of the 2021 paper: SoftMax_ES / IsoMax_ES / IsoMax+_MDS
@@ -41,13 +82,20 @@ OUTLIER_EXPOSURE = (("softmax", "es", OE), ("isomax", "es"), ("isomaxplus", "mds
 ISOMAX_SCORES = (("isomax", "es"), ("isomax", "mds"), ("isomaxplus", "es"), ("isomaxplus", "mds"))
 EVERYTHING = ((None, None, None),)
 # Markdown headers of combos as the papers write them
-COMBO_LABELS = {("softmax", "odin"): "ODIN", ("softmax", "mahalanobis"): "Mahalanobis",
-                ("softmax", "es", OE): "SoftMax<sub>ES</sub><sup>OE</sup>"}
+COMBO_LABELS = {
+    ("softmax", "odin"): "ODIN",
+    ("softmax", "mahalanobis"): "Mahalanobis",
+    ("softmax", "es", OE): "SoftMax<sub>ES</sub><sup>OE</sup>",
+}
 ALL_METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
 # OpenOOD v1.5's metrics, per near / far / noise group (isomax.data.roles)
 NEAR_FAR_METRICS = ("accuracy", "fpr_at_tpr95", "auroc", "auin", "auout")
-NEAR_FAR_LABELS = {"accuracy": "ID accuracy (%)", "fpr_at_tpr95": "FPR@95TPR (%)", "auin": "AUPR-in (%)",
-                   "auout": "AUPR-out (%)"}
+NEAR_FAR_LABELS = {
+    "accuracy": "ID accuracy (%)",
+    "fpr_at_tpr95": "FPR@95TPR (%)",
+    "auin": "AUPR-in (%)",
+    "auout": "AUPR-out (%)",
+}
 #: the std convention, stated in every caption
 STD_NOTE = "mean ± std over seeds (sample std, ddof=1; a cell without ± is a single seed)"
 
@@ -88,14 +136,18 @@ def accuracy_table(records: Sequence[RunRecord | dict]) -> str:
     return to_markdown(_accuracy(as_records(records)))
 
 
-def seamless_table(records: Sequence[RunRecord | dict], combos: Sequence[tuple] = SEAMLESS,
-                   metrics: Sequence[str] = ("tnr_at_tpr95", "auroc")) -> str:
+def seamless_table(
+    records: Sequence[RunRecord | dict],
+    combos: Sequence[tuple] = SEAMLESS,
+    metrics: Sequence[str] = ("tnr_at_tpr95", "auroc"),
+) -> str:
     """Table 3 layout: per model x in x out, ``a / b / c`` for each metric; the best mean in bold."""
     return to_markdown(comparison(records, combos, metrics))
 
 
-def all_scores_table(records: Sequence[RunRecord | dict],
-                     metrics: Sequence[str] = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")) -> str:
+def all_scores_table(
+    records: Sequence[RunRecord | dict], metrics: Sequence[str] = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout")
+) -> str:
     """Every loss x training method x score x out-distribution, one row each (mean ± std over seeds, %)."""
     return to_markdown(_all_scores(as_records(records), metrics))
 
@@ -115,8 +167,9 @@ def _selective(records: Sequence[RunRecord]) -> Table:
 
 
 def _all_scores(records: Sequence[RunRecord], metrics: Sequence[str] = ALL_METRICS) -> Table:
-    table = comparison(records, EVERYTHING, metrics, keys=("in_dataset", "out_dataset", "loss", "method", "score"),
-                       joined=False)
+    table = comparison(
+        records, EVERYTHING, metrics, keys=("in_dataset", "out_dataset", "loss", "method", "score"), joined=False
+    )
     table.seeds_column = True
     return table
 
@@ -142,8 +195,9 @@ def near_far(records: Sequence[RunRecord | dict], metrics: Sequence[str] = NEAR_
     x loss x training method x score: each seed's mean over the group's out-distributions, then mean ± std
     over seeds. Generic over losses and scores: every combination in the records gets its rows."""
     records = as_records(records)
-    table = comparison(records, EVERYTHING, metrics, keys=("in_dataset", "role", "loss", "method", "score"),
-                       joined=False)
+    table = comparison(
+        records, EVERYTHING, metrics, keys=("in_dataset", "role", "loss", "method", "score"), joined=False
+    )
     first = {d: i for i, d in enumerate(dict.fromkeys(r.in_dataset for r in records))}
     table.rows.sort(key=lambda row: (first.get(row[0][0], 0), _role_rank(row[0][1])))
     table.metric_labels, table.seeds_column = NEAR_FAR_LABELS, True
@@ -156,17 +210,34 @@ def near_far_table(records: Sequence[RunRecord | dict], metrics: Sequence[str] =
 
 
 def _groups_text(records: Sequence[RunRecord]) -> str:
-    return "; ".join(f"{ind} {role or 'no role'}: {', '.join(oods)}"
-                     for (ind, role), oods in sorted(role_sets(records).items(), key=lambda kv: _role_rank(kv[0][1])))
+    return "; ".join(
+        f"{ind} {role or 'no role'}: {', '.join(oods)}"
+        for (ind, role), oods in sorted(role_sets(records).items(), key=lambda kv: _role_rank(kv[0][1]))
+    )
 
 
 # --- Structured tables: the same aggregation rendered as Markdown, LaTeX (booktabs) or CSV -------------------------
 
-METRIC_LABELS = {"accuracy": "Test accuracy (%)", "tnr_at_tpr95": "TNR@TPR95 (%)", "auroc": "AUROC (%)",
-                 "dtacc": "DTACC (%)", "auin": "AUIN (%)", "auout": "AUOUT (%)", "fpr_at_tpr95": "FPR@TPR95 (%)",
-                 "aurc": "AURC (%)"}
-KEY_LABELS = {"model": "Model", "in_dataset": "Data (training)", "out_dataset": "OOD (unseen)", "loss": "Loss", "role": "OOD group",
-              "method": "Training", "score": "Score", "entropic_scale": "E_s"}
+METRIC_LABELS = {
+    "accuracy": "Test accuracy (%)",
+    "tnr_at_tpr95": "TNR@TPR95 (%)",
+    "auroc": "AUROC (%)",
+    "dtacc": "DTACC (%)",
+    "auin": "AUIN (%)",
+    "auout": "AUOUT (%)",
+    "fpr_at_tpr95": "FPR@TPR95 (%)",
+    "aurc": "AURC (%)",
+}
+KEY_LABELS = {
+    "model": "Model",
+    "in_dataset": "Data (training)",
+    "out_dataset": "OOD (unseen)",
+    "loss": "Loss",
+    "role": "OOD group",
+    "method": "Training",
+    "score": "Score",
+    "entropic_scale": "E_s",
+}
 LOWER_IS_BETTER = frozenset({"fpr_at_tpr95", "aurc"})
 
 
@@ -191,12 +262,20 @@ class Table:
 def _matches(r: RunRecord, combo: tuple) -> bool:
     loss, score = combo[:2]
     method = combo[2] if len(combo) > 2 else STANDARD
-    return (loss is None or r.loss == loss) and (score is None or r.score == score) and (method is None or r.method == method)
+    return (
+        (loss is None or r.loss == loss)
+        and (score is None or r.score == score)
+        and (method is None or r.method == method)
+    )
 
 
-def comparison(records: Sequence[RunRecord | dict], combos: Sequence[tuple],
-               metrics: Sequence[str] = ("tnr_at_tpr95", "auroc"),
-               keys: Sequence[str] = ("model", "in_dataset", "out_dataset"), joined: bool = True) -> Table:
+def comparison(
+    records: Sequence[RunRecord | dict],
+    combos: Sequence[tuple],
+    metrics: Sequence[str] = ("tnr_at_tpr95", "auroc"),
+    keys: Sequence[str] = ("model", "in_dataset", "out_dataset"),
+    joined: bool = True,
+) -> Table:
     """One value per seed and cell; a seed's value is the mean over the out-distributions of its group (so
     leaving ``out_dataset`` out of ``keys`` gives the "averaged over all out-distributions" of Tables 5 and 6).
     A combo is ``(loss, score)`` (standard training) or ``(loss, score, method)``; ``None`` matches anything.
@@ -283,8 +362,18 @@ def to_markdown(table: Table) -> str:
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
-                 ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+    ):
         text = text.replace(a, b)
     return text.replace("±", r"$\pm$").replace("–", "--")
 
@@ -306,7 +395,10 @@ def to_latex(table: Table, caption: str | None = None, label: str | None = None)
     if any(labels):
         top = [""] * n_keys + [rf"\multicolumn{{{n_combos}}}{{c}}{{{name}}}" for name in metric_names]
         lines.append(" & ".join(top) + r" \\")
-        rules = [rf"\cmidrule(lr){{{n_keys + 1 + i * n_combos}-{n_keys + (i + 1) * n_combos}}}" for i in range(len(metric_names))]
+        rules = [
+            rf"\cmidrule(lr){{{n_keys + 1 + i * n_combos}-{n_keys + (i + 1) * n_combos}}}"
+            for i in range(len(metric_names))
+        ]
         lines.append(" ".join(rules))
         lines.append(" & ".join(keys + labels * len(metric_names)) + r" \\")
     else:
@@ -361,10 +453,13 @@ def preprocessing_table(records: Sequence[RunRecord | dict]) -> str:
 def outlier_exposure_table(records: Sequence[RunRecord | dict]) -> str:
     """Table 5 layout (2021 paper): per model x in, TNR@TPR95 and AUROC averaged over the out-distributions,
     SoftMax_ES^OE / IsoMax_ES / IsoMax+_MDS."""
-    return to_markdown(comparison(records, OUTLIER_EXPOSURE, metrics=("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")))
+    return to_markdown(
+        comparison(records, OUTLIER_EXPOSURE, metrics=("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset"))
+    )
 
 
 # --- The tables of results.md and of the report ------------------------------------------------------------------
+
 
 @dataclass
 class TableSpec:
@@ -383,8 +478,11 @@ class TableSpec:
             return lines + [f"_{self.note[0].upper()}{self.note[1:]}_", ""]
         lines += [self.caption, "", to_markdown(self.table), ""]
         if links:
-            lines += [f"Files: [`tables/{self.name}.tex`](tables/{self.name}.tex), "
-                      f"[`tables/{self.name}.csv`](tables/{self.name}.csv)", ""]
+            lines += [
+                f"Files: [`tables/{self.name}.tex`](tables/{self.name}.tex), "
+                f"[`tables/{self.name}.csv`](tables/{self.name}.csv)",
+                "",
+            ]
         return lines
 
 
@@ -402,44 +500,80 @@ def standard_tables(records: Sequence[RunRecord | dict]) -> list[TableSpec]:
     has_posthoc = any((loss, score, STANDARD) in present for loss, score in PREPROCESSING[:2])
     has_oe = any(r.method == OE for r in records)
     return [
-        _spec("table2_accuracy", "Test accuracy (Table 2 layout)", f"Test accuracy (%), {STD_NOTE} "
-              "(standard training; Outlier Exposure models are in Table 5).", _accuracy(records), no_match),
-        _spec("table3_seamless", "Seamless OOD detection (Table 3 layout)",
-              f"SoftMax ES / IsoMax ES / IsoMax+ MDS, {STD_NOTE}; best mean in bold.",
-              comparison(records, SEAMLESS, ("tnr_at_tpr95", "auroc")), no_match),
-        _spec("table4_posthoc", "Comparison with input-preprocessing approaches (Table 4 layout)",
-              "ODIN / Mahalanobis (on SoftMax models, hyperparameters validated on adversarial samples) / IsoMax+ MDS; "
-              f"{STD_NOTE}; best mean in bold.",
-              comparison(records, PREPROCESSING, ("auroc", "dtacc")) if has_posthoc else None,
-              "skipped: no ODIN or Mahalanobis records (SoftMax runs, score `odin` / `mahalanobis`) in the inputs "
-              "(`isomax bench --methods ...`)."),
-        _spec("table5_outlier_exposure", "Outlier Exposure vs IsoMax losses (Table 5 layout)",
-              "SoftMax ES trained with Outlier Exposure / IsoMax ES / IsoMax+ MDS, averaged over the out-distributions "
-              f"of each seed, then {STD_NOTE}; best mean in bold.",
-              comparison(records, OUTLIER_EXPOSURE, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset"))
-              if has_oe else None,
-              "skipped: no Outlier Exposure records (training method `oe`) in the inputs."),
-        _spec("table6_scores", "IsoMax variants with different scores (Table 6 layout)",
-              "IsoMax ES / IsoMax MDS / IsoMax+ ES / IsoMax+ MDS, averaged over the out-distributions of each seed, "
-              f"then {STD_NOTE}; best mean in bold.",
-              comparison(records, ISOMAX_SCORES, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")), no_match),
-        _spec("selective_classification", "Selective classification (risk-coverage)",
-              "AURC (%): area under the risk-coverage curve when the score rejects in-distribution test inputs "
-              f"(risk: error rate of the accepted ones); lower is better; {STD_NOTE}.",
-              _selective(records) if any(r.aurc is not None for r in records) else None,
-              "skipped: no AURC in the inputs (records written before isomax evaluate measured it)."),
-        _spec("near_far", "Near-OOD / far-OOD (OpenOOD v1.5 groups)",
-              "OpenOOD's metrics per group of out-distributions (isomax.data.roles; " + _groups_text(records)
-              + f"): each seed's mean over the group's sets, then {STD_NOTE} (%); AUPR-in/out: the AUIN/AUOUT of the "
-              "papers (area under precision vs recall, in- or out-distribution positive; isomax.metrics).", near_far(records), no_match),
-        _spec("all_scores", "Every loss and score", "Every loss x training method x score x out-distribution, "
-              f"{STD_NOTE} (%).", _all_scores(records), no_match),
+        _spec(
+            "table2_accuracy",
+            "Test accuracy (Table 2 layout)",
+            f"Test accuracy (%), {STD_NOTE} (standard training; Outlier Exposure models are in Table 5).",
+            _accuracy(records),
+            no_match,
+        ),
+        _spec(
+            "table3_seamless",
+            "Seamless OOD detection (Table 3 layout)",
+            f"SoftMax ES / IsoMax ES / IsoMax+ MDS, {STD_NOTE}; best mean in bold.",
+            comparison(records, SEAMLESS, ("tnr_at_tpr95", "auroc")),
+            no_match,
+        ),
+        _spec(
+            "table4_posthoc",
+            "Comparison with input-preprocessing approaches (Table 4 layout)",
+            "ODIN / Mahalanobis (on SoftMax models, hyperparameters validated on adversarial samples) / IsoMax+ MDS; "
+            f"{STD_NOTE}; best mean in bold.",
+            comparison(records, PREPROCESSING, ("auroc", "dtacc")) if has_posthoc else None,
+            "skipped: no ODIN or Mahalanobis records (SoftMax runs, score `odin` / `mahalanobis`) in the inputs "
+            "(`isomax bench --methods ...`).",
+        ),
+        _spec(
+            "table5_outlier_exposure",
+            "Outlier Exposure vs IsoMax losses (Table 5 layout)",
+            "SoftMax ES trained with Outlier Exposure / IsoMax ES / IsoMax+ MDS, averaged over the out-distributions "
+            f"of each seed, then {STD_NOTE}; best mean in bold.",
+            comparison(records, OUTLIER_EXPOSURE, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset"))
+            if has_oe
+            else None,
+            "skipped: no Outlier Exposure records (training method `oe`) in the inputs.",
+        ),
+        _spec(
+            "table6_scores",
+            "IsoMax variants with different scores (Table 6 layout)",
+            "IsoMax ES / IsoMax MDS / IsoMax+ ES / IsoMax+ MDS, averaged over the out-distributions of each seed, "
+            f"then {STD_NOTE}; best mean in bold.",
+            comparison(records, ISOMAX_SCORES, ("tnr_at_tpr95", "auroc"), keys=("model", "in_dataset")),
+            no_match,
+        ),
+        _spec(
+            "selective_classification",
+            "Selective classification (risk-coverage)",
+            "AURC (%): area under the risk-coverage curve when the score rejects in-distribution test inputs "
+            f"(risk: error rate of the accepted ones); lower is better; {STD_NOTE}.",
+            _selective(records) if any(r.aurc is not None for r in records) else None,
+            "skipped: no AURC in the inputs (records written before isomax evaluate measured it).",
+        ),
+        _spec(
+            "near_far",
+            "Near-OOD / far-OOD (OpenOOD v1.5 groups)",
+            "OpenOOD's metrics per group of out-distributions (isomax.data.roles; "
+            + _groups_text(records)
+            + f"): each seed's mean over the group's sets, then {STD_NOTE} (%); AUPR-in/out: the AUIN/AUOUT of the "
+            "papers (area under precision vs recall, in- or out-distribution positive; isomax.metrics).",
+            near_far(records),
+            no_match,
+        ),
+        _spec(
+            "all_scores",
+            "Every loss and score",
+            f"Every loss x training method x score x out-distribution, {STD_NOTE} (%).",
+            _all_scores(records),
+            no_match,
+        ),
     ]
 
 
 def write_table_files(table: Table, folder: str | Path, name: str, caption: str | None = None) -> list[Path]:
     """``<folder>/<name>.md``, ``.tex`` (booktabs, label ``tab:<name>``) and ``.csv`` of one table."""
     folder = Path(folder)
-    return [atomic_write_text(folder / f"{name}.md", to_markdown(table) + "\n"),
-            atomic_write_text(folder / f"{name}.tex", to_latex(table, caption=caption, label=f"tab:{name}")),
-            atomic_write_text(folder / f"{name}.csv", to_csv(table))]
+    return [
+        atomic_write_text(folder / f"{name}.md", to_markdown(table) + "\n"),
+        atomic_write_text(folder / f"{name}.tex", to_latex(table, caption=caption, label=f"tab:{name}")),
+        atomic_write_text(folder / f"{name}.csv", to_csv(table)),
+    ]

@@ -12,6 +12,7 @@ Divergence: after every epoch (never per step: no host syncs in the hot loop) tr
 accuracy (training accuracy with ``val_fraction=0``) is at chance (< ``CHANCE_MARGIN / C``) for
 ``CHANCE_EPOCHS`` consecutive epochs. The checkpoint of the last good epoch is kept.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,16 +30,34 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from . import runs
 from .devices import autocast, resolve_device
-from .errors import IsoMaxError
-from .inputs import (MEMORY_PATH_BYTES, _check_registered_size, _folder_sets, _is_folder,  # noqa: F401 (re-exported)
-                     load_data, load_test)
+from .errors import IsoMaxError, InputError
+from .inputs import (
+    MEMORY_PATH_BYTES,
+    _check_registered_size,
+    _folder_sets,
+    _is_folder,  # noqa: F401 (re-exported)
+    load_data,
+)
 from .heads import canonical_head_name
 from .losses import make_loss
 from .presets import TrainConfig
 from .runs import CHECKPOINT, CONFIG, LOG, load_run
 
-__all__ = ["train", "build_model", "make_optimizer", "make_scheduler", "input_normalization", "load_run", "load_data", "resolve_device", "TrainResult", "DivergenceError",
-           "CHECKPOINT", "CONFIG", "LOG"]
+__all__ = [
+    "train",
+    "build_model",
+    "make_optimizer",
+    "make_scheduler",
+    "input_normalization",
+    "load_run",
+    "load_data",
+    "resolve_device",
+    "TrainResult",
+    "DivergenceError",
+    "CHECKPOINT",
+    "CONFIG",
+    "LOG",
+]
 
 EXPLODED_LOSS = 10.0  # x ln(C) (x E_s / 10 when E_s > 10): a mean epoch loss above this has exploded
 CHANCE_MARGIN = 1.2  # accuracy < 1.2 / C counts as chance level
@@ -62,7 +81,9 @@ class TrainResult:
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
     from .models import create_model
 
-    return create_model(config.model, num_classes=num_classes, head=canonical_head_name(config.loss), in_channels=in_channels)
+    return create_model(
+        config.model, num_classes=num_classes, head=canonical_head_name(config.loss), in_channels=in_channels
+    )
 
 
 def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
@@ -71,7 +92,9 @@ def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
 
     if config.mean is not None:
         c = train_set.shape[0]
-        return (config.mean * c if len(config.mean) == 1 else config.mean), (config.std * c if len(config.std) == 1 else config.std)
+        return (config.mean * c if len(config.mean) == 1 else config.mean), (
+            config.std * c if len(config.std) == 1 else config.std
+        )
     if isinstance(train_set, FileImages):
         return sample_mean_std(train_set)
     if hasattr(train_set, "urls"):  # shards: the first batches of the evaluation order
@@ -88,12 +111,17 @@ def _choose_path(config: TrainConfig, train_set) -> tuple[str, str]:
 
     if isinstance(train_set, ShardImages):
         if config.data_path == "memory":
-            raise ValueError(f"--data-path memory: {config.dataset} is a shard data set, always streamed")
-        return "stream", f"{config.dataset}: {len(train_set)} training images in {len(train_set.urls)} shards: stream path"
+            raise InputError(f"--data-path memory: {config.dataset} is a shard data set, always streamed")
+        return (
+            "stream",
+            f"{config.dataset}: {len(train_set)} training images in {len(train_set.urls)} shards: stream path",
+        )
     if not isinstance(train_set, FileImages):
         if config.data_path == "stream":
-            raise ValueError(f"--data-path stream needs a folder data set (--dataset PATH); {config.dataset} is "
-                             "a registered set, always held in memory")
+            raise InputError(
+                f"--data-path stream needs a folder data set (--dataset PATH); {config.dataset} is "
+                "a registered set, always held in memory"
+            )
         return "memory", f"{config.dataset}: in memory (a registered set)"
     c, h, w = train_set.shape
     need = len(train_set) * c * h * w
@@ -101,7 +129,10 @@ def _choose_path(config: TrainConfig, train_set) -> tuple[str, str]:
     if config.data_path != "auto":
         return config.data_path, f"{size}; --data-path {config.data_path}"
     path = "memory" if need <= MEMORY_PATH_BYTES else "stream"
-    return path, f"{size} {'<=' if path == 'memory' else '>'} {MEMORY_PATH_BYTES / 2**30:g} GiB: {path} path (--data-path to force)"
+    return (
+        path,
+        f"{size} {'<=' if path == 'memory' else '>'} {MEMORY_PATH_BYTES / 2**30:g} GiB: {path} path (--data-path to force)",
+    )
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -114,7 +145,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
         factor: Callable[[int], float] = lambda it: config.gamma ** sum(it >= m for m in milestones)
     elif config.schedule == "cosine":  # linear warm-up, then half a cosine down to 0
         warm = max(1, int(config.warmup_epochs * steps_per_epoch))
-        factor = lambda it: (it + 1) / warm if it < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warm) / max(1, total - warm))))
+        factor = lambda it: (
+            (it + 1) / warm
+            if it < warm
+            else 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warm) / max(1, total - warm))))
+        )
     else:  # "onecycle"
         warm = max(1, int(config.warmup_epochs * steps_per_epoch))
         factor = lambda it: (it + 1) / warm if it < warm else max(0.0, (total - it) / max(1, total - warm))
@@ -128,7 +163,9 @@ def _param_groups(model: nn.Module, config: TrainConfig):
         return model.parameters()
     head = getattr(model, "head", None)
     if head is None:
-        raise ValueError(f"`head_weight_decay` and `head_lr` need a model with a `head` module; {config.model!r} has none")
+        raise InputError(
+            f"`head_weight_decay` and `head_lr` need a model with a `head` module; {config.model!r} has none"
+        )
     heads = model.head_modules() if hasattr(model, "head_modules") else [head]
     head_params = [p for h in heads for p in h.parameters()]
     head_ids = {id(p) for p in head_params}
@@ -146,11 +183,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     groups = _param_groups(model, config)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+    )
 
 
-def input_normalization(config: TrainConfig, model: nn.Module, data_norm) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def input_normalization(
+    config: TrainConfig, model: nn.Module, data_norm
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of the inputs: a timm model's pretrained configuration when starting from pretrained
     weights without ``--mean/--std`` (they were trained with it), else ``data_norm`` (``--mean/--std``, the
     registered set's, or computed on a training sample of a folder)."""
@@ -172,7 +212,9 @@ def _cycle(loader, epoch: int):
 
 
 @torch.no_grad()
-def accuracy_and_loss(model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, amp: bool) -> tuple[float, float]:
+def accuracy_and_loss(
+    model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, amp: bool
+) -> tuple[float, float]:
     """Accuracy and mean loss over ``loader``; under DDP each process takes a slice of every batch
     and the sums are all-reduced (pass the unwrapped model, with buffers synchronised)."""
     model.eval()
@@ -220,31 +262,71 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
 
     world = dist.world_size()
     if config.batch_size % world:
-        raise ValueError(f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})")
+        raise InputError(
+            f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})"
+        )
     if hasattr(train_set, "loader"):  # the streaming path: each rank decodes its share in the workers
-        loader = train_set.loader(config.batch_size, mean, std, device, train=True, augment=config.augment,
-                                  flip=config.flip, seed=config.seed, rank=dist.rank(), world=world, persistent=True)
-        val_loader = val_set.loader(config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world,
-                                    persistent=config.epochs > 1)
+        loader = train_set.loader(
+            config.batch_size,
+            mean,
+            std,
+            device,
+            train=True,
+            augment=config.augment,
+            flip=config.flip,
+            seed=config.seed,
+            rank=dist.rank(),
+            world=world,
+            persistent=True,
+        )
+        val_loader = val_set.loader(
+            config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
+        )
     else:
         shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
-        loader = BatchLoader(train_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                             flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed,
-                             shard=shard)
+        loader = BatchLoader(
+            train_set,
+            config.batch_size,
+            shuffle=True,
+            augment=config.augment,
+            pad=config.pad,
+            flip=config.flip,
+            mean=mean,
+            std=std,
+            device=device,
+            drop_last=True,
+            seed=config.seed,
+            shard=shard,
+        )
         val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
 
         out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=config.data_dir)
-        outliers = BatchLoader(out_set, config.batch_size, shuffle=True, augment=config.augment, pad=config.pad,
-                               flip=config.flip, mean=mean, std=std, device=device, drop_last=True, seed=config.seed + 7919,
-                               shard=(dist.rank(), world) if world > 1 else None)
+        outliers = BatchLoader(
+            out_set,
+            config.batch_size,
+            shuffle=True,
+            augment=config.augment,
+            pad=config.pad,
+            flip=config.flip,
+            mean=mean,
+            std=std,
+            device=device,
+            drop_last=True,
+            seed=config.seed + 7919,
+            shard=(dist.rank(), world) if world > 1 else None,
+        )
         if len(outliers) == 0:
-            raise ValueError(f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}")
+            raise InputError(
+                f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}"
+            )
     if len(loader) == 0:
-        raise ValueError(f"Expected at least one batch per epoch, but the training set has {len(train_set)} images "
-                         f"for batch size {config.batch_size}")
+        raise InputError(
+            f"Expected at least one batch per epoch, but the training set has {len(train_set)} images "
+            f"for batch size {config.batch_size}"
+        )
     return loader, val_loader, outliers
 
 
@@ -262,10 +344,15 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
     if hasattr(train_set, "img_size"):  # a folder data set: the recipe every later command reuses
         from .data.streaming import materialize
 
-        extra.update(img_size=train_set.img_size, **_folder_sets(config)[1], eval_transform="resize shorter side + center crop (ratio 1.0)",
-                     train_transform="none (as evaluation)" if not config.augment else
-                     ("random-resized-crop" if path == "stream" else f"crop with zero padding {config.pad}")
-                     + (" + flip" if config.flip else ""))
+        extra.update(
+            img_size=train_set.img_size,
+            **_folder_sets(config)[1],
+            eval_transform="resize shorter side + center crop (ratio 1.0)",
+            train_transform="none (as evaluation)"
+            if not config.augment
+            else ("random-resized-crop" if path == "stream" else f"crop with zero padding {config.pad}")
+            + (" + flip" if config.flip else ""),
+        )
         if path == "memory":
             train_set, val_set = materialize(train_set), materialize(val_set)
 
@@ -288,8 +375,20 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
     loss_fn = make_loss(config.loss, config.entropic_scale, validate_args=False, **smoothing).to(device)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, len(loader))
-    return _Setup(config, device, train_set, val_set, loader, val_loader, outliers, model, loss_fn, optimizer,
-                  scheduler, {**runs.data_info(train_set, mean, std), **extra})
+    return _Setup(
+        config,
+        device,
+        train_set,
+        val_set,
+        loader,
+        val_loader,
+        outliers,
+        model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        {**runs.data_info(train_set, mean, std), **extra},
+    )
 
 
 def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
@@ -310,8 +409,13 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     seen = 0
-    bar = tqdm(total=s.steps_per_epoch, desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=not (progress and dist.is_main_process()), unit="batch")
+    bar = tqdm(
+        total=s.steps_per_epoch,
+        desc=f"{config.loss} epoch {epoch + 1}/{config.epochs}",
+        leave=False,
+        disable=not (progress and dist.is_main_process()),
+        unit="batch",
+    )
     outlier_batches = _cycle(s.outliers, epoch) if s.outliers is not None else None
     # DisMax FPR (loss "dismax-fpr"): half of each batch mixed into mosaics, from a generator seeded by
     # (seed, epoch, rank) so that resume is exact
@@ -326,9 +430,12 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
             x_out = next(outlier_batches)
             with autocast(device, config.amp):
                 both = train_model(torch.cat([x, x_out]))  # (B + B_out, C)
-            logits, logits_out = both[: len(x)], both[len(x):]
+            logits, logits_out = both[: len(x)], both[len(x) :]
             # cross-entropy to the uniform distribution = -mean_j log softmax_j
-            loss = s.loss_fn(logits.float(), targets) + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
+            loss = (
+                s.loss_fn(logits.float(), targets)
+                + config.outlier_weight * -torch.log_softmax(logits_out.float(), 1).mean()
+            )
         else:
             with autocast(device, config.amp):
                 logits = train_model(x)  # (B, C)
@@ -352,21 +459,29 @@ def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int
     """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
     rec = history[-1]
     epoch, loss = rec["epoch"], rec["train_loss"]
-    kept = (f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
-            if epoch > 1 else "no checkpoint was written")
-    advice = f"the learning rate (--lr {config.lr:g}) is the likely cause: lower it (e.g. --lr {config.lr / 10:g}); {kept}"
+    kept = (
+        f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
+        if epoch > 1
+        else "no checkpoint was written"
+    )
+    advice = (
+        f"the learning rate (--lr {config.lr:g}) is the likely cause: lower it (e.g. --lr {config.lr / 10:g}); {kept}"
+    )
     if not math.isfinite(loss):
         raise DivergenceError(f"training diverged: the loss became {loss} at epoch {epoch}; {advice}")
     limit = EXPLODED_LOSS * max(1.0, config.entropic_scale / 10) * math.log(max(num_classes, 2))
     if loss > limit:
-        raise DivergenceError(f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} "
-                              f"(limit {limit:.3g}); {advice}")
+        raise DivergenceError(
+            f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} (limit {limit:.3g}); {advice}"
+        )
     key = "val_accuracy" if not math.isnan(rec["val_accuracy"]) else "train_accuracy"
     recent = [r[key] for r in history[-CHANCE_EPOCHS:]]
     if len(recent) == CHANCE_EPOCHS and all(a < CHANCE_MARGIN / num_classes for a in recent):
-        raise DivergenceError(f"training is not learning: {key.replace('_', ' ')} stayed at chance "
-                              f"({', '.join(f'{100 * a:.2f}%' for a in recent)}; chance {100 / num_classes:.1f}%) "
-                              f"for {CHANCE_EPOCHS} epochs up to epoch {epoch}; {advice}")
+        raise DivergenceError(
+            f"training is not learning: {key.replace('_', ' ')} stayed at chance "
+            f"({', '.join(f'{100 * a:.2f}%' for a in recent)}; chance {100 / num_classes:.1f}%) "
+            f"for {CHANCE_EPOCHS} epochs up to epoch {epoch}; {advice}"
+        )
 
 
 def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> dict:
@@ -375,8 +490,15 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
         val_acc, val_loss = accuracy_and_loss(s.model, s.val_loader, s.loss_fn, s.device, s.config.amp)
     else:
         val_acc, val_loss = float("nan"), float("nan")
-    record = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
-                  val_accuracy=val_acc, lr=s.optimizer.param_groups[0]["lr"], seconds=seconds)
+    record = dict(
+        epoch=epoch + 1,
+        train_loss=train_loss,
+        train_accuracy=train_acc,
+        val_loss=val_loss,
+        val_accuracy=val_acc,
+        lr=s.optimizer.param_groups[0]["lr"],
+        seconds=seconds,
+    )
     head = getattr(s.model, "head", None)
     if getattr(head, "distance_scale", None) is not None:
         record["distance_scale"] = float(head.distance_scale.detach().abs())
@@ -386,18 +508,36 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
 def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[str], None]) -> None:
     """Rank 0: checkpoint (atomic), then the log line and the console line."""
     record = history[-1]
-    runs.save_checkpoint(run_dir / CHECKPOINT, dict(
-        model=s.model.state_dict(), optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
-        epoch=record["epoch"], history=history, config=s.config.to_dict(), data=s.data))
+    runs.save_checkpoint(
+        run_dir / CHECKPOINT,
+        dict(
+            model=s.model.state_dict(),
+            optimizer=s.optimizer.state_dict(),
+            scheduler=s.scheduler.state_dict(),
+            epoch=record["epoch"],
+            history=history,
+            config=s.config.to_dict(),
+            data=s.data,
+        ),
+    )
     runs.append_log(run_dir, record)
     val = "n/a (val_fraction=0)" if math.isnan(record["val_accuracy"]) else f"{100 * record['val_accuracy']:.2f}%"
-    log(f"[{run_dir.name}] epoch {record['epoch']}/{s.config.epochs}  loss {record['train_loss']:.4f}  "
-        f"train acc {100 * record['train_accuracy']:.2f}%  val acc {val}  ({record['seconds']:.1f}s)")
+    log(
+        f"[{run_dir.name}] epoch {record['epoch']}/{s.config.epochs}  loss {record['train_loss']:.4f}  "
+        f"train acc {100 * record['train_accuracy']:.2f}%  val acc {val}  ({record['seconds']:.1f}s)"
+    )
 
 
 # ---- the run ----------------------------------------------------------------------------------
-def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
-          log: Callable[[str], None] = print, calibrate: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    calibrate: bool = True,
+) -> TrainResult:
     """Train one model as ``config`` says, writing ``run_dir``; resume from its checkpoint if present.
 
     At the end (with a validation split), ``calibrate`` fits the head temperature by NLL on the validation
@@ -432,24 +572,35 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Tru
             run_dir.rmdir()  # a start that failed before writing anything leaves no directory
 
 
-def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None],
-                  calibrate: bool = True) -> TrainResult:
+def _train_locked(
+    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None], calibrate: bool = True
+) -> TrainResult:
     rank0 = dist.is_main_process()
     ckpt_path = run_dir / CHECKPOINT
     s = _setup(config, pretrained=not (resume and ckpt_path.exists()))
     if len(s.val_set) == 0 and rank0:
-        log(f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
-            "accuracy or loss (divergence is judged on the training accuracy)")
+        log(
+            f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
+            "accuracy or loss (divergence is judged on the training accuracy)"
+        )
     if rank0 and "img_size" in s.data:  # a folder or shard data set: which path and why
-        log(f"[{run_dir.name}] data: {s.data['data_path_reason']}"
-            + (f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)" if s.data.get("skipped") else ""))
+        log(
+            f"[{run_dir.name}] data: {s.data['data_path_reason']}"
+            + (
+                f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)"
+                if s.data.get("skipped")
+                else ""
+            )
+        )
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
         start_epoch, history = _resume(s, ckpt_path)
         if rank0 and start_epoch < config.epochs:
             log(f"resuming {run_dir} from epoch {start_epoch}/{config.epochs}")
     if rank0:  # the log holds exactly the checkpoint's epochs (a kill between the two writes, --no-resume)
-        if not resume:  # starting over: an older run's checkpoint (and what was fitted on it) must never pass for this one's
+        if (
+            not resume
+        ):  # starting over: an older run's checkpoint (and what was fitted on it) must never pass for this one's
             for stale in (ckpt_path, run_dir / "threshold.json", run_dir / "calibration.json"):
                 stale.unlink(missing_ok=True)
         runs.write_config(run_dir, config)
@@ -492,14 +643,34 @@ def _fit_threshold(s, config: TrainConfig, run_dir: Path, log: Callable[[str], N
         apply_temperature(model, read_calibration(run_dir / CALIBRATION_FILE, model_fingerprint(model)).temperature)
     elif calibrate:
         model = copy.deepcopy(s.model)
-        cal = calibrate_model(model, config.loss, s.val_set, s.data["mean"], s.data["std"], s.device,
-                              batch_size=config.eval_batch_size, amp=config.amp)
+        cal = calibrate_model(
+            model,
+            config.loss,
+            s.val_set,
+            s.data["mean"],
+            s.data["std"],
+            s.device,
+            batch_size=config.eval_batch_size,
+            amp=config.amp,
+        )
         cal.save(run_dir)
-        log(f"[{run_dir.name}] calibrated: temperature {cal.temperature:.4g} (validation NLL {cal.before['nll']:.4f} -> "
+        log(
+            f"[{run_dir.name}] calibrated: temperature {cal.temperature:.4g} (validation NLL {cal.before['nll']:.4f} -> "
             f"{cal.after['nll']:.4f}, ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%); "
-            "--no-calibrate skips it")
-    t = fit_model_threshold(model, config.loss, s.val_set, s.data["mean"], s.data["std"], s.device, batch_size=config.eval_batch_size,
-                            amp=config.amp)
+            "--no-calibrate skips it"
+        )
+    t = fit_model_threshold(
+        model,
+        config.loss,
+        s.val_set,
+        s.data["mean"],
+        s.data["std"],
+        s.device,
+        batch_size=config.eval_batch_size,
+        amp=config.amp,
+    )
     t.save(run_dir)
-    log(f"[{run_dir.name}] threshold: {t.score} >= {t.threshold:.6g} keeps {100 * t.val_tpr:.2f}% of the validation "
-        f"split (target {100 * t.target_tpr:.1f}%); `isomax threshold` refits it and reports the TPR on the test split")
+    log(
+        f"[{run_dir.name}] threshold: {t.score} >= {t.threshold:.6g} keeps {100 * t.val_tpr:.2f}% of the validation "
+        f"split (target {100 * t.target_tpr:.1f}%); `isomax threshold` refits it and reports the TPR on the test split"
+    )

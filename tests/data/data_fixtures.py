@@ -46,8 +46,7 @@ def make_mnist_like(folder: Path, n_train=20, n_test=12, gz=True, seed=0, splits
 
 
 def cifar_pickle(x: np.ndarray, labels, label_key="labels") -> bytes:
-    d = {b"data": x.reshape(len(x), -1), label_key.encode(): list(int(v) for v in labels),
-         b"batch_label": b"fixture"}
+    d = {b"data": x.reshape(len(x), -1), label_key.encode(): list(int(v) for v in labels), b"batch_label": b"fixture"}
     return pickle.dumps(d, protocol=2)
 
 
@@ -64,9 +63,23 @@ def make_cifar10(root: Path, per_batch=6, n_test=8, seed=0, archive=False):
     xt = rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8)
     yt = rng.integers(0, 10, n_test)
     files["test_batch"] = cifar_pickle(xt, yt)
-    files["batches.meta"] = pickle.dumps({b"label_names": [b"airplane", b"automobile", b"bird",
-                                          b"cat", b"deer", b"dog", b"frog", b"horse", b"ship",
-                                          b"truck"]}, protocol=2)
+    files["batches.meta"] = pickle.dumps(
+        {
+            b"label_names": [
+                b"airplane",
+                b"automobile",
+                b"bird",
+                b"cat",
+                b"deer",
+                b"dog",
+                b"frog",
+                b"horse",
+                b"ship",
+                b"truck",
+            ]
+        },
+        protocol=2,
+    )
     write_members(root, "cifar-10-batches-py", files, archive, "cifar-10-python.tar.gz")
     return (np.concatenate(xs), np.concatenate(ys)), (xt, yt)
 
@@ -77,9 +90,11 @@ def make_cifar100(root: Path, n_train=10, n_test=5, seed=0, archive=False):
     y = rng.integers(0, 100, n_train)
     xt = rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8)
     yt = rng.integers(0, 100, n_test)
-    files = {"train": cifar_pickle(x, y, "fine_labels"), "test": cifar_pickle(xt, yt, "fine_labels"),
-             "meta": pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]},
-                                  protocol=2)}
+    files = {
+        "train": cifar_pickle(x, y, "fine_labels"),
+        "test": cifar_pickle(xt, yt, "fine_labels"),
+        "meta": pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}, protocol=2),
+    }
     write_members(root, "cifar-100-python", files, archive, "cifar-100-python.tar.gz")
     return (x, y), (xt, yt)
 

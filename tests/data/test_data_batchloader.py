@@ -62,8 +62,8 @@ def test_shuffle_covers_all_once_and_is_deterministic():
 def test_set_epoch_reproducible():
     d = make_data(40)
     bl = D.BatchLoader(d, 40, shuffle=True, augment=True, seed=1, mean=(0,), std=(1,))
-    e0 = next(iter(bl))       # epoch 0, advances to 1
-    e1 = next(iter(bl))       # epoch 1
+    e0 = next(iter(bl))  # epoch 0, advances to 1
+    e1 = next(iter(bl))  # epoch 1
     assert not torch.equal(e0[1], e1[1])
     bl.set_epoch(1)
     r1 = next(iter(bl))
@@ -102,7 +102,7 @@ def test_crop_matches_reference():
     xp = F.pad(x, (pad,) * 4)
     for i in range(6):
         r, c = offsets[i].tolist()
-        ref = xp[i, :, r:r + 7, c:c + 9]
+        ref = xp[i, :, r : r + 7, c : c + 9]
         if flips[i]:
             ref = ref.flip(-1)
         assert torch.equal(out[i], ref)
@@ -119,8 +119,13 @@ def test_loader_augment_outputs_are_crops_or_flips():
     seen_flip = seen_shift = False
     for i in range(64):
         src = xp[y[i]]
-        cands = [(r, c, f) for r in range(2 * pad + 1) for c in range(2 * pad + 1) for f in (0, 1)
-                 if torch.equal(x[i], src[:, r:r + 6, c:c + 6].flip(-1) if f else src[:, r:r + 6, c:c + 6])]
+        cands = [
+            (r, c, f)
+            for r in range(2 * pad + 1)
+            for c in range(2 * pad + 1)
+            for f in (0, 1)
+            if torch.equal(x[i], src[:, r : r + 6, c : c + 6].flip(-1) if f else src[:, r : r + 6, c : c + 6])
+        ]
         assert cands, f"sample {i} is not a padded crop (+flip) of its source"
         seen_flip |= any(f for _, _, f in cands) and not any(not f for _, _, f in cands)
         seen_shift |= all((r, c) != (pad, pad) for r, c, _ in cands)

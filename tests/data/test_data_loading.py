@@ -162,7 +162,8 @@ def test_corrupt_pickle_and_archive(tmp_path):
     import pickle
 
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(
-        pickle.dumps({"data": os.system}, protocol=2))  # references posix.system
+        pickle.dumps({"data": os.system}, protocol=2)
+    )  # references posix.system
     with pytest.raises(D.DatasetError, match="not allowed"):
         D.load_dataset("cifar10", "test", data_dir=tmp_path, verify=False)
     arc = make_tar_images(tmp_path / "isun" / "iSUN.tar.gz", "iSUN/iSUN_patches/", n=4)
@@ -279,16 +280,18 @@ def test_isun_archive_and_conversion(tmp_path):
     assert d.images.shape == (5, 3, 32, 32) and d.labels is None and d.conversion is None
     g = D.load_ood("isun", like=(1, 28, 28), data_dir=tmp_path, verify=False)
     assert g.images.shape == (5, 1, 28, 28)
-    assert g.conversion == ("32x32 RGB -> 28x28 grey (bilinear downscale with antialiasing, "
-                            "ITU-R 601 luma)")
+    assert g.conversion == ("32x32 RGB -> 28x28 grey (bilinear downscale with antialiasing, ITU-R 601 luma)")
     with pytest.raises(D.ChecksumError, match="be77b0f2c26fda898afac5f99645ee70"):
         D.load_ood("isun", data_dir=tmp_path)
 
 
-@pytest.mark.parametrize("name,archive,prefix", [
-    ("lsun-resize", "LSUN_resize.tar.gz", "LSUN_resize/LSUN_resize/"),
-    ("tinyimagenet-resize", "Imagenet_resize.tar.gz", "Imagenet_resize/Imagenet_resize/"),
-])
+@pytest.mark.parametrize(
+    "name,archive,prefix",
+    [
+        ("lsun-resize", "LSUN_resize.tar.gz", "LSUN_resize/LSUN_resize/"),
+        ("tinyimagenet-resize", "Imagenet_resize.tar.gz", "Imagenet_resize/Imagenet_resize/"),
+    ],
+)
 def test_odin_archives(tmp_path, name, archive, prefix):
     make_tar_images(tmp_path / archive, prefix, n=4, ext="jpg")
     d = D.load_ood(name, data_dir=tmp_path)
@@ -310,8 +313,9 @@ def test_tiny_imagenet_200_folder(tmp_path):
     rng = np.random.default_rng(0)
     root = tmp_path / "tiny-imagenet-200"
     for i in range(12):
-        arr = np.full((64, 64, 3), 40 + 10 * i, np.uint8) if i != 3 else \
-            rng.integers(0, 256, (64, 64), dtype=np.uint8)  # one grey JPEG, as in the real set
+        arr = (
+            np.full((64, 64, 3), 40 + 10 * i, np.uint8) if i != 3 else rng.integers(0, 256, (64, 64), dtype=np.uint8)
+        )  # one grey JPEG, as in the real set
         write_image(root / "test" / "images" / f"test_{i}.JPEG", arr)
     (root / "wnids.txt").write_text("n01443537\n")
     d = D.load_ood("tinyimagenet-resize", data_dir=tmp_path, verify=False)
@@ -329,8 +333,7 @@ def test_path_class_folder_and_flat(tmp_path):
     rng = np.random.default_rng(0)
     for cls in ("b", "a"):
         for i in range(2):
-            write_image(tmp_path / "cls" / cls / f"{i}.png", rng.integers(0, 256, (32, 32, 3),
-                                                                          dtype=np.uint8))
+            write_image(tmp_path / "cls" / cls / f"{i}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     d = D.load_ood(tmp_path / "cls")
     assert d.classes == ["a", "b"] and d.labels.tolist() == [0, 0, 1, 1]
     write_image(tmp_path / "flat" / "x1.png", np.zeros((32, 32), np.uint8))
@@ -359,10 +362,8 @@ def test_synthetic_noise():
     assert g.images.shape == (500, 1, 28, 28) and g.images.dtype == torch.uint8 and g.labels is None
     x = g.images.float() / 255
     assert abs(x.mean().item() - 0.5) < 0.01 and 0.2 < x.std().item() < 0.26
-    assert torch.equal(g.images, D.load_ood("gaussian", like=(1, 28, 28), num_samples=500,
-                                            seed=3).images)
-    assert not torch.equal(g.images, D.load_ood("gaussian", like=(1, 28, 28), num_samples=500,
-                                                seed=4).images)
+    assert torch.equal(g.images, D.load_ood("gaussian", like=(1, 28, 28), num_samples=500, seed=3).images)
+    assert not torch.equal(g.images, D.load_ood("gaussian", like=(1, 28, 28), num_samples=500, seed=4).images)
     u = D.load_ood("uniform", num_samples=300)
     assert u.images.shape == (300, 3, 32, 32)
     assert u.images.min() == 0 and u.images.max() == 255
@@ -386,8 +387,9 @@ def test_convert_like_luma_and_replication():
 
 
 def test_imagedata_subset_and_validation():
-    d = D.ImageData(torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 1, 2, 2).clone(),
-                    torch.arange(5), "x", None)
+    d = D.ImageData(
+        torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 1, 2, 2).clone(), torch.arange(5), "x", None
+    )
     s = d.subset([4, 0])
     assert s.labels.tolist() == [4, 0] and s.images[0, 0, 0, 0] == 4 and len(s) == 2
     m = d.subset(torch.tensor([True, False, True, False, False]))
@@ -433,9 +435,11 @@ REAL_FMNIST = Path("/usr/share/datasets")
 REAL_SHARED = Path("/work/shared/data")
 
 
-@pytest.mark.skipif(not (REAL_FMNIST / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").is_file()
-                    or not (REAL_SHARED / "isun" / "iSUN.tar.gz").is_file(),
-                    reason="real Fashion-MNIST / iSUN not installed")
+@pytest.mark.skipif(
+    not (REAL_FMNIST / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+    or not (REAL_SHARED / "isun" / "iSUN.tar.gz").is_file(),
+    reason="real Fashion-MNIST / iSUN not installed",
+)
 def test_real_fashion_mnist_and_isun():
     d = D.load_dataset("fashion-mnist", "test", data_dir=REAL_FMNIST)  # checksums verified
     assert d.images.shape == (10000, 1, 28, 28)

@@ -58,8 +58,10 @@ def test_folder_as_equals_whole_folder_conversion_and_a_direct_reference(tmp_pat
 
 def test_places365_flat_val_256_and_class_folders(tmp_path):
     for i in range(3):
-        write_image(tmp_path / "a" / "places365" / "val_256" / f"Places365_val_{i + 1:08d}.jpg",
-                    np.full((64, 64, 3), 50 * i, np.uint8))
+        write_image(
+            tmp_path / "a" / "places365" / "val_256" / f"Places365_val_{i + 1:08d}.jpg",
+            np.full((64, 64, 3), 50 * i, np.uint8),
+        )
     d = D.load_ood("places365", data_dir=tmp_path / "a")
     assert d.images.shape == (3, 3, 32, 32) and d.source.endswith("val_256")
     assert "64x64 RGB -> 32x32 RGB" in d.conversion
@@ -82,9 +84,10 @@ def test_the_bare_data_root_is_never_taken_for_a_folder_set(tmp_path):
 
 
 def test_roles_follow_openood_and_are_read_live(monkeypatch):
-    assert [roles.ood_role("cifar10", o) for o in ("cifar100", "tinyimagenet", "mnist", "svhn", "dtd", "places365",
-                                                   "isun", "gaussian", "uniform")] == \
-        ["near", "near", "far", "far", "far", "far", "far", "noise", "noise"]
+    assert [
+        roles.ood_role("cifar10", o)
+        for o in ("cifar100", "tinyimagenet", "mnist", "svhn", "dtd", "places365", "isun", "gaussian", "uniform")
+    ] == ["near", "near", "far", "far", "far", "far", "far", "noise", "noise"]
     assert roles.ood_role("CIFAR-100", "cifar10") == "near"
     assert roles.ood_role("fashion-mnist", "mnist") == "near" and roles.ood_role("fmnist", "isun") == "far"
     assert roles.ood_role("svhn", "cifar10") is None and roles.ood_role("cifar10", "/my/folder") is None

@@ -31,8 +31,7 @@ def test_every_set_has_one_spec_with_its_facts():
     fm = D.dataset_info("fmnist")
     assert (fm.shape, fm.mean, fm.std) == ((1, 28, 28), (0.2860,), (0.3530,))
     assert fm.classes[0] == "T-shirt/top" and fm.in_distribution
-    assert D.dataset_info("mnist").classes == tuple("0123456789") and not D.dataset_info(
-        "mnist").in_distribution
+    assert D.dataset_info("mnist").classes == tuple("0123456789") and not D.dataset_info("mnist").in_distribution
     isun = D.dataset_info("isun")
     assert isun.classes is None and isun.mean is None and not isun.labelled
     assert D.dataset_info("gaussian").shape is None
@@ -49,9 +48,14 @@ def test_normalization_comes_from_the_specs():
 
 
 def test_aliases_and_collisions(monkeypatch):
-    for alias, name in (("FashionMNIST", "fashion-mnist"), ("fmnist", "fashion-mnist"),
-                        ("Imagenet_resize", "tinyimagenet-resize"), ("LSUN resize", "lsun-resize"),
-                        ("CIFAR-10", "cifar10"), ("tinyimagenet", "tinyimagenet-resize")):
+    for alias, name in (
+        ("FashionMNIST", "fashion-mnist"),
+        ("fmnist", "fashion-mnist"),
+        ("Imagenet_resize", "tinyimagenet-resize"),
+        ("LSUN resize", "lsun-resize"),
+        ("CIFAR-10", "cifar10"),
+        ("tinyimagenet", "tinyimagenet-resize"),
+    ):
         assert D.canonical_name(alias) == name
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     monkeypatch.setattr(registry, "_KEYS", dict(registry._KEYS))
@@ -63,9 +67,16 @@ def test_a_new_set_is_one_spec(tmp_path, monkeypatch):
     """Adding a data set touches one place: its spec (here an ODIN-style archive)."""
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     monkeypatch.setattr(registry, "_KEYS", dict(registry._KEYS))
-    registry.register(OdinSpec(name="places-tiny", aliases=("places",), shape=(3, 32, 32),
-                               archives=("Places.tar.gz",), folders=("Places",),
-                               subdirs=("places",)))
+    registry.register(
+        OdinSpec(
+            name="places-tiny",
+            aliases=("places",),
+            shape=(3, 32, 32),
+            archives=("Places.tar.gz",),
+            folders=("Places",),
+            subdirs=("places",),
+        )
+    )
     make_tar_images(tmp_path / "places" / "Places.tar.gz", "Places/", n=3)
     d = D.load_ood("Places", like=(1, 28, 28), data_dir=tmp_path)
     assert d.name == "places-tiny" and d.images.shape == (3, 1, 28, 28)
@@ -97,5 +108,4 @@ def test_split_indices_are_pinned():
     tr, va = D.train_val_split(d, 0.1, seed=1, stratified=False)
     assert ids(va) == [15, 17, 32, 35, 45, 63, 72, 79, 90, 96]
     assert sorted(ids(tr) + ids(va)) == list(range(100))
-    assert np.array_equal(np.bincount(D.train_val_split(d, 0.2, seed=5)[1].labels.numpy()),
-                          [10, 6, 4])
+    assert np.array_equal(np.bincount(D.train_val_split(d, 0.2, seed=5)[1].labels.numpy()), [10, 6, 4])

@@ -229,10 +229,12 @@ def test_missing_data_dir_is_an_error(tmp_path, monkeypatch):
     make_mnist_like(tmp_path / "elsewhere" / "fashion-mnist")
     monkeypatch.setenv("ISOMAX_DATA", str(tmp_path / "elsewhere"))  # would be found here
     missing = tmp_path / "nonexistent"
-    for call in (lambda: D.load_dataset("fashion-mnist", data_dir=missing, verify=False),
-                 lambda: D.load_ood("mnist", data_dir=missing),
-                 lambda: D.load_ood("gaussian", data_dir=missing),
-                 lambda: D.find_data_dir(missing)):
+    for call in (
+        lambda: D.load_dataset("fashion-mnist", data_dir=missing, verify=False),
+        lambda: D.load_ood("mnist", data_dir=missing),
+        lambda: D.load_ood("gaussian", data_dir=missing),
+        lambda: D.find_data_dir(missing),
+    ):
         with pytest.raises(D.DataDirNotFoundError) as ei:
             call()
         assert isinstance(ei.value, FileNotFoundError)

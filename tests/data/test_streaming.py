@@ -2,6 +2,7 @@
 
 Every fixture is a tiny folder of generated images of mixed sizes, modes and formats (tmp_path).
 """
+
 from __future__ import annotations
 
 import io
@@ -20,8 +21,7 @@ from PIL import Image
 from isomax.data import convert_like
 from isomax.data.errors import DatasetError
 from isomax.data.folder import load_folder, scan_folder
-from isomax.data.streaming import (ContiguousShards, FileImages, load_rgb, random_resized_crop_params,
-                                   sample_mean_std)
+from isomax.data.streaming import ContiguousShards, FileImages, load_rgb, random_resized_crop_params, sample_mean_std
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 
@@ -43,8 +43,7 @@ def make_folder(root, n_train=12, n_test=4, classes=3, val=False, seed=0):
             d.mkdir(parents=True, exist_ok=True)
             for i in range(k):
                 kind = i % 3
-                im = _image(rng, COLOURS[c % 3], rng.randint(20, 90), rng.randint(20, 90),
-                            ("RGB", "L", "RGBA")[kind])
+                im = _image(rng, COLOURS[c % 3], rng.randint(20, 90), rng.randint(20, 90), ("RGB", "L", "RGBA")[kind])
                 im.save(d / f"{i}.{('jpg', 'png', 'png')[kind]}")
     return root
 
@@ -77,10 +76,15 @@ BAD_FOLDERS = [
     pytest.param(lambda r: (r / "train" / "a").mkdir(parents=True), "only one class folder", "train", id="one-class"),
     pytest.param(lambda r: (r / "train").mkdir(parents=True), "no class folders", "train", id="no-class"),
     pytest.param(lambda r: None, "not a folder data set", "train", id="no-train"),
-    pytest.param(lambda r: (make_folder(r), (r / "train" / "empty").mkdir()), "empty class folder", "empty",
-                 id="empty-class"),
-    pytest.param(lambda r: (make_folder(r), (r / "test" / "zebra").mkdir()), "class 'zebra' is in test/ but not in train/",
-                 "zebra", id="test-class-not-in-train"),
+    pytest.param(
+        lambda r: (make_folder(r), (r / "train" / "empty").mkdir()), "empty class folder", "empty", id="empty-class"
+    ),
+    pytest.param(
+        lambda r: (make_folder(r), (r / "test" / "zebra").mkdir()),
+        "class 'zebra' is in test/ but not in train/",
+        "zebra",
+        id="test-class-not-in-train",
+    ),
 ]
 
 
@@ -223,8 +227,10 @@ def test_rank_shares_rebuild_the_global_batches(folder):
         loader.set_epoch(1)
     assert len(one) == len(ranks[0]) == len(ranks[1]) == 3
     for (x, y), (x0, y0), (x1, y1) in zip(one, *ranks):
+
         def key(xb, yb):
             return sorted((int(l), round(float(v.sum()), 3)) for v, l in zip(xb, yb))
+
         assert key(x, y) == key(torch.cat([x0, x1]), torch.cat([y0, y1]))
 
 
@@ -282,6 +288,7 @@ def test_cache_cap_evicts_least_recently_used_and_clear(monkeypatch, tmp_path):
         cache.cache_save(key, img, None, {})
     import os
     import time
+
     os.utime(cache.cache_dir() / "decoded" / "a.json", (time.time() - 100, time.time() - 100))
     assert cache.cache_load("b") is not None  # b used now, a long ago
     cache.cache_save("c", img, None, {})
@@ -298,8 +305,13 @@ def test_cache_cap_evicts_least_recently_used_and_clear(monkeypatch, tmp_path):
 def _isomax(*args, env=None):
     import os
 
-    proc = subprocess.run([sys.executable, "-m", "isomax", *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "isomax", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -308,11 +320,36 @@ def test_cli_train_and_evaluate_a_folder(folder, tmp_path):
     ood = tmp_path / "ood"
     ood.mkdir()
     for i in range(6):
-        Image.fromarray(np.random.RandomState(i).randint(0, 255, (30 + i, 50, 3), dtype=np.uint8)).save(ood / f"{i}.jpg")
+        Image.fromarray(np.random.RandomState(i).randint(0, 255, (30 + i, 50, 3), dtype=np.uint8)).save(
+            ood / f"{i}.jpg"
+        )
     run = tmp_path / "run"
-    rc, out = _isomax("train", "--dataset", folder, "--img-size", 32, "--model", "cnn-32-small", "--epochs", 1,
-                      "--batch-size", 8, "--threads", 1, "--workers", 1, "--data-path", "stream", "--val-fraction", 0.25,
-                      "--eval-batch-size", 7, "--no-progress", "--out", run)
+    rc, out = _isomax(
+        "train",
+        "--dataset",
+        folder,
+        "--img-size",
+        32,
+        "--model",
+        "cnn-32-small",
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--threads",
+        1,
+        "--workers",
+        1,
+        "--data-path",
+        "stream",
+        "--val-fraction",
+        0.25,
+        "--eval-batch-size",
+        7,
+        "--no-progress",
+        "--out",
+        run,
+    )
     assert rc == 0, out
     assert "--data-path stream" in out
     data = torch.load(run / "checkpoint.pt", weights_only=True)["data"]
@@ -329,8 +366,26 @@ def test_cli_train_and_evaluate_a_folder(folder, tmp_path):
 
 @pytest.mark.slow
 def test_cli_memory_path_auto_and_bad_flags(folder, tmp_path):
-    rc, out = _isomax("train", "--dataset", folder, "--img-size", 32, "--model", "cnn-32-small", "--epochs", 1,
-                      "--batch-size", 8, "--threads", 1, "--workers", 0, "--no-progress", "--out", tmp_path / "r")
+    rc, out = _isomax(
+        "train",
+        "--dataset",
+        folder,
+        "--img-size",
+        32,
+        "--model",
+        "cnn-32-small",
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--threads",
+        1,
+        "--workers",
+        0,
+        "--no-progress",
+        "--out",
+        tmp_path / "r",
+    )
     assert rc == 0, out
     assert "memory path (--data-path to force)" in out
     rc, out = _isomax("train", "--dataset", folder, "--data-path", "fast", "--out", tmp_path / "r2")
@@ -345,18 +400,48 @@ def test_cli_cache_clear(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available")
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch.distributed with gloo is not available",
+)
 def test_two_gloo_ranks_equal_one_rank_on_the_streaming_path(tmp_path):
     """2 CPU processes (gloo), each decoding its DistributedSampler share, end with the 1-process weights
     and the same gathered metrics (mlp-28 has no BatchNorm: equal up to float summation order)."""
     import os
 
     folder = make_folder(tmp_path / "photos", n_train=16, n_test=2)
-    args = ["-m", "isomax", "train", "--dataset", str(folder), "--img-size", "28", "--model", "mlp-28", "--loss",
-            "isomaxplus", "--epochs", "2", "--batch-size", "8", "--lr", "0.05", "--val-fraction", "0.25",
-            "--eval-batch-size", "5", "--workers", "0", "--data-path", "stream", "--threads", "1", "--device", "cpu",
-            "--no-progress"]
+    args = [
+        "-m",
+        "isomax",
+        "train",
+        "--dataset",
+        str(folder),
+        "--img-size",
+        "28",
+        "--model",
+        "mlp-28",
+        "--loss",
+        "isomaxplus",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+        "--val-fraction",
+        "0.25",
+        "--eval-batch-size",
+        "5",
+        "--workers",
+        "0",
+        "--data-path",
+        "stream",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     env = {**os.environ, "ISOMAX_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
@@ -364,8 +449,9 @@ def test_two_gloo_ranks_equal_one_rank_on_the_streaming_path(tmp_path):
     for nproc in (1, 2):
         out = tmp_path / f"run{nproc}"
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-        proc = subprocess.run(launcher + args + ["--out", str(out)], env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            launcher + args + ["--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         runs[nproc] = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     a, b = runs[1], runs[2]

@@ -1,5 +1,6 @@
 """Tiny run directories for the deploy tests: an untrained cnn-28 per loss on generated Fashion-MNIST files
 (no training, no network; load_run only needs config.json and checkpoint.pt)."""
+
 import json
 
 import numpy as np
@@ -26,8 +27,15 @@ def make_run(root, loss, data_dir, seed=0):
     from isomax.presets import TrainConfig
 
     torch.manual_seed(seed)
-    config = TrainConfig(dataset="fashion-mnist", model="cnn-28", loss=loss, data_dir=str(data_dir), device="cpu",
-                         eval_batch_size=64, val_fraction=0.2)
+    config = TrainConfig(
+        dataset="fashion-mnist",
+        model="cnn-28",
+        loss=loss,
+        data_dir=str(data_dir),
+        device="cpu",
+        eval_batch_size=64,
+        val_fraction=0.2,
+    )
     model = create_model("cnn-28", num_classes=10, head=loss, in_channels=1)
     if loss == "isomax":  # zero prototypes make every logit equal (every score a tie): spread them as training would
         torch.nn.init.normal_(model.head.prototypes)
@@ -47,8 +55,10 @@ def runs(tmp_path_factory, deploy_data_dir):
 @pytest.fixture
 def fresh_run(tmp_path, deploy_data_dir):
     """A run directory of its own (tests that write threshold.json / calibration.json)."""
+
     def make(loss="isomaxplus"):
         return make_run(tmp_path, loss, deploy_data_dir)
+
     return make
 
 

@@ -1,5 +1,6 @@
 """A threshold and a calibration belong to one model: fingerprint, loss, input, temperature, strict files
 (the probes of issue 19, "silently wrong" and "tracebacks" on threshold.json / calibration.json / Predictor)."""
+
 import json
 import shutil
 
@@ -37,8 +38,13 @@ def test_threshold_records_the_model_it_belongs_to(fitted):
     model, config, meta = load_calibrated_run(fitted)
     assert t.fingerprint == model_fingerprint(model) == meta["fingerprint"] and len(t.fingerprint) == 64
     assert t.loss == "isomaxplus" and t.temperature == 1.0
-    assert t.input == {"channels": 1, "height": 28, "width": 28, "mean": [pytest.approx(0.2860, abs=1e-3)],
-                       "std": [pytest.approx(0.3530, abs=1e-3)]}
+    assert t.input == {
+        "channels": 1,
+        "height": 28,
+        "width": 28,
+        "mean": [pytest.approx(0.2860, abs=1e-3)],
+        "std": [pytest.approx(0.3530, abs=1e-3)],
+    }
 
 
 def test_fingerprint_is_of_the_weights_and_survives_save_and_load(tmp_path):
@@ -58,7 +64,9 @@ def test_threshold_copied_from_another_run_is_refused(fresh_run):
     softmax, isomax = fresh_run("softmax"), fresh_run("isomax")
     run_threshold(softmax, test=False, progress=False, log=_quiet)
     shutil.copy(softmax / "threshold.json", isomax / "threshold.json")
-    with pytest.raises(ThresholdMismatchError, match=rf"{isomax}/threshold.json: .*another model.*isomax threshold {isomax}"):
+    with pytest.raises(
+        ThresholdMismatchError, match=rf"{isomax}/threshold.json: .*another model.*isomax threshold {isomax}"
+    ):
         load_deployed(isomax)
 
 
@@ -68,12 +76,18 @@ def test_threshold_of_the_same_weights_under_another_loss_is_refused(fitted):
         load_deployed(fitted)
 
 
-@pytest.mark.parametrize("changes, match", [
-    pytest.param({"temperature": None}, "temperature", id="temperature-null"),
-    pytest.param({"fingerprint": None}, "does not record the model", id="no-fingerprint"),
-    pytest.param({"input": {"channels": 3, "height": 28, "width": 28, "mean": [0.5] * 3, "std": [0.5] * 3}},
-                 "input", id="other-input"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        pytest.param({"temperature": None}, "temperature", id="temperature-null"),
+        pytest.param({"fingerprint": None}, "does not record the model", id="no-fingerprint"),
+        pytest.param(
+            {"input": {"channels": 3, "height": 28, "width": 28, "mean": [0.5] * 3, "std": [0.5] * 3}},
+            "input",
+            id="other-input",
+        ),
+    ],
+)
 def test_threshold_missing_or_wrong_binding_is_refused(fitted, changes, match):
     _edit(fitted, **changes)
     with pytest.raises(ThresholdMismatchError, match=match):
@@ -88,7 +102,9 @@ BAD_THRESHOLD_FILES = [
     pytest.param('{"score": "mds", "threshold": "0.5", "temperature": 1.0}', "number.*str", id="threshold-string"),
     pytest.param('{"score": "mds", "threshold": null, "temperature": 1.0}', "number.*NoneType", id="threshold-null"),
     pytest.param('{"score": "mds", "threshold": 0.1, "temperature": "x"}', "temperature", id="temperature-string"),
-    pytest.param('{"score": "mds", "threshold": 0.1, "temperature": -1}', "temperature.*positive", id="temperature-negative"),
+    pytest.param(
+        '{"score": "mds", "threshold": 0.1, "temperature": -1}', "temperature.*positive", id="temperature-negative"
+    ),
     pytest.param('{"score": ["mds"], "threshold": 0.1, "temperature": 1.0}', "score", id="score-list"),
     pytest.param('{"score": "entropy", "threshold": 0.1, "temperature": 1.0}', "score.*one of", id="score-unknown"),
     pytest.param('{"score": "mds", "threshold": 0.1, "n": 2.5}', "`n`", id="n-float"),
@@ -97,8 +113,11 @@ BAD_THRESHOLD_FILES = [
     pytest.param('{"score": "mds"', "not valid JSON", id="truncated"),
     pytest.param("[" * 200_000 + "]" * 200_000, "nested too deeply|larger than", id="nested-200k"),
     pytest.param('{"score": "mds", "threshold": 0.1, "extra": ' + "[" * 20 + "]" * 20 + "}", "nested", id="nested-20"),
-    pytest.param('{"score": "mds", "threshold": 0.1, "extra": {"x": "' + "a" * 2_000_000 + '"}}', "larger than",
-                 id="two-megabytes"),
+    pytest.param(
+        '{"score": "mds", "threshold": 0.1, "extra": {"x": "' + "a" * 2_000_000 + '"}}',
+        "larger than",
+        id="two-megabytes",
+    ),
     pytest.param(b"\xff\xfe\x00garbage", "not valid JSON", id="not-utf8"),
 ]
 

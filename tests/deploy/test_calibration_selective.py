@@ -3,9 +3,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isomax.deploy import (apply_temperature, aurc, brier_score, calibration_metrics, expected_calibration_error,
-                           fit_temperature, head_temperature, negative_log_likelihood, reliability_bins, risk_coverage,
-                           selective_metrics)
+from isomax.deploy import (
+    apply_temperature,
+    aurc,
+    brier_score,
+    calibration_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    head_temperature,
+    negative_log_likelihood,
+    reliability_bins,
+    risk_coverage,
+    selective_metrics,
+)
 from isomax.heads import IsoMaxHead, IsoMaxPlusHead
 from isomax.scores import SCORES
 
@@ -51,11 +61,14 @@ def test_fit_temperature_recovers_the_temperature_of_overconfident_logits():
     assert after["accuracy"] == before["accuracy"]  # a temperature never changes the predicted class
 
 
-@pytest.mark.parametrize("make_head", [
-    pytest.param(lambda: IsoMaxPlusHead(8, 5), id="isomaxplus"),
-    pytest.param(lambda: IsoMaxHead(8, 5), id="isomax"),
-    pytest.param(lambda: torch.nn.Linear(8, 5), id="linear"),
-])
+@pytest.mark.parametrize(
+    "make_head",
+    [
+        pytest.param(lambda: IsoMaxPlusHead(8, 5), id="isomaxplus"),
+        pytest.param(lambda: IsoMaxHead(8, 5), id="isomax"),
+        pytest.param(lambda: torch.nn.Linear(8, 5), id="linear"),
+    ],
+)
 def test_apply_temperature_divides_the_logits(make_head):
     torch.manual_seed(0)
     model = torch.nn.Module()
@@ -138,10 +151,14 @@ def test_figures(tmp_path):
     logits = torch.randn(400, 5, generator=g) * 4
     labels = torch.randint(0, 5, (400,), generator=g)
     t = fit_temperature(logits, labels)
-    path = reliability_diagram(reliability_bins(logits, labels), tmp_path / "rel.png", title="test",
-                               bins_after=reliability_bins(logits / t, labels),
-                               ece=expected_calibration_error(logits, labels),
-                               ece_after=expected_calibration_error(logits / t, labels))
+    path = reliability_diagram(
+        reliability_bins(logits, labels),
+        tmp_path / "rel.png",
+        title="test",
+        bins_after=reliability_bins(logits / t, labels),
+        ece=expected_calibration_error(logits, labels),
+        ece_after=expected_calibration_error(logits / t, labels),
+    )
     assert path.stat().st_size > 1000
     correct = (logits.argmax(1) == labels).numpy()
     curves = []

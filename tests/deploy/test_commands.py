@@ -7,8 +7,16 @@ import torch
 
 from conftest import write_images
 from isomax.deploy import MissingThresholdError, Predictor, ThresholdMismatchError, load_threshold
-from isomax.deploy.commands import (CSV_COLUMNS, add_calibrate_parser, add_export_parser, add_predict_parser,
-                                    add_threshold_parser, read_images, run_predict, run_threshold)
+from isomax.deploy.commands import (
+    CSV_COLUMNS,
+    add_calibrate_parser,
+    add_export_parser,
+    add_predict_parser,
+    add_threshold_parser,
+    read_images,
+    run_predict,
+    run_threshold,
+)
 
 
 def _read(path):
@@ -38,16 +46,27 @@ def test_threshold_command_fits_on_validation_and_reports_test_tpr(fresh_run):
 def test_predict_writes_one_row_per_file_and_lists_unreadable_ones(fitted_run, tmp_path):
     paths = write_images(tmp_path / "images")
     lines = []
-    summary = run_predict(fitted_run, [tmp_path / "images"], tmp_path / "out" / "p.csv", batch_size=3,
-                          progress=False, log=lines.append)
+    summary = run_predict(
+        fitted_run, [tmp_path / "images"], tmp_path / "out" / "p.csv", batch_size=3, progress=False, log=lines.append
+    )
     rows = _read(tmp_path / "out" / "p.csv")
     assert list(rows[0]) == list(CSV_COLUMNS)
     assert len(rows) == len(paths) + 1 and summary.n_failed == 1  # + broken.png; notes.txt is not an image
     broken = [r for r in rows if r["path"].endswith("broken.png")][0]
     assert broken["class"] == "" and "cannot decode" in broken["error"]
     good = [r for r in rows if not r["error"]]
-    assert {r["class"] for r in good} <= {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                          "Sneaker", "Bag", "Ankle boot"}
+    assert {r["class"] for r in good} <= {
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    }
     t = load_threshold(fitted_run)
     for r in good:
         assert r["accepted"] == str(float(r["score"]) >= t.threshold).lower()
@@ -77,12 +96,14 @@ def test_predict_matches_the_predictor_api(fitted_run, tmp_path):
 def test_strict_fails_on_an_unreadable_file(fitted_run, tmp_path):
     write_images(tmp_path / "images")
     with pytest.raises(ValueError, match="broken.png.*--strict"):
-        run_predict(fitted_run, [tmp_path / "images"], tmp_path / "p.csv", strict=True, progress=False,
-                    log=lambda _: None)
+        run_predict(
+            fitted_run, [tmp_path / "images"], tmp_path / "p.csv", strict=True, progress=False, log=lambda _: None
+        )
     assert not (tmp_path / "p.csv").exists()
     with pytest.raises(FileNotFoundError, match="missing.png"):
-        run_predict(fitted_run, [tmp_path / "missing.png"], tmp_path / "p.csv", strict=True, progress=False,
-                    log=lambda _: None)
+        run_predict(
+            fitted_run, [tmp_path / "missing.png"], tmp_path / "p.csv", strict=True, progress=False, log=lambda _: None
+        )
 
 
 def test_missing_file_is_listed_without_strict(fitted_run, tmp_path):
@@ -97,8 +118,9 @@ class _Killed(Exception):
 
 def test_interrupted_predict_resumes_without_redoing_finished_batches(fitted_run, tmp_path, monkeypatch):
     write_images(tmp_path / "images", n=7)
-    run_predict(fitted_run, [tmp_path / "images"], tmp_path / "full.csv", batch_size=2, progress=False,
-                log=lambda _: None)
+    run_predict(
+        fitted_run, [tmp_path / "images"], tmp_path / "full.csv", batch_size=2, progress=False, log=lambda _: None
+    )
 
     calls, killing = [], True
     original = Predictor.predict
@@ -139,8 +161,9 @@ def test_predict_without_threshold_says_how_to_fit_one(fresh_run, tmp_path):
 def test_predict_with_another_score_is_refused(fitted_run, tmp_path):
     write_images(tmp_path / "images", n=1)
     with pytest.raises(ThresholdMismatchError, match="fitted for 'mds'"):
-        run_predict(fitted_run, [tmp_path / "images"], tmp_path / "p.csv", score="es", progress=False,
-                    log=lambda _: None)
+        run_predict(
+            fitted_run, [tmp_path / "images"], tmp_path / "p.csv", score="es", progress=False, log=lambda _: None
+        )
 
 
 def test_class_names_recorded_at_training_time_are_used(fitted_run):
@@ -151,8 +174,10 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
     ckpt = fitted_run / "checkpoint.pt"
     state = torch.load(ckpt, weights_only=True)
     names = [f"c{i}" for i in range(10)]
-    torch.save(dict(state, data=dict(num_classes=10, channels=1, height=28, width=28, classes=names,
-                                     mean=[0.5], std=[0.25])), ckpt)
+    torch.save(
+        dict(state, data=dict(num_classes=10, channels=1, height=28, width=28, classes=names, mean=[0.5], std=[0.25])),
+        ckpt,
+    )
     with pytest.raises(ThresholdMismatchError, match=r"threshold.json: .*input 1x28x28 mean \[0.5\].*isomax threshold"):
         load_deployed(fitted_run)  # fitted under another normalisation: refused until refitted
     run_threshold(fitted_run, test=False, progress=False, log=lambda _: None)
@@ -167,10 +192,13 @@ def test_parsers_hook_into_a_cli(fitted_run, tmp_path):
     for add in (add_predict_parser, add_threshold_parser, add_calibrate_parser, add_export_parser):
         add(sub)
     write_images(tmp_path / "images", n=2)
-    args = parser.parse_args(["predict", str(fitted_run), str(tmp_path / "images"), "--out", str(tmp_path / "p.csv"),
-                              "--no-progress"])
+    args = parser.parse_args(
+        ["predict", str(fitted_run), str(tmp_path / "images"), "--out", str(tmp_path / "p.csv"), "--no-progress"]
+    )
     assert args.handler(args) == 0 and (tmp_path / "p.csv").exists()
-    args = parser.parse_args(["threshold", str(fitted_run), "--score", "es", "--tpr", "0.9", "--no-test", "--no-progress"])
+    args = parser.parse_args(
+        ["threshold", str(fitted_run), "--score", "es", "--tpr", "0.9", "--no-test", "--no-progress"]
+    )
     assert args.handler(args) == 0 and load_threshold(fitted_run).score == "es"
     with pytest.raises(SystemExit):
         parser.parse_args(["threshold", str(fitted_run), "--tpr", "95"])

@@ -1,4 +1,5 @@
 """The exported graph, run with onnxruntime alone, decides as `isomax predict` does."""
+
 import csv
 import json
 
@@ -12,12 +13,15 @@ from isomax.deploy.export import export_onnx
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.mark.parametrize("loss, exporter", [
-    # the IsoMax+ head is not torch.export-able yet (legacy today); dynamo once it is
-    pytest.param("isomaxplus", ("legacy", "dynamo"), id="isomaxplus-auto"),
-    pytest.param("softmax", ("dynamo",), id="softmax-auto-dynamo"),
-    pytest.param("isomax", ("legacy",), id="isomax-forced-legacy"),
-])
+@pytest.mark.parametrize(
+    "loss, exporter",
+    [
+        # the IsoMax+ head is not torch.export-able yet (legacy today); dynamo once it is
+        pytest.param("isomaxplus", ("legacy", "dynamo"), id="isomaxplus-auto"),
+        pytest.param("softmax", ("dynamo",), id="softmax-auto-dynamo"),
+        pytest.param("isomax", ("legacy",), id="isomax-forced-legacy"),
+    ],
+)
 def test_onnx_graph_matches_predict(fresh_run, tmp_path, loss, exporter):
     run_dir = fresh_run(loss)
     run_threshold(run_dir, progress=False, test=False, log=lambda _: None)

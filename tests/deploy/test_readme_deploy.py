@@ -1,4 +1,5 @@
 """The README's deploy numbers are the output of scripts/deploy_numbers.py (no hand-copied numbers)."""
+
 import importlib.util
 import json
 from pathlib import Path

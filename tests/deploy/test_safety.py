@@ -1,4 +1,5 @@
 """Safe outputs and inputs of `predict` / `export` (issue 19: data loss, unbounded resources, unclear messages)."""
+
 import csv
 import io
 import os
@@ -32,8 +33,9 @@ def fitted(fresh_run):
 
 
 # ---- outputs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["checkpoint.pt", "threshold.json", "config.json", "calibration.json", "log.jsonl",
-                                  "other.json"])
+@pytest.mark.parametrize(
+    "name", ["checkpoint.pt", "threshold.json", "config.json", "calibration.json", "log.jsonl", "other.json"]
+)
 def test_predict_and_export_refuse_an_out_in_the_run_directory(fitted, tmp_path, name):
     from isomax.deploy.export import export_onnx
 
@@ -76,7 +78,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(fitted, tmp_path):
 
     write_images(tmp_path / "images", n=1)
     out = tmp_path / "p.csv"
-    out.with_name("p.csv.lock").write_text(f"{2 ** 22 + 12345} {socket.gethostname()}\n")  # no such pid
+    out.with_name("p.csv.lock").write_text(f"{2**22 + 12345} {socket.gethostname()}\n")  # no such pid
     run_predict(fitted, [tmp_path / "images"], out, progress=False, log=_quiet)
     assert out.exists()
 
@@ -87,7 +89,11 @@ def test_a_second_export_on_the_same_out_is_refused_and_temps_are_cleaned(fitted
     tmp_path = tmp_path / "out"
     tmp_path.mkdir()
     out = tmp_path / "m.onnx"
-    stale = [tmp_path / f"m.onnx.{2 ** 22 + 7}.tmp.onnx", tmp_path / "m.onnx.tmp.onnx", tmp_path / f"m.onnx.{2 ** 22 + 8}.tmp"]
+    stale = [
+        tmp_path / f"m.onnx.{2**22 + 7}.tmp.onnx",
+        tmp_path / "m.onnx.tmp.onnx",
+        tmp_path / f"m.onnx.{2**22 + 8}.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"half a graph")  # left by a SIGKILL / a full disk
     keep = tmp_path / f"m.onnx.{os.getpid()}.partial"  # not a temporary file of ours
@@ -124,7 +130,8 @@ def test_sigterm_becomes_an_interrupt_inside_and_not_after():
             for _ in range(1000):  # the handler runs between bytecodes
                 pass
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler) or callable(
-        signal.getsignal(signal.SIGTERM))
+        signal.getsignal(signal.SIGTERM)
+    )
 
 
 def test_sigterm_during_predict_keeps_the_partial_file_and_the_lock_goes(fitted, tmp_path, monkeypatch):
@@ -256,8 +263,10 @@ def test_a_non_utf8_file_name_is_an_error_row_not_a_failed_run(fitted, tmp_path)
 
 def test_list_inputs_reports_missing_and_special_files(tmp_path):
     paths, errors = list_inputs([tmp_path / "nope.png", "/dev/null"])
-    assert errors == {str(tmp_path / "nope.png"): "no such file or directory",
-                      "/dev/null": "not a regular file (a FIFO, device or socket); not read"}
+    assert errors == {
+        str(tmp_path / "nope.png"): "no such file or directory",
+        "/dev/null": "not a regular file (a FIFO, device or socket); not read",
+    }
 
 
 def _exif_jpeg(array, orientation):
@@ -324,16 +333,20 @@ def test_evaluate_owns_its_out(fresh_run, tmp_path, capsys):
     ev = tmp_path / "ev"
     (ev / "outputs").mkdir(parents=True)
     (ev / "outputs" / "old-run.npz").write_bytes(b"an earlier evaluation's logits")
-    (ev / "outputs" / f"half.npz.{2 ** 22 + 3}.tmp").write_bytes(b"killed while writing")
+    (ev / "outputs" / f"half.npz.{2**22 + 3}.tmp").write_bytes(b"killed while writing")
     (ev / "notes.txt").write_text("the user's")
-    assert main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress", "--out", str(ev)]) == 0
+    assert (
+        main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress", "--out", str(ev)]) == 0
+    )
     assert "removed 2 file(s) of an earlier evaluation" in capsys.readouterr().out
     assert sorted(p.name for p in (ev / "outputs").iterdir()) == ["isomaxplus.npz"]
     assert (ev / "notes.txt").exists() and not (ev / "results.json.lock").exists()
     assert {r["run"] for r in json.loads((ev / "results.json").read_text())} == {"isomaxplus"}
     with OutputLock(ev / "results.json", "evaluate"):  # a second evaluation into the same --out
-        assert main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress",
-                     "--out", str(ev)]) == 2
+        assert (
+            main(["evaluate", str(run_dir), "--ood", "uniform", "--device", "cpu", "--no-progress", "--out", str(ev)])
+            == 2
+        )
     assert "is in use" in capsys.readouterr().err
 
 

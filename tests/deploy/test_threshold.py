@@ -4,17 +4,27 @@ import numpy as np
 import pytest
 import torch
 
-from isomax.deploy import (MissingThresholdError, Threshold, ThresholdMismatchError, ThresholdModule, default_score,
-                           fit_threshold, load_threshold)
+from isomax.deploy import (
+    MissingThresholdError,
+    Threshold,
+    ThresholdMismatchError,
+    ThresholdModule,
+    default_score,
+    fit_threshold,
+    load_threshold,
+)
 from isomax.metrics import roc_sweep
 
 
-@pytest.mark.parametrize("n, target, seed", [
-    pytest.param(1000, 0.95, 0, id="n1000-tpr95"),
-    pytest.param(37, 0.95, 1, id="n37-tpr95"),
-    pytest.param(500, 0.8, 2, id="n500-tpr80"),
-    pytest.param(10, 1.0, 3, id="n10-tpr100"),
-])
+@pytest.mark.parametrize(
+    "n, target, seed",
+    [
+        pytest.param(1000, 0.95, 0, id="n1000-tpr95"),
+        pytest.param(37, 0.95, 1, id="n37-tpr95"),
+        pytest.param(500, 0.8, 2, id="n500-tpr80"),
+        pytest.param(10, 1.0, 3, id="n10-tpr100"),
+    ],
+)
 def test_threshold_keeps_the_tpr_that_the_tnr_at_tpr95_metric_picks(n, target, seed):
     rng = np.random.default_rng(seed)
     s_in, s_out = rng.normal(size=n), rng.normal(-1, size=50)
@@ -61,13 +71,26 @@ def test_json_round_trip(tmp_path):
 
 
 def test_state_dict_round_trip():
-    t = fit_threshold(np.linspace(0, 1, 101), 0.95, score="mds", temperature=1.0, fingerprint="ab" * 32,
-                      loss="isomaxplus", input=dict(channels=1, height=28, width=28, mean=[0.5], std=[0.25]))
+    t = fit_threshold(
+        np.linspace(0, 1, 101),
+        0.95,
+        score="mds",
+        temperature=1.0,
+        fingerprint="ab" * 32,
+        loss="isomaxplus",
+        input=dict(channels=1, height=28, width=28, mean=[0.5], std=[0.25]),
+    )
     src = torch.nn.Sequential(ThresholdModule(t))
     dst = torch.nn.Sequential(ThresholdModule())
     dst.load_state_dict(src.state_dict())
     back = dst[0].to_threshold()
-    assert (back.score, back.threshold, back.target_tpr, back.val_tpr, back.n) == (t.score, t.threshold, t.target_tpr, t.val_tpr, t.n)
+    assert (back.score, back.threshold, back.target_tpr, back.val_tpr, back.n) == (
+        t.score,
+        t.threshold,
+        t.target_tpr,
+        t.val_tpr,
+        t.n,
+    )
     assert (back.fingerprint, back.loss, back.input, back.temperature) == (t.fingerprint, t.loss, t.input, 1.0)
     assert dst[0](torch.tensor([t.threshold, t.threshold - 0.01])).tolist() == [True, False]
 
@@ -86,6 +109,8 @@ def test_threshold_of_another_score_or_temperature_is_refused():
     assert t.check_score("mds", temperature=1.0) is t
 
 
-@pytest.mark.parametrize("loss, score", [("isomaxplus", "mds"), ("isomax+", "mds"), ("isomax", "es"), ("softmax", "es")])
+@pytest.mark.parametrize(
+    "loss, score", [("isomaxplus", "mds"), ("isomax+", "mds"), ("isomax", "es"), ("softmax", "es")]
+)
 def test_default_score_per_loss(loss, score):
     assert default_score(loss) == score

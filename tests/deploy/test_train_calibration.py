@@ -1,5 +1,6 @@
 """`isomax train` calibrates by default (issue 19: the probabilities of IsoMax runs were flat until the user
 found `isomax calibrate`), then fits the threshold on the calibrated scores; `--no-calibrate` keeps the old way."""
+
 import json
 
 import pytest
@@ -15,9 +16,20 @@ from isomax.deploy.run import load_deployed
 def _config(data_dir, loss):
     from isomax.presets import TrainConfig
 
-    return TrainConfig(dataset="fashion-mnist", model="cnn-28", loss=loss, epochs=2, batch_size=32, lr=0.05,
-                       train_limit=256, eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1,
-                       val_fraction=0.2)
+    return TrainConfig(
+        dataset="fashion-mnist",
+        model="cnn-28",
+        loss=loss,
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        train_limit=256,
+        eval_batch_size=128,
+        data_dir=str(data_dir),
+        device="cpu",
+        threads=1,
+        val_fraction=0.2,
+    )
 
 
 @pytest.mark.parametrize("loss", ["isomaxplus", "softmax"])
@@ -52,7 +64,10 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
     for f in (0.99, 1.01):
         assert nll <= negative_log_likelihood(plain / (scale * f), val.labels) + 1e-9
     write_images(tmp_path / "images", n=2)
-    assert run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None).n_predicted == 3
+    assert (
+        run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None).n_predicted
+        == 3
+    )
 
 
 def test_no_calibrate_keeps_the_old_behaviour(deploy_data_dir, tmp_path):

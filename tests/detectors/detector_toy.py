@@ -1,4 +1,5 @@
 """A toy problem for the detector tests: 3 Gaussian classes in 16-d, seen as 1x4x4 "images"."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The detector API: one fit signature, the registry, hooks on any nn.Module, errors, and ODIN/Mahalanobis numbers."""
+
 import pytest
 import torch
 from torch import nn
@@ -32,11 +33,18 @@ def test_odin_and_mahalanobis_reproduce_the_previous_implementation(toy):
     model, (x_tr, y_tr), (x_val, y_val), (x, _), x_out = toy
     odin = ODIN(temperatures=(1, 10, 1000), noises=(0, 0.001, 0.01), std=(0.5,)).fit(model, val=[(x_val, y_val)])
     assert odin.params() == {"temperature": 10.0, "noise": 0.0}
-    torch.testing.assert_close(odin(x[:4]), torch.tensor([0.9998561143875122, 0.9999955892562866, 0.9994322657585144,
-                                                          0.9998281002044678]), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ODIN(model, temperature=1000, noise=0.01, std=(0.5,))(x_out[:4]),
-                               torch.tensor([0.3341989815235138, 0.334124892950058, 0.3348487913608551,
-                                             0.335210382938385]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        odin(x[:4]),
+        torch.tensor([0.9998561143875122, 0.9999955892562866, 0.9994322657585144, 0.9998281002044678]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    torch.testing.assert_close(
+        ODIN(model, temperature=1000, noise=0.01, std=(0.5,))(x_out[:4]),
+        torch.tensor([0.3341989815235138, 0.334124892950058, 0.3348487913608551, 0.335210382938385]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     maha = Mahalanobis(noises=(0, 0.001, 0.01), std=(0.5,)).fit(model, train=[(x_tr, y_tr)], val=[(x_val, y_val)])
     assert maha.params() == {"noise": 0.01, "layers": 2, "ensemble": True}
     expected_in = torch.tensor([-0.024007750675082207, 0.11309511959552765, 0.02695353701710701, 0.05286349356174469])
@@ -105,8 +113,9 @@ def test_each_detector_scores_in_distribution_higher(relu_toy, name):
 
 def test_fit_detectors_fits_every_registered_name_with_shared_options(relu_toy):
     model, (x_tr, y_tr), (x, y), x_out = relu_toy
-    fitted = fit_detectors(model, list(DETECTORS), train=[(x_tr, y_tr)], val=[(x, y)], max_samples=40, max_train=90,
-                           batch_size=64, seed=1)
+    fitted = fit_detectors(
+        model, list(DETECTORS), train=[(x_tr, y_tr)], val=[(x, y)], max_samples=40, max_train=90, batch_size=64, seed=1
+    )
     assert list(fitted) == list(DETECTORS)
     assert fitted["odin"].max_samples == 40 and fitted["mahalanobis"].max_train == 90 and fitted["knn"].max_train == 90
     assert fitted["knn"].detector_.knn.n_samples_fit_ == 90  # fitted on at most max_train training samples

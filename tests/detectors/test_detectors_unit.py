@@ -1,4 +1,5 @@
 """Detectors on toy problems: exact formulas, score direction, FGSM, not-fitted errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -84,8 +85,9 @@ def test_odin_fit_features_chooses_temperature(toy):
     labels = torch.cat([torch.ones(len(x_val)), torch.zeros(len(x_val))])
     odin = ODIN().fit_features(logits, labels)
     assert odin.params()["noise"] == 0.0 and odin.params()["temperature"] in (1.0, 10.0, 100.0, 1000.0)
-    torch.testing.assert_close(odin.predict_features(logits[:5]),
-                               torch.softmax(logits[:5] / odin.temperature_, 1).amax(1))
+    torch.testing.assert_close(
+        odin.predict_features(logits[:5]), torch.softmax(logits[:5] / odin.temperature_, 1).amax(1)
+    )
 
 
 # --- Mahalanobis ---------------------------------------------------------------------------------------------------
@@ -151,8 +153,11 @@ def test_shared_extraction_pass(toy):
 # --- API -----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [lambda m: ODIN(m), lambda m: Mahalanobis(m), lambda m: ScoreDetector("mps")],
-                         ids=["odin", "mahalanobis", "score-without-model"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda m: ODIN(m), lambda m: Mahalanobis(m), lambda m: ScoreDetector("mps")],
+    ids=["odin", "mahalanobis", "score-without-model"],
+)
 def test_not_fitted_errors_say_to_call_fit(toy, make):
     model, _, _, (x, _), _ = toy
     det = make(model)

@@ -1,4 +1,5 @@
 """The README's "Comparison methods" examples run as written."""
+
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ def _section_python_blocks(title: str) -> list[str]:
     text = README.read_text(encoding="utf-8")
     start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 1)
-    section = text[start:end if end != -1 else None]
+    section = text[start : end if end != -1 else None]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 

@@ -29,8 +29,15 @@ from .limits import Limits, current_limits, read_capped
 
 __all__ = ["iter_members", "is_image_name", "read_archive_images"]
 
-_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error,
-                   NotImplementedError, RuntimeError)
+_ARCHIVE_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def is_image_name(name: str) -> bool:
@@ -41,13 +48,11 @@ def is_image_name(name: str) -> bool:
 
 def _checked(path: Path, name: str, size: int, total: int, limits: Limits) -> int:
     limits.check("member_bytes", size, f"{path}: member {name}")
-    limits.check("archive_bytes", total + size,
-                 f"{path}: members read so far, up to and including {name}")
+    limits.check("archive_bytes", total + size, f"{path}: members read so far, up to and including {name}")
     return total + size
 
 
-def _iter_tar(path: Path, want: Callable[[str], bool], limits: Limits
-              ) -> Iterator[tuple[str, bytes]]:
+def _iter_tar(path: Path, want: Callable[[str], bool], limits: Limits) -> Iterator[tuple[str, bytes]]:
     total = 0
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
@@ -62,8 +67,7 @@ def _iter_tar(path: Path, want: Callable[[str], bool], limits: Limits
             del data  # the caller holds the only reference while it decodes
 
 
-def _iter_zip(path: Path, want: Callable[[str], bool], limits: Limits
-              ) -> Iterator[tuple[str, bytes]]:
+def _iter_zip(path: Path, want: Callable[[str], bool], limits: Limits) -> Iterator[tuple[str, bytes]]:
     total = 0
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
@@ -71,14 +75,14 @@ def _iter_zip(path: Path, want: Callable[[str], bool], limits: Limits
                 continue
             total = _checked(path, info.filename, info.file_size, total, limits)
             with zf.open(info) as f:
-                data = read_capped(f, f"{path}: member {info.filename}", limits,
-                                   size_hint=info.file_size)
+                data = read_capped(f, f"{path}: member {info.filename}", limits, size_hint=info.file_size)
             yield info.filename, data
             del data
 
 
-def iter_members(path: os.PathLike | str, want: Callable[[str], bool],
-                 limits: Limits | None = None) -> Iterator[tuple[str, bytes]]:
+def iter_members(
+    path: os.PathLike | str, want: Callable[[str], bool], limits: Limits | None = None
+) -> Iterator[tuple[str, bytes]]:
     """(member name, bytes) of each regular member of the tar or zip archive ``path`` whose name
     ``want`` accepts, in archive order, one at a time, under the size caps (``limits``: default
     :func:`~isomax.data.limits.current_limits`). A damaged archive is a :class:`DatasetError`
@@ -95,8 +99,7 @@ def iter_members(path: os.PathLike | str, want: Callable[[str], bool],
         raise DatasetError(f"{path}: corrupt or truncated archive ({type(e).__name__}: {e})") from e
 
 
-def read_archive_images(path: os.PathLike | str, limits: Limits | None = None
-                        ) -> list[tuple[str, np.ndarray]]:
+def read_archive_images(path: os.PathLike | str, limits: Limits | None = None) -> list[tuple[str, np.ndarray]]:
     """(member name, uint8 (C, H, W) array) of every image member, in natural name order.
 
     Each member is decoded as soon as it is read and its bytes dropped before the next is read."""

@@ -25,11 +25,21 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import InputError
 from .images import IMAGE_EXTENSIONS
 from .paths import cache_dir, check_not_loop
 
-__all__ = ["CACHE_VERSION", "fingerprint", "scan_tree", "tree_fingerprint", "cache_load",
-           "cache_save", "cache_max_bytes", "cache_entries", "cache_clear"]
+__all__ = [
+    "CACHE_VERSION",
+    "fingerprint",
+    "scan_tree",
+    "tree_fingerprint",
+    "cache_load",
+    "cache_save",
+    "cache_max_bytes",
+    "cache_entries",
+    "cache_clear",
+]
 
 #: part of every key: bump it when the decoded pixels of an unchanged file would change
 CACHE_VERSION = "2"  # 2: EXIF orientation applied
@@ -41,8 +51,11 @@ def fingerprint(paths: Iterable[Path], base: Path, extra: str = "") -> str:
     h.update(f"v{CACHE_VERSION}|{os.path.abspath(base)}|{extra}".encode("utf-8", "surrogateescape"))
     for p in paths:
         st = p.stat()
-        h.update(f"|{p.relative_to(base).as_posix() if p != base else '.'}:{st.st_size}:"
-                 f"{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+        h.update(
+            f"|{p.relative_to(base).as_posix() if p != base else '.'}:{st.st_size}:{st.st_mtime_ns}".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
     return h.hexdigest()[:20]
 
 
@@ -91,8 +104,7 @@ def cache_load(key: str) -> tuple[np.ndarray, np.ndarray | None, dict] | None:
     try:
         meta = json.loads(meta_p.read_text())
         images = np.load(d / f"{key}.images.npy", allow_pickle=False)
-        labels = (np.load(d / f"{key}.labels.npy", allow_pickle=False)
-                  if meta.get("has_labels") else None)
+        labels = np.load(d / f"{key}.labels.npy", allow_pickle=False) if meta.get("has_labels") else None
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != meta["n"]:
             return None
         if labels is not None and (labels.dtype != np.int64 or labels.shape != (meta["n"],)):
@@ -144,9 +156,9 @@ def cache_max_bytes() -> int:
     try:
         gb = float(raw) if raw else DEFAULT_CACHE_MAX_GB
     except ValueError:
-        raise ValueError(f"Expected ISOMAX_CACHE_MAX_GB to be a number of GiB, but got: {raw!r}") from None
+        raise InputError(f"Expected ISOMAX_CACHE_MAX_GB to be a number of GiB, but got: {raw!r}") from None
     if not gb >= 0:
-        raise ValueError(f"Expected ISOMAX_CACHE_MAX_GB to be >= 0, but got: {raw!r}")
+        raise InputError(f"Expected ISOMAX_CACHE_MAX_GB to be >= 0, but got: {raw!r}")
     return int(gb * 2**30)
 
 

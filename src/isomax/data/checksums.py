@@ -29,9 +29,14 @@ def md5_file(path: os.PathLike | str, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def verify_md5(dataset: str, known: Mapping[str, Sequence[str]], path: Path,
-               raw: bytes | None = None, content: bytes | None = None,
-               key: str | None = None) -> None:
+def verify_md5(
+    dataset: str,
+    known: Mapping[str, Sequence[str]],
+    path: Path,
+    raw: bytes | None = None,
+    content: bytes | None = None,
+    key: str | None = None,
+) -> None:
     """Check ``path`` against ``known[file name]`` (md5s of the stored file) or, for gzipped files,
     ``known[name without .gz]`` (md5s of the uncompressed content, so a re-gzipped or gunzipped
     copy is accepted too). ``raw``: the file's bytes if already read; ``key``: the name to look up
@@ -50,8 +55,7 @@ def verify_md5(dataset: str, known: Mapping[str, Sequence[str]], path: Path,
         actual_c = md5_bytes(content)
         if actual_c in content_ok:
             return
-        expected = list(file_ok) + [f"{c} (uncompressed content)" for c in content_ok
-                                    if c not in file_ok]
+        expected = list(file_ok) + [f"{c} (uncompressed content)" for c in content_ok if c not in file_ok]
         raise ChecksumError(dataset, path, expected, f"{actual} (uncompressed content: {actual_c})")
     raise ChecksumError(dataset, path, expected, actual)
 
@@ -73,7 +77,10 @@ def check_tree(known: Sequence[str], folder: Path, actual: str) -> bool | None:
         return None
     if actual in known:
         return True
-    warnings.warn(f"{folder}: sha256 of the image files is {actual}; the known copy has "
-                  f"{' or '.join(known)}. This is a different (or damaged) copy; using it anyway.",
-                  ChecksumWarning, stacklevel=4)
+    warnings.warn(
+        f"{folder}: sha256 of the image files is {actual}; the known copy has "
+        f"{' or '.join(known)}. This is a different (or damaged) copy; using it anyway.",
+        ChecksumWarning,
+        stacklevel=4,
+    )
     return False

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
+from ..errors import InputError
 from .errors import ChecksumWarning
 from .imagedata import ImageData
 from .images import convert_like
@@ -36,14 +37,22 @@ OOD_DATASETS: tuple[str, ...] = ood_datasets()
 
 #: (dataset, file name) -> accepted md5s: a read-only view of the specs' ``md5`` tables (kept for
 #: callers of the former module constant; the specs are the source).
-KNOWN_MD5 = MappingProxyType({(s.name, f): tuple(v) for s in REGISTRY.values()
-                              for f, v in s.md5.items()})
+KNOWN_MD5 = MappingProxyType({(s.name, f): tuple(v) for s in REGISTRY.values() for f, v in s.md5.items()})
 #: folder copy -> accepted tree sha256s: a read-only view of the specs' tables.
 KNOWN_TREE_SHA256 = MappingProxyType(
-    {**{f"{s.name}-jpg": s.image_folder_sha256 for s in REGISTRY.values()
-        if isinstance(s, CifarSpec) and s.image_folder_sha256},
-     **{"tiny-imagenet-200/test": s.pool_sha256 for s in REGISTRY.values()
-        if isinstance(s, TinyImageNetResizeSpec) and s.pool_sha256}})
+    {
+        **{
+            f"{s.name}-jpg": s.image_folder_sha256
+            for s in REGISTRY.values()
+            if isinstance(s, CifarSpec) and s.image_folder_sha256
+        },
+        **{
+            "tiny-imagenet-200/test": s.pool_sha256
+            for s in REGISTRY.values()
+            if isinstance(s, TinyImageNetResizeSpec) and s.pool_sha256
+        },
+    }
+)
 
 
 def _verify_default(verify: bool | None) -> bool:
@@ -53,8 +62,13 @@ def _verify_default(verify: bool | None) -> bool:
     return os.environ.get("ISOMAX_VERIFY", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
-                 download: bool = False, verify: bool | None = None) -> ImageData:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    verify: bool | None = None,
+) -> ImageData:
     """Load a labelled set (``IN_DATASETS``, plus ``"mnist"``) as uint8 (N, C, H, W).
 
     Searches :func:`find_data_dir`'s roots for the original formats (idx, CIFAR pickles or archive,
@@ -68,18 +82,25 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     spec = get_spec(name)
     if not spec.labelled:
         labelled = [s.name for s in REGISTRY.values() if s.labelled]
-        raise ValueError(f"{name!r} is not an in-distribution data set; known: "
-                         f"{', '.join(labelled)} (use load_ood for {name!r})")
+        raise InputError(
+            f"{name!r} is not an in-distribution data set; known: {', '.join(labelled)} (use load_ood for {name!r})"
+        )
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        raise InputError(f"split must be 'train' or 'test', not {split!r}")
     if not download:
         check_data_dir(data_dir)
     return spec.load(split, data_dir, download=download, verify=verify)
 
 
-def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None = None,
-             data_dir: str | os.PathLike | None = None, download: bool = False,
-             num_samples: int = 10000, seed: int = 0, verify: bool | None = None) -> ImageData:
+def load_ood(
+    name_or_path: str | os.PathLike,
+    like: tuple[int, int, int] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    num_samples: int = 10000,
+    seed: int = 0,
+    verify: bool | None = None,
+) -> ImageData:
     """Load an out-of-distribution set by name (``OOD_DATASETS``) or from a path (image folder,
     class-folder or flat, recursive; or a tar or zip archive of images).
 
@@ -94,7 +115,7 @@ def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None 
     verify = _verify_default(verify)
     like = None if like is None else tuple(int(v) for v in like)
     if like is not None and (len(like) != 3 or like[0] not in (1, 3) or min(like) < 1):
-        raise ValueError(f"like must be (C, H, W) with C in (1, 3); got {like}")
+        raise InputError(f"like must be (C, H, W) with C in (1, 3); got {like}")
     try:
         spec = get_spec(str(name_or_path))
     except ValueError:
@@ -102,14 +123,15 @@ def load_ood(name_or_path: str | os.PathLike, like: tuple[int, int, int] | None 
     if spec is None:
         p = Path(name_or_path).expanduser()
         if not p.exists():
-            raise ValueError(f"{str(name_or_path)!r} is neither a known out-of-distribution set "
-                             f"({', '.join(OOD_DATASETS)}) nor an existing path")
+            raise InputError(
+                f"{str(name_or_path)!r} is neither a known out-of-distribution set "
+                f"({', '.join(OOD_DATASETS)}) nor an existing path"
+            )
         data = load_path(p, like)
     else:
         if not download:
             check_data_dir(data_dir)
-        data = spec.load_ood(data_dir, download=download, verify=verify, like=like,
-                             num_samples=num_samples, seed=seed)
+        data = spec.load_ood(data_dir, download=download, verify=verify, like=like, num_samples=num_samples, seed=seed)
     x, rec = convert_like(data.images, like)
     data.images, data.conversion = x, join_records(data.conversion, rec)
     return data

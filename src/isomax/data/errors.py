@@ -39,16 +39,25 @@ class DatasetError(IsoMaxError, ValueError):
 class ChecksumError(DatasetError):
     """A data file does not match its published checksum."""
 
-    def __init__(self, dataset: str, path: os.PathLike | str, expected: Sequence[str], actual: str,
-                 algo: str = "md5", extra: str = ""):
+    def __init__(
+        self,
+        dataset: str,
+        path: os.PathLike | str,
+        expected: Sequence[str],
+        actual: str,
+        algo: str = "md5",
+        extra: str = "",
+    ):
         self.dataset = dataset
         self.path = Path(path)
         self.expected = tuple(expected)
         self.actual = actual
         exp = " or ".join(self.expected)
-        msg = (f"{dataset}: checksum mismatch for file {self.path}: expected {algo} {exp}, "
-               f"got {actual}. The file is corrupt, truncated or a different version; delete it and "
-               f"get a fresh copy (or pass verify=False to skip the check).")
+        msg = (
+            f"{dataset}: checksum mismatch for file {self.path}: expected {algo} {exp}, "
+            f"got {actual}. The file is corrupt, truncated or a different version; delete it and "
+            f"get a fresh copy (or pass verify=False to skip the check)."
+        )
         if extra:
             msg += " " + extra
         super().__init__(msg)
@@ -66,8 +75,9 @@ class DataLimitError(DatasetError):
     (``None`` when only "more than ``cap``" is known: the rest was not read).
     """
 
-    def __init__(self, what: str, limit: str, cap: int, actual: int | None, unit: str = "bytes",
-                 env: str | None = None):
+    def __init__(
+        self, what: str, limit: str, cap: int, actual: int | None, unit: str = "bytes", env: str | None = None
+    ):
         self.what = what
         self.limit = limit
         self.cap = int(cap)
@@ -77,29 +87,41 @@ class DataLimitError(DatasetError):
         super().__init__(
             f"{what}: {size} {unit} exceeds the cap {limit}={cap:,} {unit} (a damaged file or "
             f"a decompression bomb; if the data is genuine, {how}isomax.data.limits.set_limits"
-            f"({limit}=...)).")
+            f"({limit}=...))."
+        )
 
 
 class DatasetNotFoundError(IsoMaxError, FileNotFoundError):
     """The files of a data set were not found in any searched directory."""
 
-    def __init__(self, dataset: str, expected: Iterable[str], searched: Iterable[os.PathLike | str],
-                 how_to_get: str, split: str | None = None, note: str = ""):
+    def __init__(
+        self,
+        dataset: str,
+        expected: Iterable[str],
+        searched: Iterable[os.PathLike | str],
+        how_to_get: str,
+        split: str | None = None,
+        note: str = "",
+    ):
         self.dataset = dataset
         self.expected = list(expected)
         self.searched = [Path(p) for p in searched]
         self.how_to_get = how_to_get
         what = f"dataset '{dataset}'" + (f" (split '{split}')" if split else "")
-        lines = [f"Could not find {what}.",
-                 "Expected one of: " + "; ".join(self.expected) + ".",
-                 "Searched directories (in order):"]
+        lines = [
+            f"Could not find {what}.",
+            "Expected one of: " + "; ".join(self.expected) + ".",
+            "Searched directories (in order):",
+        ]
         for p in self.searched:
             lines.append(f"  {p}" + ("" if p.is_dir() else "  (does not exist)"))
         if not self.searched:
             lines.append("  (none)")
         lines.append("How to get it: " + how_to_get)
-        lines.append("Point the loader at the data with data_dir=... (CLI: --data-dir) or the "
-                     "ISOMAX_DATA environment variable (os.pathsep-separated list of directories).")
+        lines.append(
+            "Point the loader at the data with data_dir=... (CLI: --data-dir) or the "
+            "ISOMAX_DATA environment variable (os.pathsep-separated list of directories)."
+        )
         if note:
             lines.append(note)
         super().__init__("\n".join(lines))
@@ -114,4 +136,5 @@ class DataDirNotFoundError(IsoMaxError, FileNotFoundError):
         super().__init__(
             f"data directory {self.path} {state} (given as data_dir / --data-dir). Pass an "
             f"existing folder, or leave it out to search $ISOMAX_DATA, the cache and "
-            f"/usr/share/datasets.")
+            f"/usr/share/datasets."
+        )

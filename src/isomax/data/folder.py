@@ -82,8 +82,7 @@ def _list_class(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
 
 
 def _class_dirs(split_dir: Path) -> list[str]:
-    return sorted((e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")),
-                  key=os.fsencode)
+    return sorted((e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")), key=os.fsencode)
 
 
 def scan_folder(root: str | os.PathLike, val_fraction: float = 0.1, strict: bool = False) -> FolderSplits:
@@ -106,14 +105,17 @@ def scan_folder(root: str | os.PathLike, val_fraction: float = 0.1, strict: bool
         names = classes if split == "train" else _class_dirs(d)
         extra = [c for c in names if c not in classes]
         if extra:
-            raise DatasetError(f"{d / extra[0]}: class {extra[0]!r} is in {split}/ but not in train/ "
-                               f"(train classes: {', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''})")
+            raise DatasetError(
+                f"{d / extra[0]}: class {extra[0]!r} is in {split}/ but not in train/ "
+                f"(train classes: {', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''})"
+            )
         fs, ls = [], []
         for c in names:
             got = _list_class(d / c, skipped)
             if not got and split == "train":
-                raise DatasetError(f"{d / c}: empty class folder (no readable image files: "
-                                   f"{', '.join(IMAGE_EXTENSIONS[:4])} ...)")
+                raise DatasetError(
+                    f"{d / c}: empty class folder (no readable image files: {', '.join(IMAGE_EXTENSIONS[:4])} ...)"
+                )
             fs += got
             ls += [classes.index(c)] * len(got)
         if fs:
@@ -139,8 +141,10 @@ def _carve_val(s: FolderSplits, val_fraction: float, seed: int = 0) -> None:
     y = torch.tensor(s.labels["train"], dtype=torch.int64)
     n_val = int(round(len(y) * val_fraction))
     if n_val < 1 or n_val >= len(y):
-        raise DatasetError(f"{s.root / 'train'}: val_fraction={val_fraction} of {len(y)} images leaves an empty split "
-                           "(add a val/ folder or use --val-fraction 0)")
+        raise DatasetError(
+            f"{s.root / 'train'}: val_fraction={val_fraction} of {len(y)} images leaves an empty split "
+            "(add a val/ folder or use --val-fraction 0)"
+        )
     idx = _stratified_val_indices(y, n_val, torch.Generator().manual_seed(seed))
     mask = torch.zeros(len(y), dtype=torch.bool)
     mask[idx] = True
@@ -152,15 +156,27 @@ def _carve_val(s: FolderSplits, val_fraction: float, seed: int = 0) -> None:
     h = hashlib.sha1(usedforsecurity=False)
     for f in s.files["val"]:
         h.update(os.path.relpath(f, s.root).encode() + b"\n")
-    s.split = dict(val=f"stratified {val_fraction:g} of train/ (split seed {seed})", val_fraction=val_fraction,
-                   seed=seed, n_train=len(s.files["train"]), n_val=len(s.files["val"]), val_files_sha1=h.hexdigest())
+    s.split = dict(
+        val=f"stratified {val_fraction:g} of train/ (split seed {seed})",
+        val_fraction=val_fraction,
+        seed=seed,
+        n_train=len(s.files["train"]),
+        n_val=len(s.files["val"]),
+        val_files_sha1=h.hexdigest(),
+    )
 
 
 DEFAULT_IMG_SIZE = 224  # --img-size of folder data sets when not given
 
 
-def load_folder(root: str | os.PathLike, img_size: int | None = None, *, val_fraction: float = 0.1, workers: int = 0,
-                strict: bool = False) -> tuple[dict, FolderSplits]:
+def load_folder(
+    root: str | os.PathLike,
+    img_size: int | None = None,
+    *,
+    val_fraction: float = 0.1,
+    workers: int = 0,
+    strict: bool = False,
+) -> tuple[dict, FolderSplits]:
     """``({"train": FileImages, "val": ..., "test": ...}, FolderSplits)`` of a folder data set; a missing
     val is an empty set, a missing test is the validation split (or empty)."""
     from .streaming import FileImages
@@ -170,8 +186,16 @@ def load_folder(root: str | os.PathLike, img_size: int | None = None, *, val_fra
     sets = {}
     for split in SPLITS:
         files = s.files.get(split, [])
-        sets[split] = FileImages(list(files), torch.tensor(s.labels.get(split, []), dtype=torch.int64), s.name,
-                                 list(s.classes), size, workers=workers, strict=strict, source=str(s.root / split))
+        sets[split] = FileImages(
+            list(files),
+            torch.tensor(s.labels.get(split, []), dtype=torch.int64),
+            s.name,
+            list(s.classes),
+            size,
+            workers=workers,
+            strict=strict,
+            source=str(s.root / split),
+        )
     if not len(sets["test"]):
         sets["test"] = sets["val"]
     return sets, s
@@ -188,5 +212,14 @@ def folder_images(path: str | os.PathLike, img_size: int, workers: int = 0, stri
         raise DatasetError(f"{skipped[0][0]}: {skipped[0][1]} (--strict)")
     if not files:
         raise DatasetError(f"{root}: no image files (zero-byte ones skipped: {len(skipped)})")
-    return FileImages(files, None, root.name, None, int(img_size), workers=workers, strict=strict, source=str(root),
-                      conversion=f"read at {img_size}x{img_size} RGB (resize shorter side + center crop)")
+    return FileImages(
+        files,
+        None,
+        root.name,
+        None,
+        int(img_size),
+        workers=workers,
+        strict=strict,
+        source=str(root),
+        conversion=f"read at {img_size}x{img_size} RGB (resize shorter side + center crop)",
+    )

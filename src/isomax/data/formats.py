@@ -40,26 +40,28 @@ def read_file_bytes(path: os.PathLike | str, limits: Limits | None = None) -> tu
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
                 return raw, read_capped(f, f"{path} (uncompressed)", limits)
         except (EOFError, OSError, zlib.error) as e:
-            raise DatasetError(f"{path}: corrupt or truncated gzip file ({e}). Delete it and get a "
-                               f"fresh copy.") from e
+            raise DatasetError(f"{path}: corrupt or truncated gzip file ({e}). Delete it and get a fresh copy.") from e
     return raw, raw
 
 
 def parse_idx(content: bytes, path: os.PathLike | str = "<bytes>") -> np.ndarray:
     """Parse an idx buffer (http://yann.lecun.com/exdb/mnist/) into a numpy array."""
     if len(content) < 4 or content[0] != 0 or content[1] != 0 or content[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{path}: not an idx file (bad magic number {content[:4].hex()!r}; "
-                           f"expected 0x0000 0x08 <ndim>)")
+        raise DatasetError(
+            f"{path}: not an idx file (bad magic number {content[:4].hex()!r}; expected 0x0000 0x08 <ndim>)"
+        )
     ndim = content[3]
     header = 4 + 4 * ndim
     if len(content) < header:
         raise DatasetError(f"{path}: truncated idx header")
-    dims = tuple(int.from_bytes(content[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[content[2]])
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(content) - header != expected:
-        raise DatasetError(f"{path}: idx payload has {len(content) - header} bytes, header "
-                           f"{dims} needs {expected} (truncated or corrupt file)")
+        raise DatasetError(
+            f"{path}: idx payload has {len(content) - header} bytes, header "
+            f"{dims} needs {expected} (truncated or corrupt file)"
+        )
     arr = np.frombuffer(content, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))  # a writable copy
 
@@ -108,16 +110,16 @@ def cifar_batch_to_arrays(d: dict, label_key: str, path: str) -> tuple[np.ndarra
     except KeyError as e:
         raise DatasetError(f"{path}: CIFAR batch lacks key {e}") from e
     if x.ndim != 2 or x.shape[1] != 3072 or len(y) != len(x):
-        raise DatasetError(f"{path}: CIFAR batch has data {x.shape} and {len(y)} labels; expected "
-                           f"(N, 3072) and N labels")
+        raise DatasetError(
+            f"{path}: CIFAR batch has data {x.shape} and {len(y)} labels; expected (N, 3072) and N labels"
+        )
     return x.reshape(-1, 3, 32, 32), y
 
 
 # --------------------------------------------------------------------------------------------
 # SVHN .mat
 # --------------------------------------------------------------------------------------------
-def read_svhn_mat(path: os.PathLike | str, limits: Limits | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def read_svhn_mat(path: os.PathLike | str, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarray]:
     """SVHN cropped digits: X (32, 32, 3, N) -> (N, 3, 32, 32); label 10 -> 0. The file is capped
     at ``member_bytes`` (checked on its size before scipy reads it)."""
     import scipy.io
@@ -133,8 +135,7 @@ def read_svhn_mat(path: os.PathLike | str, limits: Limits | None = None
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a valid SVHN .mat file ({type(e).__name__}: {e})") from e
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
-        raise DatasetError(f"{path}: SVHN X has shape {x.shape}, y {y.shape}; expected "
-                           f"(32, 32, 3, N) and N labels")
+        raise DatasetError(f"{path}: SVHN X has shape {x.shape}, y {y.shape}; expected (32, 32, 3, N) and N labels")
     images = np.ascontiguousarray(x.transpose(3, 2, 0, 1)).astype(np.uint8, copy=False)
     labels = y.reshape(-1).astype(np.int64)
     labels[labels == 10] = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from ..errors import InputError
 
 __all__ = ["ImageData"]
 
@@ -24,16 +25,16 @@ class ImageData:
         if not isinstance(self.images, torch.Tensor):
             raise TypeError("images must be a torch.Tensor")
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W); got {self.images.dtype} "
-                             f"{tuple(self.images.shape)}")
+            raise InputError(
+                f"images must be a uint8 tensor (N, C, H, W); got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels is not None:
             if not isinstance(self.labels, torch.Tensor):
                 self.labels = torch.as_tensor(self.labels)
             if self.labels.dtype != torch.int64:
                 self.labels = self.labels.to(torch.int64)
             if self.labels.shape != (self.images.shape[0],):
-                raise ValueError(f"labels must have shape ({self.images.shape[0]},); got "
-                                 f"{tuple(self.labels.shape)}")
+                raise InputError(f"labels must have shape ({self.images.shape[0]},); got {tuple(self.labels.shape)}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -72,6 +73,8 @@ class ImageData:
 
     def __repr__(self) -> str:
         lab = "None" if self.labels is None else f"int64({len(self.labels)})"
-        return (f"ImageData(name={self.name!r}, n={len(self)}, shape={self.shape}, labels={lab}, "
-                f"classes={None if self.classes is None else len(self.classes)}, "
-                f"conversion={self.conversion!r})")
+        return (
+            f"ImageData(name={self.name!r}, n={len(self)}, shape={self.shape}, labels={lab}, "
+            f"classes={None if self.classes is None else len(self.classes)}, "
+            f"conversion={self.conversion!r})"
+        )

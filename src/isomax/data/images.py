@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from .errors import DataLimitError, DatasetError
 from .limits import Limits, current_limits, read_capped
 from .paths import check_not_loop
@@ -33,8 +34,7 @@ __all__ = [
     "reduce_factor",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pbm", ".pnm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm")
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,8 +114,11 @@ def _decode_jpeg_torchvision(data: bytes) -> np.ndarray | None:
         from torchvision.io import ImageReadMode, decode_image
 
         # UNCHANGED mode, EXIF orientation applied (as PIL's ImageOps.exif_transpose in the PIL path)
-        t = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                         mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+        t = decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            mode=ImageReadMode.UNCHANGED,
+            apply_exif_orientation=True,
+        )
     except Exception:  # noqa: BLE001 - fall back to PIL (which gives the real error message)
         return None
     if t.dim() != 3 or t.shape[0] not in (1, 3) or t.dtype != torch.uint8:
@@ -152,10 +155,10 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             i += 2
             continue
         if marker in _SOF_MARKERS:
-            h = int.from_bytes(data[i + 5:i + 7], "big")
-            w = int.from_bytes(data[i + 7:i + 9], "big")
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
             return (w, h) if w and h else None
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
 
 
@@ -172,8 +175,13 @@ def reduce_factor(size: tuple[int, int], like: tuple[int, int, int] | None) -> i
     return max(1, min(size) // (REDUCE_MARGIN * max(int(like[1]), int(like[2]))))
 
 
-def decode_image_bytes(name: str, data: bytes, limits: Limits | None = None,
-                       like: tuple[int, int, int] | None = None, info: dict | None = None) -> np.ndarray:
+def decode_image_bytes(
+    name: str,
+    data: bytes,
+    limits: Limits | None = None,
+    like: tuple[int, int, int] | None = None,
+    info: dict | None = None,
+) -> np.ndarray:
     """Decode one encoded image to uint8 (C, H, W), C in (1, 3), EXIF orientation applied.
 
     The header is read first and an image of more than ``image_pixels`` pixels is refused with
@@ -218,8 +226,10 @@ def decode_image_bytes(name: str, data: bytes, limits: Limits | None = None,
     except DataLimitError:
         raise
     except Image.DecompressionBombError as e:
-        raise DatasetError(f"{name}: refused by PIL as a possible decompression bomb ({e}); if the "
-                           f"image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS") from e
+        raise DatasetError(
+            f"{name}: refused by PIL as a possible decompression bomb ({e}); if the "
+            f"image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS"
+        ) from e
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from e
 
@@ -254,8 +264,9 @@ def quiet_torchvision_deprecation() -> Iterator[None]:
         yield
 
 
-def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int | None = None,
-                  limits: Limits | None = None) -> list[np.ndarray]:
+def decode_images(
+    items: Sequence[tuple[str, bytes | str | Path]], workers: int | None = None, limits: Limits | None = None
+) -> list[np.ndarray]:
     """Decode (name, bytes-or-path) pairs to uint8 (C, H, W) arrays (1 or 3 channels), in order,
     with a thread pool (JPEGs through torchvision's libjpeg-turbo decoder, others through PIL)."""
     limits = limits or current_limits()
@@ -264,7 +275,7 @@ def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int 
         if workers <= 1 or len(items) < 256:
             return _decode_chunk(items, limits)
         chunk = max(64, len(items) // (workers * 8))
-        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
         out: list[np.ndarray] = []
         with ThreadPoolExecutor(workers) as ex:
             for part in ex.map(_decode_chunk, chunks, [limits] * len(chunks)):
@@ -275,8 +286,9 @@ def decode_images(items: Sequence[tuple[str, bytes | str | Path]], workers: int 
 # --------------------------------------------------------------------------------------------
 # stacking and conversion
 # --------------------------------------------------------------------------------------------
-def stack_images(arrays: Sequence[np.ndarray], like: tuple[int, int, int] | None, what: str
-                 ) -> tuple[torch.Tensor, str | None]:
+def stack_images(
+    arrays: Sequence[np.ndarray], like: tuple[int, int, int] | None, what: str
+) -> tuple[torch.Tensor, str | None]:
     """Stack decoded (C, H, W) arrays into (N, C, H, W) uint8, converting to ``like`` if given.
 
     Images of different sizes or channel counts are grouped and converted group-wise; without
@@ -297,8 +309,10 @@ def stack_images(arrays: Sequence[np.ndarray], like: tuple[int, int, int] | None
             like = (3,) + next(iter(sizes))
         else:
             common = sorted(shapes.items(), key=lambda kv: -len(kv[1]))[:3]
-            raise ValueError(f"{what}: images have {len(shapes)} different shapes (most common: "
-                             f"{[s for s, _ in common]}); pass like=(C, H, W) to convert them")
+            raise InputError(
+                f"{what}: images have {len(shapes)} different shapes (most common: "
+                f"{[s for s, _ in common]}); pass like=(C, H, W) to convert them"
+            )
     like = tuple(int(v) for v in like)
     out = torch.empty((len(arrays),) + like, dtype=torch.uint8)
     records = []
@@ -319,8 +333,9 @@ def _desc(c: int, h: int, w: int) -> str:
     return f"{h}x{w} " + ("grey" if c == 1 else "RGB" if c == 3 else f"{c}-channel")
 
 
-def convert_like(x: torch.Tensor, like: tuple[int, int, int] | None, chunk: int = 2048
-                 ) -> tuple[torch.Tensor, str | None]:
+def convert_like(
+    x: torch.Tensor, like: tuple[int, int, int] | None, chunk: int = 2048
+) -> tuple[torch.Tensor, str | None]:
     """Convert uint8 (N, C, H, W) images to ``like`` = (C, H, W).
 
     Channels: RGB -> grey with ITU-R 601 luma, grey -> RGB by replication. Size: same aspect ratio
@@ -334,7 +349,7 @@ def convert_like(x: torch.Tensor, like: tuple[int, int, int] | None, chunk: int 
     if (c1, h1, w1) == (c2, h2, w2):
         return x, None
     if c1 not in (1, 3) or c2 not in (1, 3):
-        raise ValueError(f"cannot convert {c1}-channel images to {c2} channels")
+        raise InputError(f"cannot convert {c1}-channel images to {c2} channels")
     steps = []
     if c1 == 3 and c2 == 1:
         steps.append("ITU-R 601 luma")
@@ -358,14 +373,13 @@ def convert_like(x: torch.Tensor, like: tuple[int, int, int] | None, chunk: int 
     out = torch.empty((n, c2, h2, w2), dtype=torch.uint8)
     luma = torch.tensor(_LUMA, dtype=torch.float32).view(1, 3, 1, 1)
     for i in range(0, n, chunk):
-        xb = x[i:i + chunk].to(torch.float32)
+        xb = x[i : i + chunk].to(torch.float32)
         if c1 == 3 and c2 == 1:
             xb = (xb * luma).sum(1, keepdim=True)
         if resize_to is not None:
-            xb = F.interpolate(xb, size=resize_to, mode="bilinear", align_corners=False,
-                               antialias=True)
+            xb = F.interpolate(xb, size=resize_to, mode="bilinear", align_corners=False, antialias=True)
         if crop is not None:
-            xb = xb[:, :, crop[0]:crop[0] + h2, crop[1]:crop[1] + w2]
-        out[i:i + chunk] = xb.round_().clamp_(0, 255).to(torch.uint8)  # broadcasts grey -> RGB
+            xb = xb[:, :, crop[0] : crop[0] + h2, crop[1] : crop[1] + w2]
+        out[i : i + chunk] = xb.round_().clamp_(0, 255).to(torch.uint8)  # broadcasts grey -> RGB
     record = f"{_desc(c1, h1, w1)} -> {_desc(c2, h2, w2)} ({', '.join(steps)})"
     return out, record

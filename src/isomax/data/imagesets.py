@@ -25,8 +25,15 @@ from .images import (
     stack_images,
 )
 
-__all__ = ["images_from_archive", "images_from_folder", "images_from_folder_as", "is_split_image_folder",
-           "load_split_image_folder", "load_path", "join_records"]
+__all__ = [
+    "images_from_archive",
+    "images_from_folder",
+    "images_from_folder_as",
+    "is_split_image_folder",
+    "load_split_image_folder",
+    "load_path",
+    "join_records",
+]
 
 
 def join_records(*recs: str | None) -> str | None:
@@ -35,8 +42,9 @@ def join_records(*recs: str | None) -> str | None:
     return "; ".join(r) if r else None
 
 
-def images_from_archive(name: str, arc: Path, known_md5: Mapping[str, Sequence[str]] | None = None
-                        ) -> tuple[np.ndarray, str]:
+def images_from_archive(
+    name: str, arc: Path, known_md5: Mapping[str, Sequence[str]] | None = None
+) -> tuple[np.ndarray, str]:
     """All images of a tar/zip archive (natural member order), decoded and cached by the archive's
     (size, mtime). ``known_md5``: checksums to verify the archive against (None: no check; done
     even on a cache hit, as only small archives have a known md5). Returns (images, source)."""
@@ -57,10 +65,13 @@ def images_from_archive(name: str, arc: Path, known_md5: Mapping[str, Sequence[s
     return images, str(arc)
 
 
-def images_from_folder(name: str, folder: Path, known_tree_sha256: Sequence[str] | None = None,
-                       post_like: tuple[int, int, int] | None = None,
-                       stack_like: tuple[int, int, int] | None = None,
-                       ) -> tuple[np.ndarray, str, str | None]:
+def images_from_folder(
+    name: str,
+    folder: Path,
+    known_tree_sha256: Sequence[str] | None = None,
+    post_like: tuple[int, int, int] | None = None,
+    stack_like: tuple[int, int, int] | None = None,
+) -> tuple[np.ndarray, str, str | None]:
     """All images under ``folder`` (natural order), decoded, optionally converted to ``post_like``,
     cached by a (path, size, mtime) fingerprint. With ``known_tree_sha256`` the sha256 of every
     file under the folder is compared with it when the cache is built (a warning if it differs).
@@ -90,8 +101,9 @@ def images_from_folder(name: str, folder: Path, known_tree_sha256: Sequence[str]
     return images, str(folder), rec
 
 
-def images_from_folder_as(name: str, folder: Path, like: tuple[int, int, int], chunk: int = 64
-                          ) -> tuple[np.ndarray, str, str | None]:
+def images_from_folder_as(
+    name: str, folder: Path, like: tuple[int, int, int], chunk: int = 64
+) -> tuple[np.ndarray, str, str | None]:
     """All images under ``folder`` (natural order, recursive) converted to ``like`` = (C, H, W) as
     they are decoded, ``chunk`` files at a time: memory holds one chunk at its full size plus the
     converted set (for sets of large images of many sizes, e.g. Textures, Places365). Cached by a
@@ -108,17 +120,19 @@ def images_from_folder_as(name: str, folder: Path, like: tuple[int, int, int], c
     out = np.empty((len(files),) + like, dtype=np.uint8)
     shapes: set[tuple[int, ...]] = set()
     for i in range(0, len(files), chunk):
-        part = files[i:i + chunk]
+        part = files[i : i + chunk]
         arrays = decode_images([(str(p), b) for p, b in zip(part, read_files(part))])
-        out[i:i + len(part)] = stack_images(arrays, like, f"{name} ({folder})")[0].numpy()
+        out[i : i + len(part)] = stack_images(arrays, like, f"{name} ({folder})")[0].numpy()
         shapes.update(a.shape for a in arrays)
         del arrays
     shapes.discard(like)
     if len(shapes) == 1:
         rec = convert_like(torch.zeros((1,) + next(iter(shapes)), dtype=torch.uint8), like)[1]
     elif shapes:
-        rec = (f"{len(shapes)} source shapes -> {like[1]}x{like[2]} {'grey' if like[0] == 1 else 'RGB'} "
-               "(same aspect ratio: bilinear resize with antialiasing; other: shorter side fits, then center crop)")
+        rec = (
+            f"{len(shapes)} source shapes -> {like[1]}x{like[2]} {'grey' if like[0] == 1 else 'RGB'} "
+            "(same aspect ratio: bilinear resize with antialiasing; other: shorter side fits, then center crop)"
+        )
     else:
         rec = None
     cache_save(key, out, None, {"source": str(folder), "conversion": rec})
@@ -131,8 +145,9 @@ def is_split_image_folder(d: Path, split: str) -> bool:
     return s.is_dir() and any(c.is_dir() for c in s.iterdir())
 
 
-def load_split_image_folder(name: str, root: Path, split: str, canonical: Sequence[str] | None,
-                            known_tree_sha256: Sequence[str] | None) -> ImageData:
+def load_split_image_folder(
+    name: str, root: Path, split: str, canonical: Sequence[str] | None, known_tree_sha256: Sequence[str] | None
+) -> ImageData:
     """``root/{train,test}/<class>/*``: decode both splits once, cache them, return ``split``.
 
     Classes are the sorted folder names, or ``canonical`` (in its order) when they are exactly its
@@ -143,19 +158,23 @@ def load_split_image_folder(name: str, root: Path, split: str, canonical: Sequen
     cached = cache_load(f"{name}-{fp}-{split}")
     if cached is not None and cached[1] is not None:
         images, labels, meta = cached
-        return ImageData(torch.from_numpy(images), torch.from_numpy(labels), name, meta["classes"],
-                         source=str(root))
+        return ImageData(torch.from_numpy(images), torch.from_numpy(labels), name, meta["classes"], source=str(root))
     files = {s: list_image_files(root / s) for s in ("train", "test") if (root / s).is_dir()}
-    classes = sorted({p.relative_to(root / s).parts[0] for s in files for p in files[s]
-                      if len(p.relative_to(root / s).parts) > 1})
+    classes = sorted(
+        {p.relative_to(root / s).parts[0] for s in files for p in files[s] if len(p.relative_to(root / s).parts) > 1}
+    )
     if canonical is not None and set(classes) == set(canonical):
         classes = list(canonical)
     cidx = {c: i for i, c in enumerate(classes)}
     blobs = {s: read_files(files[s]) for s in files}
     verified = None
     if known_tree_sha256:
-        rel = [(p.relative_to(root).as_posix(), b) for s in files for p, b in zip(files[s], blobs[s])
-               if p.suffix.lower() == ".jpg"]
+        rel = [
+            (p.relative_to(root).as_posix(), b)
+            for s in files
+            for p, b in zip(files[s], blobs[s])
+            if p.suffix.lower() == ".jpg"
+        ]
         verified = check_tree(tuple(known_tree_sha256), root, tree_sha256(rel))
     result = None
     for s in files:
@@ -163,11 +182,9 @@ def load_split_image_folder(name: str, root: Path, split: str, canonical: Sequen
         images, _ = stack_images(arrays, None, f"{name} {root / s}")
         labels = np.array([cidx[p.relative_to(root / s).parts[0]] for p in files[s]], dtype=np.int64)
         images = images.numpy()
-        cache_save(f"{name}-{fp}-{s}", images, labels,
-                   {"classes": classes, "source": str(root), "verified": verified})
+        cache_save(f"{name}-{fp}-{s}", images, labels, {"classes": classes, "source": str(root), "verified": verified})
         if s == split:
-            result = ImageData(torch.from_numpy(images), torch.from_numpy(labels), name, classes,
-                               source=str(root))
+            result = ImageData(torch.from_numpy(images), torch.from_numpy(labels), name, classes, source=str(root))
     if result is None:
         raise DatasetError(f"{root / split}: no class folders with images")
     return result

@@ -33,10 +33,10 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import BinaryIO
 
+from ..errors import InputError
 from .errors import DataLimitError
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "ENV_VARS", "current_limits", "set_limits", "reset_limits",
-           "read_capped"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "ENV_VARS", "current_limits", "set_limits", "reset_limits", "read_capped"]
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,19 @@ class Limits:
         """Raise :class:`DataLimitError` if ``actual`` exceeds the cap ``limit``."""
         cap = getattr(self, limit)
         if cap is not None and actual > cap:
-            raise DataLimitError(what, limit, cap, actual,
-                                 unit="pixels" if limit == "image_pixels" else "bytes",
-                                 env=ENV_VARS[limit])
+            raise DataLimitError(
+                what, limit, cap, actual, unit="pixels" if limit == "image_pixels" else "bytes", env=ENV_VARS[limit]
+            )
 
 
 DEFAULT_LIMITS = Limits()
 
 #: the environment variable of each cap
-ENV_VARS = {"member_bytes": "ISOMAX_MAX_MEMBER_BYTES",
-            "archive_bytes": "ISOMAX_MAX_ARCHIVE_BYTES",
-            "image_pixels": "ISOMAX_MAX_IMAGE_PIXELS"}
+ENV_VARS = {
+    "member_bytes": "ISOMAX_MAX_MEMBER_BYTES",
+    "archive_bytes": "ISOMAX_MAX_ARCHIVE_BYTES",
+    "image_pixels": "ISOMAX_MAX_IMAGE_PIXELS",
+}
 
 _OVERRIDES: dict[str, int | None] = {}
 _SUFFIX = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
@@ -73,8 +75,10 @@ def _parse_size(var: str, text: str) -> int | None:
         return None
     m = re.fullmatch(r"(\d+)\s*([kmg]?)", t)
     if m is None:
-        raise ValueError(f"environment variable {var}={text!r}: expected a whole number with an "
-                         f"optional K/M/G suffix (e.g. 512M), or 'none' for no cap")
+        raise InputError(
+            f"environment variable {var}={text!r}: expected a whole number with an "
+            f"optional K/M/G suffix (e.g. 512M), or 'none' for no cap"
+        )
     return int(m.group(1)) * _SUFFIX[m.group(2)]
 
 
@@ -95,9 +99,9 @@ def set_limits(**caps: int | None) -> Limits:
     names = {f.name for f in fields(Limits)}
     for k, v in caps.items():
         if k not in names:
-            raise ValueError(f"unknown cap {k!r}; known: {', '.join(sorted(names))}")
+            raise InputError(f"unknown cap {k!r}; known: {', '.join(sorted(names))}")
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise ValueError(f"cap {k} must be a non-negative int or None; got {v!r}")
+            raise InputError(f"cap {k} must be a non-negative int or None; got {v!r}")
     _OVERRIDES.update(caps)
     return current_limits()
 
@@ -107,8 +111,7 @@ def reset_limits() -> None:
     _OVERRIDES.clear()
 
 
-def read_capped(f: BinaryIO, what: str, limits: Limits | None = None,
-                size_hint: int | None = None) -> bytes:
+def read_capped(f: BinaryIO, what: str, limits: Limits | None = None, size_hint: int | None = None) -> bytes:
     """Read ``f`` to its end, but never more than ``member_bytes`` + 1 bytes: more raises
     :class:`DataLimitError`. Guards against sizes that no header or ``stat`` tells (character
     devices, lying headers), and against reading them whole first. ``size_hint``: the expected

@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..errors import InputError
 from .imagedata import ImageData
 
 __all__ = ["BatchLoader", "train_val_split", "random_crop_flip"]
@@ -17,9 +18,13 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 0x5EED) % (2**63 - 1)
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, flip: bool | torch.Tensor,
-                     generator: torch.Generator | None = None, offsets: torch.Tensor | None = None
-                     ) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor,
+    pad: int,
+    flip: bool | torch.Tensor,
+    generator: torch.Generator | None = None,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Random crop (zero padding ``pad``) + horizontal flip of a whole batch with one gather.
 
     ``x`` (B, C, H, W), any dtype/device. ``flip``: False (never), True (random per sample, p=0.5)
@@ -48,15 +53,16 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool | torch.Tensor,
     hp, wp = h + 2 * pad, w + 2 * pad
     ar_h = torch.arange(h, device=dev)
     ar_w = torch.arange(w, device=dev)
-    rows = offsets[:, 0:1] + ar_h                                             # (B, H)
+    rows = offsets[:, 0:1] + ar_h  # (B, H)
     cols = offsets[:, 1:2] + torch.where(flips[:, None], w - 1 - ar_w, ar_w)  # (B, W)
     # one gather over the flattened padded images: out[b, c, i, j] = xp[b, c, rows[b,i], cols[b,j]]
     idx = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
     return torch.gather(xp.reshape(b, c, hp * wp), 2, idx).view(b, c, h, w)
 
 
-def _mean_std(data: ImageData, mean: Sequence[float] | None, std: Sequence[float] | None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def _mean_std(
+    data: ImageData, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel float64 (C,) mean and std: the given ones (1 value broadcasts), else the
     normalisation registered for ``data.name``."""
     c = data.images.shape[1]
@@ -66,8 +72,10 @@ def _mean_std(data: ImageData, mean: Sequence[float] | None, std: Sequence[float
         try:
             dmean, dstd = normalization(data.name)
         except ValueError as e:
-            raise ValueError(f"no default normalisation for {data.name!r}: pass mean= and std= "
-                             f"(e.g. the in-distribution's: normalization('cifar10'))") from e
+            raise InputError(
+                f"no default normalisation for {data.name!r}: pass mean= and std= "
+                f"(e.g. the in-distribution's: normalization('cifar10'))"
+            ) from e
         mean = dmean if mean is None else mean
         std = dstd if std is None else std
     mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
@@ -77,10 +85,9 @@ def _mean_std(data: ImageData, mean: Sequence[float] | None, std: Sequence[float
     if std_t.numel() == 1:
         std_t = std_t.expand(c)
     if mean_t.numel() != c or std_t.numel() != c:
-        raise ValueError(f"mean/std need 1 or {c} values; got {mean_t.numel()} and "
-                         f"{std_t.numel()}")
+        raise InputError(f"mean/std need 1 or {c} values; got {mean_t.numel()} and {std_t.numel()}")
     if bool((std_t <= 0).any()):
-        raise ValueError("std must be positive")
+        raise InputError("std must be positive")
     return mean_t, std_t
 
 
@@ -104,17 +111,28 @@ class BatchLoader:
     equal the one-process batches, and no process builds the global batch.
     """
 
-    def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
-                 augment: bool = False, pad: int = 4, flip: bool = True,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 device: str | torch.device = "cpu", drop_last: bool = False,
-                 seed: int | None = None, generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32, channels_last: bool = False,
-                 shard: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        data: ImageData,
+        batch_size: int,
+        shuffle: bool = False,
+        augment: bool = False,
+        pad: int = 4,
+        flip: bool = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        device: str | torch.device = "cpu",
+        drop_last: bool = False,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = False,
+        shard: tuple[int, int] | None = None,
+    ):
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise InputError("batch_size must be >= 1")
         if pad < 0:
-            raise ValueError("pad must be >= 0")
+            raise InputError("pad must be >= 0")
         self.data = data
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -139,7 +157,7 @@ class BatchLoader:
         self._images = data.images.to(self.device)
         self._labels = None if data.labels is None else data.labels.to(self.device)
         if shard is not None and not (0 <= shard[0] < shard[1]):
-            raise ValueError(f"Expected `shard` to be (rank, world) with 0 <= rank < world, but got: {shard!r}")
+            raise InputError(f"Expected `shard` to be (rank, world) with 0 <= rank < world, but got: {shard!r}")
         self.shard = shard
         self.sharded = shard is not None  # isomax.distributed.shard_batches passes these batches through
 
@@ -163,8 +181,7 @@ class BatchLoader:
         n = len(self.data)
         if not self.shuffle:
             return torch.arange(n)
-        g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch if epoch is None
-                                                      else epoch))
+        g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch if epoch is None else epoch))
         return torch.randperm(n, generator=g)
 
     def _normalise(self, xb: torch.Tensor) -> torch.Tensor:
@@ -193,23 +210,27 @@ class BatchLoader:
             else:
                 first, last = 0, b
             if perm is None:
-                xb = self._images[lo + first:lo + last]
-                yb = None if self._labels is None else self._labels[lo + first:lo + last]
+                xb = self._images[lo + first : lo + last]
+                yb = None if self._labels is None else self._labels[lo + first : lo + last]
             else:
-                idx = perm[lo + first:lo + last]
+                idx = perm[lo + first : lo + last]
                 xb = self._images.index_select(0, idx)
                 yb = None if self._labels is None else self._labels.index_select(0, idx)
             if self.augment:
                 # draw the whole batch's crops and flips (as random_crop_flip would), keep this slice's
-                offsets = (torch.randint(0, 2 * self.pad + 1, (b, 2), generator=ga) if self.pad > 0
-                           else torch.zeros((b, 2), dtype=torch.int64))
+                offsets = (
+                    torch.randint(0, 2 * self.pad + 1, (b, 2), generator=ga)
+                    if self.pad > 0
+                    else torch.zeros((b, 2), dtype=torch.int64)
+                )
                 flips = (torch.rand(b, generator=ga) < 0.5) if self.flip else torch.zeros(b, dtype=torch.bool)
                 xb = random_crop_flip(xb, self.pad, flips[first:last], offsets=offsets[first:last])
             yield self._normalise(xb), yb
 
 
-def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0,
-                    stratified: bool = True) -> tuple[ImageData, ImageData]:
+def train_val_split(
+    data: ImageData, val_fraction: float = 0.1, seed: int = 0, stratified: bool = True
+) -> tuple[ImageData, ImageData]:
     """Split into (train, validation) disjoint subsets, each kept in the original order.
 
     The validation set has ``round(N * val_fraction)`` samples; with ``stratified`` (and labels)
@@ -227,15 +248,17 @@ def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0,
     its indices.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction}")
+        raise InputError(f"val_fraction must be in [0, 1); got {val_fraction}")
     n = len(data)
     if val_fraction == 0.0:
         keep = torch.ones(n, dtype=torch.bool)
         return data.subset(keep), data.subset(~keep)
     n_val = int(round(n * val_fraction))
     if n_val < 1 or n_val >= n:
-        raise ValueError(f"val_fraction={val_fraction} of {n} samples leaves an empty split (use "
-                         f"val_fraction=0 for no validation set)")
+        raise InputError(
+            f"val_fraction={val_fraction} of {n} samples leaves an empty split (use "
+            f"val_fraction=0 for no validation set)"
+        )
     g = torch.Generator().manual_seed(int(seed))
     if stratified and data.labels is not None:
         val_idx = _stratified_val_indices(data.labels.cpu(), n_val, g)
@@ -259,8 +282,7 @@ def _stratified_val_indices(labels: torch.Tensor, n_val: int, g: torch.Generator
     if rest > 0:
         frac = exact - quota.double()
         # ties broken randomly but reproducibly
-        order = torch.argsort(frac + 1e-9 * torch.rand(len(frac), generator=g,
-                                                        dtype=torch.float64), descending=True)
+        order = torch.argsort(frac + 1e-9 * torch.rand(len(frac), generator=g, dtype=torch.float64), descending=True)
         quota[order[:rest]] += 1
     val_parts = []
     for cls, q in zip(classes.tolist(), quota.tolist()):

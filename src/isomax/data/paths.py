@@ -106,5 +106,7 @@ def check_not_loop(link: str, parent: str) -> None:
     target = os.path.realpath(link)
     here = os.path.realpath(parent)
     if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
-        raise DatasetError(f"{link}: symbolic link loop (it points to {target}, which contains "
-                           f"it); remove the link or load a folder without it")
+        raise DatasetError(
+            f"{link}: symbolic link loop (it points to {target}, which contains "
+            f"it); remove the link or load a folder without it"
+        )

@@ -21,6 +21,7 @@ OpenOOD benchmark) as a third group, so that the easy noise sets do not lift the
 """
 
 from __future__ import annotations
+from ..errors import InputError
 
 __all__ = ["ROLE_ORDER", "ROLES", "NOISE", "ood_role", "set_role", "roles_for"]
 
@@ -35,8 +36,13 @@ _CIFAR_FAR = ("mnist", "svhn", "textures", "places365", "isun", "lsun-resize")
 ROLES: dict[str, dict[str, str]] = {
     "cifar10": {"cifar100": "near", "tinyimagenet-resize": "near", **dict.fromkeys(_CIFAR_FAR, "far")},
     "cifar100": {"cifar10": "near", "tinyimagenet-resize": "near", **dict.fromkeys(_CIFAR_FAR, "far")},
-    "fashion-mnist": {"mnist": "near", **dict.fromkeys(("isun", "tinyimagenet-resize", "lsun-resize", "cifar10",
-                                                         "cifar100", "svhn", "textures", "places365"), "far")},
+    "fashion-mnist": {
+        "mnist": "near",
+        **dict.fromkeys(
+            ("isun", "tinyimagenet-resize", "lsun-resize", "cifar10", "cifar100", "svhn", "textures", "places365"),
+            "far",
+        ),
+    },
 }
 
 
@@ -63,7 +69,7 @@ def ood_role(in_dataset: str | None, out_dataset: str | None) -> str | None:
 def set_role(in_dataset: str, out_dataset: str, role: str) -> None:
     """Assign (or change) the role of ``out_dataset`` for ``in_dataset``."""
     if role not in ROLE_ORDER:
-        raise ValueError(f"role must be one of {', '.join(ROLE_ORDER)}, not {role!r}")
+        raise InputError(f"role must be one of {', '.join(ROLE_ORDER)}, not {role!r}")
     ROLES.setdefault(_canonical(in_dataset), {})[_canonical(out_dataset)] = role
 
 

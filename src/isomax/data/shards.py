@@ -35,6 +35,7 @@ from typing import Iterator
 
 import torch
 
+from ..errors import InputError
 from .errors import DatasetError
 from .images import IMAGE_EXTENSIONS
 
@@ -50,7 +51,7 @@ def _expand(pattern: str) -> list[str]:
     if not m:
         return [pattern]
     lo, hi = m.group(1), m.group(2)
-    return [pattern[: m.start()] + str(i).zfill(len(lo)) + pattern[m.end():] for i in range(int(lo), int(hi) + 1)]
+    return [pattern[: m.start()] + str(i).zfill(len(lo)) + pattern[m.end() :] for i in range(int(lo), int(hi) + 1)]
 
 
 def is_shard_dataset(name: str | os.PathLike) -> bool:
@@ -68,13 +69,20 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shards(folder: str | os.PathLike, out: str | os.PathLike, *, shard_size: int = 1000,
-                 val_fraction: float = 0.1, strict: bool = False, log=print) -> Path:
+def write_shards(
+    folder: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    shard_size: int = 1000,
+    val_fraction: float = 0.1,
+    strict: bool = False,
+    log=print,
+) -> Path:
     """Write the splits of a folder data set (:mod:`.folder`) as tar shards + ``dataset.json`` into ``out``."""
     from .folder import scan_folder
 
     if shard_size < 1:
-        raise ValueError(f"Expected --shard-size to be >= 1, but got: {shard_size}")
+        raise InputError(f"Expected --shard-size to be >= 1, but got: {shard_size}")
     s = scan_folder(folder, val_fraction, strict)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +96,7 @@ def write_shards(folder: str | os.PathLike, out: str | os.PathLike, *, shard_siz
             name = f"{split}-{k // shard_size:06d}.tar"
             tmp = out / f".{name}.{os.getpid()}"
             with tarfile.open(tmp, "w") as tar:
-                for i in order[k:k + shard_size]:
+                for i in order[k : k + shard_size]:
                     ext = Path(files[i]).suffix.lower().lstrip(".")
                     key = f"{i:09d}"
                     _add(tar, f"{key}.{ext}", Path(files[i]).read_bytes())
@@ -141,10 +149,11 @@ class _ShardStream(torch.utils.data.IterableDataset):
         import webdataset as wds
 
         def by_node(urls):  # this rank's shards (torch.distributed's rank, or the one given)
-            return list(urls)[self.rank::self.world]
+            return list(urls)[self.rank :: self.world]
 
-        ds = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=by_node, workersplitter=wds.split_by_worker,
-                            empty_check=False)
+        ds = wds.WebDataset(
+            self.urls, shardshuffle=False, nodesplitter=by_node, workersplitter=wds.split_by_worker, empty_check=False
+        )
         if not self.train:
             yield from ds
             return
@@ -193,10 +202,14 @@ class _ShardLoader:
         self._scale, self._shift = (1.0 / (255.0 * std_t)).to(self.device), (mean_t / std_t).to(self.device)
         if train:
             if batch_size % world:
-                raise ValueError(f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})")
+                raise InputError(
+                    f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})"
+                )
             if len(data.urls) < world:
-                raise DatasetError(f"{data.urls[0]}: {len(data.urls)} training shard(s) for {world} processes; "
-                                   "write more, smaller shards (isomax shard --shard-size)")
+                raise DatasetError(
+                    f"{data.urls[0]}: {len(data.urls)} training shard(s) for {world} processes; "
+                    "write more, smaller shards (isomax shard --shard-size)"
+                )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -213,16 +226,25 @@ class _ShardLoader:
         if self.train:
             random.Random(self.seed * 1_000_003 + epoch).shuffle(urls)
             workers = max(1, min(self.data.workers, len(urls) // self.world))
-            ds = _ShardStream(urls, self.data.img_size, self.augment, self.flip, self.seed * 1009 + epoch,
-                              self.batch_size // self.world, self.rank, self.world)
+            ds = _ShardStream(
+                urls,
+                self.data.img_size,
+                self.augment,
+                self.flip,
+                self.seed * 1009 + epoch,
+                self.batch_size // self.world,
+                self.rank,
+                self.world,
+            )
         else:  # in order, one worker: logits in label order; ranks take contiguous shard ranges
             workers = min(1, self.data.workers)
             lo, hi = self.rank * len(urls) // self.world, (self.rank + 1) * len(urls) // self.world
             ds = _ShardStream(urls[lo:hi], self.data.img_size, False, False, 0, self.batch_size, 0, 1)
             if lo == hi:
                 return
-        dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
-                                         pin_memory=self.device.type == "cuda")
+        dl = torch.utils.data.DataLoader(
+            ds, batch_size=None, num_workers=workers, pin_memory=self.device.type == "cuda"
+        )
         it = iter(dl)
         batches = itertools.islice(it, len(self)) if self.train else it
         for x, y in batches:
@@ -255,11 +277,26 @@ class ShardImages:
         return len(self.classes)
 
     def subset(self, index) -> "ShardImages":
-        raise ValueError(f"{self.source}: a subset of a shard data set (--train-limit, --eval-limit) is not supported; "
-                         "write smaller shards from a smaller folder")
+        raise InputError(
+            f"{self.source}: a subset of a shard data set (--train-limit, --eval-limit) is not supported; "
+            "write smaller shards from a smaller folder"
+        )
 
-    def loader(self, batch_size, mean, std, device, *, train=False, augment=True, flip=True, seed=0, rank=0, world=1,
-               persistent=False):  # workers are started per epoch (the shard order changes)
+    def loader(
+        self,
+        batch_size,
+        mean,
+        std,
+        device,
+        *,
+        train=False,
+        augment=True,
+        flip=True,
+        seed=0,
+        rank=0,
+        world=1,
+        persistent=False,
+    ):  # workers are started per epoch (the shard order changes)
         return _ShardLoader(self, batch_size, mean, std, device, train, augment, flip, seed, rank, world)
 
 
@@ -284,13 +321,20 @@ def load_shards(name: str | os.PathLike, img_size: int, workers: int = 0) -> dic
             if missing:
                 raise DatasetError(f"{missing[0]}: not a training shard listed in {root / MANIFEST}")
             starts = dict(zip(urls, itertools.accumulate([0] + _shard_counts(info)[:-1])))
-            labels = [l for u in train_urls for l in labels[starts[u]:starts[u] + per[u]]]
+            labels = [l for u in train_urls for l in labels[starts[u] : starts[u] + per[u]]]
             urls = train_urls
         for u in urls:
             if not Path(u).is_file():
                 raise DatasetError(f"{u}: shard listed in {root / MANIFEST} is missing")
-        sets[split] = ShardImages(urls, torch.tensor(labels, dtype=torch.int64), root.name, classes, int(img_size),
-                                  workers=workers, source=str(root))
+        sets[split] = ShardImages(
+            urls,
+            torch.tensor(labels, dtype=torch.int64),
+            root.name,
+            classes,
+            int(img_size),
+            workers=workers,
+            source=str(root),
+        )
     if not len(sets["test"]):
         sets["test"] = sets["val"]
     return sets

@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .archives import iter_members
 from .checksums import verify_md5
 from .errors import DatasetError, DatasetNotFoundError
@@ -47,8 +48,18 @@ from .imagesets import (
 from .noise import synthetic
 from .paths import cache_dir, candidate_dirs, first_file, search_roots
 
-__all__ = ["DatasetSpec", "IdxSpec", "CifarSpec", "SvhnSpec", "OdinSpec", "TinyImageNetResizeSpec",
-           "FolderSpec", "NoiseSpec", "DatasetInfo", "ODIN_URL"]
+__all__ = [
+    "DatasetSpec",
+    "IdxSpec",
+    "CifarSpec",
+    "SvhnSpec",
+    "OdinSpec",
+    "TinyImageNetResizeSpec",
+    "FolderSpec",
+    "NoiseSpec",
+    "DatasetInfo",
+    "ODIN_URL",
+]
 
 ODIN_URL = "https://github.com/facebookresearch/odin"
 
@@ -78,13 +89,17 @@ class DatasetInfo:
 
     def to_dict(self) -> dict:
         """JSON-ready: tuples as lists."""
-        return {"name": self.name, "classes": None if self.classes is None else list(self.classes),
-                "num_classes": self.num_classes,
-                "shape": None if self.shape is None else list(self.shape),
-                "mean": None if self.mean is None else list(self.mean),
-                "std": None if self.std is None else list(self.std),
-                "splits": list(self.splits), "labelled": self.labelled,
-                "in_distribution": self.in_distribution}
+        return {
+            "name": self.name,
+            "classes": None if self.classes is None else list(self.classes),
+            "num_classes": self.num_classes,
+            "shape": None if self.shape is None else list(self.shape),
+            "mean": None if self.mean is None else list(self.mean),
+            "std": None if self.std is None else list(self.std),
+            "splits": list(self.splits),
+            "labelled": self.labelled,
+            "in_distribution": self.in_distribution,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,8 +131,9 @@ class DatasetSpec:
         return "train" in self.splits
 
     def info(self) -> DatasetInfo:
-        return DatasetInfo(self.name, self.classes, self.shape, self.mean, self.std, self.splits,
-                           self.labelled, self.in_distribution)
+        return DatasetInfo(
+            self.name, self.classes, self.shape, self.mean, self.std, self.splits, self.labelled, self.in_distribution
+        )
 
     def expected(self, split: str) -> list[str]:
         """The file layouts that would be found, for the not-found message."""
@@ -143,13 +159,11 @@ class DatasetSpec:
         """Fetch the files of ``split`` into ``root`` (where :meth:`find` finds them)."""
         raise NotImplementedError(f"{self.name}: no download")
 
-    def load(self, split: str, data_dir=None, download: bool = False, verify: bool = True
-             ) -> ImageData:
+    def load(self, split: str, data_dir=None, download: bool = False, verify: bool = True) -> ImageData:
         """Search the data roots for ``split``; with ``download``, fetch it if missing; else a
         :class:`DatasetNotFoundError` that lists what was expected, where, and how to get it."""
         if split not in self.splits:
-            raise ValueError(f"split must be {' or '.join(map(repr, self.splits))} for "
-                             f"{self.name!r}, not {split!r}")
+            raise InputError(f"split must be {' or '.join(map(repr, self.splits))} for {self.name!r}, not {split!r}")
         roots = search_roots(data_dir)
         data = self.find(split, [r for r in roots if r.is_dir()], verify)
         note = ""
@@ -166,14 +180,25 @@ class DatasetSpec:
                 else:
                     data = self.find(split, [r for r in roots if r.is_dir()], verify)
         if data is None:
-            raise DatasetNotFoundError(self.name, self.expected(split), self.searched(roots),
-                                       self.how_to_get(), split=split if self.labelled else None,
-                                       note=note)
+            raise DatasetNotFoundError(
+                self.name,
+                self.expected(split),
+                self.searched(roots),
+                self.how_to_get(),
+                split=split if self.labelled else None,
+                note=note,
+            )
         return data
 
-    def load_ood(self, data_dir=None, download: bool = False, verify: bool = True,
-                 like: tuple[int, int, int] | None = None, num_samples: int = 10000, seed: int = 0
-                 ) -> ImageData:
+    def load_ood(
+        self,
+        data_dir=None,
+        download: bool = False,
+        verify: bool = True,
+        like: tuple[int, int, int] | None = None,
+        num_samples: int = 10000,
+        seed: int = 0,
+    ) -> ImageData:
         """The set as an out-distribution: its test split (``like`` etc. matter for noise only;
         the caller converts to ``like``)."""
         return self.load("test", data_dir, download, verify)
@@ -198,8 +223,9 @@ class IdxSpec(DatasetSpec):
 
     def expected(self, split: str) -> list[str]:
         a, b = _IDX_FILES[split]
-        return [f"{a}.gz + {b}.gz (or un-gzipped) in one of the folders "
-                f"{', '.join(self.subdirs)} or the data root itself"]
+        return [
+            f"{a}.gz + {b}.gz (or un-gzipped) in one of the folders {', '.join(self.subdirs)} or the data root itself"
+        ]
 
     def how_to_get(self) -> str:
         return self.how
@@ -219,11 +245,14 @@ class IdxSpec(DatasetSpec):
                 arrays.append(parse_idx(content, p))
             x, y = arrays
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-                raise DatasetError(f"{img}: images {x.shape} and labels {y.shape} ({lab}) do not "
-                                   f"match")
-            return ImageData(torch.from_numpy(np.ascontiguousarray(x[:, None])),
-                             torch.from_numpy(y.astype(np.int64)), self.name, list(self.classes),
-                             source=str(d))
+                raise DatasetError(f"{img}: images {x.shape} and labels {y.shape} ({lab}) do not match")
+            return ImageData(
+                torch.from_numpy(np.ascontiguousarray(x[:, None])),
+                torch.from_numpy(y.astype(np.int64)),
+                self.name,
+                list(self.classes),
+                source=str(d),
+            )
         return None
 
     def download(self, split, root):
@@ -254,14 +283,19 @@ class CifarSpec(DatasetSpec):
     torchvision_class: str = ""
 
     def expected(self, split):
-        return [f"{self.folder}/{{{','.join(self.members[split])}}}", self.archive,
-                f"{self.image_folders[0]}/{split}/<class>/*.jpg"]
+        return [
+            f"{self.folder}/{{{','.join(self.members[split])}}}",
+            self.archive,
+            f"{self.image_folders[0]}/{split}/<class>/*.jpg",
+        ]
 
     def how_to_get(self):
-        return (f"load_dataset('{self.name}', download=True) (torchvision, needs internet) or "
-                f"download {self.url} and put it (or its extracted {self.folder}/ folder) in a data "
-                f"root; an image-folder copy <root>/{self.image_folders[0]}/{{train,test}}/<class>/"
-                f"*.jpg also works")
+        return (
+            f"load_dataset('{self.name}', download=True) (torchvision, needs internet) or "
+            f"download {self.url} and put it (or its extracted {self.folder}/ folder) in a data "
+            f"root; an image-folder copy <root>/{self.image_folders[0]}/{{train,test}}/<class>/"
+            f"*.jpg also works"
+        )
 
     def searched(self, roots):
         return candidate_dirs(roots, self.subdirs) + [r / j for r in roots for j in self.image_folders]
@@ -270,20 +304,28 @@ class CifarSpec(DatasetSpec):
         names = None
         if data is not None:
             try:
-                names = [c.decode("latin1") if isinstance(c, bytes) else str(c)
-                         for c in read_cifar_pickle(data, where)[self.meta_key]]
+                names = [
+                    c.decode("latin1") if isinstance(c, bytes) else str(c)
+                    for c in read_cifar_pickle(data, where)[self.meta_key]
+                ]
             except (KeyError, DatasetError):
                 names = None
         if names is None and self.classes is not None:
             names = list(self.classes)
         return names
 
-    def _from_batches(self, split: str, batches: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                      classes: list[str] | None, source: str) -> ImageData:
+    def _from_batches(
+        self, split: str, batches: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: list[str] | None, source: str
+    ) -> ImageData:
         xs = [batches[m][0] for m in self.members[split]]
         ys = [batches[m][1] for m in self.members[split]]
-        return ImageData(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
-                         self.name, classes, source=source)
+        return ImageData(
+            torch.from_numpy(np.concatenate(xs)),
+            torch.from_numpy(np.concatenate(ys)),
+            self.name,
+            classes,
+            source=source,
+        )
 
     def _batch(self, data: bytes, where: str, member: str, verify: bool):
         if verify:
@@ -294,8 +336,9 @@ class CifarSpec(DatasetSpec):
         for d in dirs:
             folder = d / self.folder
             if all((folder / m).is_file() for m in self.members[split]):
-                batches = {m: self._batch(read_file(folder / m), str(folder / m), m, verify)
-                           for m in self.members[split]}
+                batches = {
+                    m: self._batch(read_file(folder / m), str(folder / m), m, verify) for m in self.members[split]
+                }
                 meta = folder / self.meta
                 classes = self._class_names(read_file(meta) if meta.is_file() else None, str(meta))
                 return self._from_batches(split, batches, classes, str(folder))
@@ -311,8 +354,7 @@ class CifarSpec(DatasetSpec):
             wanted = set(self.members[split])
             batches, meta = {}, None
             # one member at a time: each batch is parsed to arrays before the next is read
-            for mname, data in iter_members(arc, lambda n: n.rsplit("/", 1)[-1] in
-                                            wanted | {self.meta}):
+            for mname, data in iter_members(arc, lambda n: n.rsplit("/", 1)[-1] in wanted | {self.meta}):
                 base = mname.rsplit("/", 1)[-1]
                 where = f"{arc}:{self.folder}/{base}"
                 if base == self.meta:
@@ -333,15 +375,17 @@ class CifarSpec(DatasetSpec):
                 d = r / sub
                 if is_split_image_folder(d, split):
                     return load_split_image_folder(
-                        self.name, d, split, self.classes,
-                        self.image_folder_sha256 if verify else None)
+                        self.name, d, split, self.classes, self.image_folder_sha256 if verify else None
+                    )
         return None
 
     def find(self, split, roots, verify):
         dirs = candidate_dirs(roots, self.subdirs)
-        return (self._find_extracted(split, dirs, verify)
-                or self._find_archive(split, dirs, verify)
-                or self._find_image_folder(split, roots, verify))
+        return (
+            self._find_extracted(split, dirs, verify)
+            or self._find_archive(split, dirs, verify)
+            or self._find_image_folder(split, roots, verify)
+        )
 
     def download(self, split, root):
         import torchvision.datasets as tvd
@@ -362,9 +406,11 @@ class SvhnSpec(DatasetSpec):
         return [f"{split}_32x32.mat (in svhn/ or the root)"]
 
     def how_to_get(self):
-        return ("load_dataset('svhn', download=True) (torchvision, needs internet) or "
-                "http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat, test_32x32.mat) into "
-                "<root>/svhn/")
+        return (
+            "load_dataset('svhn', download=True) (torchvision, needs internet) or "
+            "http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat, test_32x32.mat) into "
+            "<root>/svhn/"
+        )
 
     def find(self, split, roots, verify):
         p = first_file(candidate_dirs(roots, self.subdirs), (f"{split}_32x32.mat",))
@@ -373,8 +419,7 @@ class SvhnSpec(DatasetSpec):
         if verify:
             verify_md5(self.name, self.md5, p)
         x, y = read_svhn_mat(p)
-        return ImageData(torch.from_numpy(x), torch.from_numpy(y), self.name, list(self.classes),
-                         source=str(p))
+        return ImageData(torch.from_numpy(x), torch.from_numpy(y), self.name, list(self.classes), source=str(p))
 
     def download(self, split, root):
         import torchvision.datasets as tvd
@@ -397,8 +442,10 @@ class OdinSpec(DatasetSpec):
         return [*self.archives, *(f"{f}/ (extracted folder)" for f in self.folders)]
 
     def how_to_get(self):
-        return (f"download {', '.join(self.archives)} from {ODIN_URL} (links in its README) into a "
-                f"data root or its {self.subdirs[0]}/ folder")
+        return (
+            f"download {', '.join(self.archives)} from {ODIN_URL} (links in its README) into a "
+            f"data root or its {self.subdirs[0]}/ folder"
+        )
 
     def find(self, split, roots, verify):
         dirs = candidate_dirs(roots, self.subdirs)
@@ -411,8 +458,7 @@ class OdinSpec(DatasetSpec):
             for f in self.folders:
                 if (d / f).is_dir() and list_image_files(d / f):
                     x, src, rec = images_from_folder(self.name, d / f)
-                    return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec,
-                                     source=src)
+                    return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec, source=src)
         return None
 
 
@@ -427,12 +473,14 @@ class TinyImageNetResizeSpec(OdinSpec):
     pool_url: str = ""
 
     def expected(self, split):
-        return super().expected(split) + [f"{self.pool_dirs[0]}/test/images/*.JPEG (downscaled to "
-                                          f"{self.pool_like[1]}x{self.pool_like[2]})"]
+        return super().expected(split) + [
+            f"{self.pool_dirs[0]}/test/images/*.JPEG (downscaled to {self.pool_like[1]}x{self.pool_like[2]})"
+        ]
 
     def how_to_get(self):
-        return (super().how_to_get() + f"; or the original tiny-imagenet-200.zip ({self.pool_url}) "
-                f"extracted in a data root")
+        return (
+            super().how_to_get() + f"; or the original tiny-imagenet-200.zip ({self.pool_url}) extracted in a data root"
+        )
 
     def searched(self, roots):
         return super().searched(roots) + candidate_dirs(roots, self.pool_dirs, bare=False)
@@ -444,11 +492,10 @@ class TinyImageNetResizeSpec(OdinSpec):
         for d in candidate_dirs(roots, self.pool_dirs, bare=False):
             test = d / "test"
             if (test / "images").is_dir():
-                x, src, rec = images_from_folder("tiny-imagenet-200-test", test,
-                                                 self.pool_sha256 if verify else None,
-                                                 post_like=self.pool_like)
-                return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec,
-                                 source=src)
+                x, src, rec = images_from_folder(
+                    "tiny-imagenet-200-test", test, self.pool_sha256 if verify else None, post_like=self.pool_like
+                )
+                return ImageData(torch.from_numpy(x), None, self.name, None, conversion=rec, source=src)
         return None
 
 
@@ -496,9 +543,9 @@ class NoiseSpec(DatasetSpec):
     splits: tuple[str, ...] = ()
 
     def load(self, split, data_dir=None, download=False, verify=True):
-        raise ValueError(f"{self.name!r} is synthetic noise: use load_ood({self.name!r}, like=..., "
-                         f"num_samples=..., seed=...)")
+        raise InputError(
+            f"{self.name!r} is synthetic noise: use load_ood({self.name!r}, like=..., num_samples=..., seed=...)"
+        )
 
-    def load_ood(self, data_dir=None, download=False, verify=True, like=None, num_samples=10000,
-                 seed=0):
+    def load_ood(self, data_dir=None, download=False, verify=True, like=None, num_samples=10000, seed=0):
         return synthetic(self.name, like, num_samples, seed)

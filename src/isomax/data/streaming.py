@@ -33,11 +33,19 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ..errors import InputError
 from .errors import DataLimitError, DatasetError
 from .limits import current_limits
 
-__all__ = ["FileImages", "StreamLoader", "ContiguousShards", "load_rgb", "default_workers", "sample_mean_std",
-           "materialize"]
+__all__ = [
+    "FileImages",
+    "StreamLoader",
+    "ContiguousShards",
+    "load_rgb",
+    "default_workers",
+    "sample_mean_std",
+    "materialize",
+]
 
 MEAN_STD_SAMPLE = 512  # training images in the sample behind the default --mean/--std
 _SEED_MIX = 0x9E3779B97F4A7C15
@@ -89,7 +97,7 @@ def _eval_transform(img_size: int):
         if (rh, rw) != (h, w):
             x = TF.resize(x, [rh, rw], antialias=True)
         top, left = (rh - img_size) // 2, (rw - img_size) // 2
-        return x[:, top:top + img_size, left:left + img_size].contiguous()
+        return x[:, top : top + img_size, left : left + img_size].contiguous()
 
     return transform
 
@@ -123,8 +131,16 @@ def _sample_seed(seed: int, epoch: int, index: int) -> int:
 class _FileDataset(Dataset):
     """``dataset[(index, epoch)]`` -> (uint8 (3, S, S), label): decoded and transformed in the worker."""
 
-    def __init__(self, files: Sequence[str], labels: Sequence[int] | None, img_size: int, train: bool, flip: bool,
-                 seed: int, strict: bool):
+    def __init__(
+        self,
+        files: Sequence[str],
+        labels: Sequence[int] | None,
+        img_size: int,
+        train: bool,
+        flip: bool,
+        seed: int,
+        strict: bool,
+    ):
         self.files, self.labels = list(files), (None if labels is None else list(labels))
         self.img_size, self.train, self.seed, self.strict = img_size, train, seed, strict
         self.flip = flip
@@ -222,15 +238,33 @@ class StreamLoader:
 
     sharded = True
 
-    def __init__(self, dataset: _FileDataset, batch_size: int, sampler: Sampler, mean, std, device, *,
-                 workers: int = 0, drop_last: bool = False, persistent: bool = False):
+    def __init__(
+        self,
+        dataset: _FileDataset,
+        batch_size: int,
+        sampler: Sampler,
+        mean,
+        std,
+        device,
+        *,
+        workers: int = 0,
+        drop_last: bool = False,
+        persistent: bool = False,
+    ):
         bounded_malloc()
         self.sampler = _WithEpoch(sampler)
         self.device = torch.device(device)
         self.workers = workers
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
-                                 pin_memory=self.device.type == "cuda", drop_last=drop_last,
-                                 persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers else None)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=drop_last,
+            persistent_workers=persistent and workers > 0,
+            prefetch_factor=4 if workers else None,
+        )
         mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self._scale = (1.0 / (255.0 * std_t)).to(self.device)  # x_norm = x * scale - shift
@@ -282,15 +316,36 @@ class FileImages:
         if idx.dtype == torch.bool:
             idx = idx.nonzero().flatten()
         idx = idx.to(torch.int64).tolist()
-        return replace(self, files=[self.files[i] for i in idx],
-                       labels=None if self.labels is None else self.labels[idx])
+        return replace(
+            self, files=[self.files[i] for i in idx], labels=None if self.labels is None else self.labels[idx]
+        )
 
     def dataset(self, train: bool = False, flip: bool = True, seed: int = 0) -> _FileDataset:
-        return _FileDataset(self.files, None if self.labels is None else self.labels.tolist(), self.img_size, train,
-                            flip, seed, self.strict)
+        return _FileDataset(
+            self.files,
+            None if self.labels is None else self.labels.tolist(),
+            self.img_size,
+            train,
+            flip,
+            seed,
+            self.strict,
+        )
 
-    def loader(self, batch_size: int, mean, std, device, *, train: bool = False, augment: bool = True,
-               flip: bool = True, seed: int = 0, rank: int = 0, world: int = 1, persistent: bool = False) -> StreamLoader:
+    def loader(
+        self,
+        batch_size: int,
+        mean,
+        std,
+        device,
+        *,
+        train: bool = False,
+        augment: bool = True,
+        flip: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        persistent: bool = False,
+    ) -> StreamLoader:
         """Training (``train=True``: shuffled by a ``DistributedSampler`` with ``seed``, augmented unless
         ``augment=False``, last partial batch dropped, ``batch_size`` is the global batch) or evaluation
         batches (in order, this rank's contiguous share). ``persistent`` keeps the workers between
@@ -298,15 +353,36 @@ class FileImages:
         ds = self.dataset(train and augment, flip, seed)
         if train:
             if batch_size % world:
-                raise ValueError(f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})")
+                raise InputError(
+                    f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})"
+                )
             sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-            return StreamLoader(ds, batch_size // world, sampler, mean, std, device, workers=self.workers,
-                                drop_last=True, persistent=persistent)
-        return StreamLoader(ds, batch_size, ContiguousShards(len(ds), rank, world), mean, std, device,
-                            workers=self.workers, persistent=persistent)
+            return StreamLoader(
+                ds,
+                batch_size // world,
+                sampler,
+                mean,
+                std,
+                device,
+                workers=self.workers,
+                drop_last=True,
+                persistent=persistent,
+            )
+        return StreamLoader(
+            ds,
+            batch_size,
+            ContiguousShards(len(ds), rank, world),
+            mean,
+            std,
+            device,
+            workers=self.workers,
+            persistent=persistent,
+        )
 
 
-def sample_mean_std(data: FileImages, n: int = MEAN_STD_SAMPLE, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def sample_mean_std(
+    data: FileImages, n: int = MEAN_STD_SAMPLE, seed: int = 0
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (ddof=1, over all pixels) in [0, 1] units of a seeded sample of ``n``
     images at the evaluation transform; float64 sums, streamed batch by batch."""
     g = torch.Generator().manual_seed(seed)
@@ -345,7 +421,12 @@ def materialize(data: FileImages, batch_size: int = 256):
     dl = DataLoader(ds, batch_size=batch_size, num_workers=data.workers, sampler=range(n))
     lo = 0
     for x, _ in dl:
-        images[lo:lo + len(x)] = x
+        images[lo : lo + len(x)] = x
         lo += len(x)
-    return ImageData(images, None if data.labels is None else data.labels.clone(), data.name,
-                     None if data.classes is None else list(data.classes), source=data.source)
+    return ImageData(
+        images,
+        None if data.labels is None else data.labels.clone(),
+        data.name,
+        None if data.classes is None else list(data.classes),
+        source=data.source,
+    )

@@ -13,6 +13,7 @@ selective classification, ``isomax predict / threshold / calibrate / export``.
 
 Scores everywhere: higher = more in-distribution; accepted means ``score >= threshold``.
 """
+
 from .calibration import (
     CALIBRATION_FILE,
     Calibration,
@@ -47,12 +48,36 @@ from .threshold import (
 )
 
 __all__ = [
-    "Threshold", "ThresholdModule", "fit_threshold", "fit_run_threshold", "fit_model_threshold", "load_threshold", "default_score",
-    "head_temperature", "input_description", "MissingThresholdError", "ThresholdMismatchError", "THRESHOLD_FILE",
-    "Predictor", "Prediction",
-    "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run", "Calibration", "CALIBRATION_FILE",
-    "calibrate_model", "read_calibration",
-    "expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics", "reliability_bins",
-    "risk_coverage", "aurc", "selective_metrics",
-    "save_run", "UnsupportedModelError",
+    "Threshold",
+    "ThresholdModule",
+    "fit_threshold",
+    "fit_run_threshold",
+    "fit_model_threshold",
+    "load_threshold",
+    "default_score",
+    "head_temperature",
+    "input_description",
+    "MissingThresholdError",
+    "ThresholdMismatchError",
+    "THRESHOLD_FILE",
+    "Predictor",
+    "Prediction",
+    "fit_temperature",
+    "apply_temperature",
+    "calibrate_run",
+    "load_calibrated_run",
+    "Calibration",
+    "CALIBRATION_FILE",
+    "calibrate_model",
+    "read_calibration",
+    "expected_calibration_error",
+    "negative_log_likelihood",
+    "brier_score",
+    "calibration_metrics",
+    "reliability_bins",
+    "risk_coverage",
+    "aurc",
+    "selective_metrics",
+    "save_run",
+    "UnsupportedModelError",
 ]

@@ -1,6 +1,7 @@
 """Small, strict helpers for the deploy files: capped JSON reading with validated values, the model
 fingerprint, an output lock, per-process temporary files removed on SIGINT/SIGTERM, and checks that an
 ``--out`` never overwrites a run's files, an input or a directory."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,11 +18,22 @@ import torch
 from torch import nn
 
 from .._io import PidLock, _alive
-from ..errors import IsoMaxError
+from ..errors import IsoMaxError, InputError
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "read_json_file", "check_depth", "finite_number", "model_fingerprint",
-           "OutputLock", "OutputLockedError", "check_output_path", "terminate_as_interrupt", "remove_stale_temps",
-           "RUN_FILES"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "read_json_file",
+    "check_depth",
+    "finite_number",
+    "model_fingerprint",
+    "OutputLock",
+    "OutputLockedError",
+    "check_output_path",
+    "terminate_as_interrupt",
+    "remove_stale_temps",
+    "RUN_FILES",
+]
 
 MAX_JSON_BYTES = 1 << 20  # threshold.json / calibration.json are a few hundred bytes
 MAX_JSON_DEPTH = 8
@@ -36,19 +48,19 @@ def read_json_file(path: Path, fix: str) -> object:
         with open(path, "rb") as fh:
             data = fh.read(MAX_JSON_BYTES + 1)
     except OSError as err:
-        raise ValueError(f"{path}: cannot read ({err.strerror or err}); {fix}") from None
+        raise InputError(f"{path}: cannot read ({err.strerror or err}); {fix}") from None
     if len(data) > MAX_JSON_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_JSON_BYTES} bytes, not a file isomax wrote; {fix}")
+        raise InputError(f"{path}: larger than {MAX_JSON_BYTES} bytes, not a file isomax wrote; {fix}")
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); {fix}") from None
+        raise InputError(f"{path}: not valid JSON ({err}); {fix}") from None
     except RecursionError:
-        raise ValueError(f"{path}: JSON nested too deeply; {fix}") from None
+        raise InputError(f"{path}: JSON nested too deeply; {fix}") from None
     try:
         check_depth(value)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}; {fix}") from None
+        raise InputError(f"{path}: {err}; {fix}") from None
     return value
 
 
@@ -59,7 +71,7 @@ def check_depth(value, limit: int = MAX_JSON_DEPTH) -> None:
         v, d = stack.pop()
         if isinstance(v, (list, dict)):
             if d > limit:
-                raise ValueError(f"JSON nested deeper than {limit} levels")
+                raise InputError(f"JSON nested deeper than {limit} levels")
             stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
 
 
@@ -68,14 +80,14 @@ def finite_number(name: str, value, *, positive: bool = False, allow_nan: bool =
     import numpy as np
 
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"Expected `{name}` to be a number, but got {type(value).__name__}: {value!r}")
+        raise InputError(f"Expected `{name}` to be a number, but got {type(value).__name__}: {value!r}")
     v = float(value)
     if math.isnan(v) and allow_nan:
         return v
     if not math.isfinite(v):
-        raise ValueError(f"Expected `{name}` to be a finite number, but got: {value!r}")
+        raise InputError(f"Expected `{name}` to be a finite number, but got: {value!r}")
     if positive and not v > 0:
-        raise ValueError(f"Expected `{name}` to be positive, but got: {value!r}")
+        raise InputError(f"Expected `{name}` to be positive, but got: {value!r}")
     return v
 
 
@@ -125,8 +137,10 @@ class OutputLock(PidLock):
         return super().acquire()
 
     def busy(self, pid: int, where: str) -> str:
-        return (f"--out {self.out} is in use: process {pid}{where} is writing it (`isomax {self.command}`, "
-                f"lock {self.path}); wait for it or use another --out")
+        return (
+            f"--out {self.out} is in use: process {pid}{where} is writing it (`isomax {self.command}`, "
+            f"lock {self.path}); wait for it or use another --out"
+        )
 
     def stuck(self) -> str:
         return f"cannot take the lock {self.path}; remove it if no process writes {self.out}"
@@ -141,7 +155,7 @@ def remove_stale_temps(out: Path) -> list[Path]:
     except OSError:
         return removed
     for p in entries:
-        rest = p.name[len(prefix):] if p.name.startswith(prefix) else ""
+        rest = p.name[len(prefix) :] if p.name.startswith(prefix) else ""
         pid, _, tail = rest.partition(".")
         if pid.isdigit() and tail.startswith("tmp") and int(pid) != os.getpid() and not _alive(int(pid)):
             p.unlink(missing_ok=True)
@@ -160,16 +174,16 @@ def check_output_path(out: Path, run_dir: Path | None = None, inputs=()) -> None
         raise IsADirectoryError(f"--out {out} is a directory; give the path of the file to write")
     resolved = out.resolve()
     if _is_run_dir(resolved.parent) and (resolved.name in RUN_FILES or resolved.suffix in (".pt", ".json", ".jsonl")):
-        raise ValueError(f"--out {out} is a file of the run directory {resolved.parent}; write the output elsewhere")
+        raise InputError(f"--out {out} is a file of the run directory {resolved.parent}; write the output elsewhere")
     if run_dir is not None and resolved == Path(run_dir).resolve():
-        raise ValueError(f"--out {out} is the run directory; give the path of a file to write")
+        raise InputError(f"--out {out} is the run directory; give the path of a file to write")
     for item in inputs:
         try:
             same = Path(item).resolve() == resolved
         except (OSError, RuntimeError):
             same = False
         if same:
-            raise ValueError(f"--out {out} is one of the inputs; it would be overwritten")
+            raise InputError(f"--out {out} is one of the inputs; it would be overwritten")
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ Metrics (fractions, lower is better): :func:`expected_calibration_error` (15 equ
 the confidence ``max_j p_j``, ``sum_b n_b/n |acc_b - conf_b|``), :func:`negative_log_likelihood`
 (mean ``-log p_y``), :func:`brier_score` (mean ``sum_j (p_j - 1[j = y])^2``).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,11 +35,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from ..errors import InputError
 
-__all__ = ["expected_calibration_error", "negative_log_likelihood", "brier_score", "calibration_metrics",
-           "reliability_bins", "fit_temperature", "apply_temperature", "calibrate_run", "load_calibrated_run",
-           "Calibration", "CALIBRATION_FILE", "read_calibration",
-           "calibrate_model"]
+__all__ = [
+    "expected_calibration_error",
+    "negative_log_likelihood",
+    "brier_score",
+    "calibration_metrics",
+    "reliability_bins",
+    "fit_temperature",
+    "apply_temperature",
+    "calibrate_run",
+    "load_calibrated_run",
+    "Calibration",
+    "CALIBRATION_FILE",
+    "read_calibration",
+    "calibrate_model",
+]
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -46,11 +59,13 @@ CALIBRATION_FILE = "calibration.json"
 def _check(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
     if logits.ndim != 2 or not logits.is_floating_point():
-        raise ValueError(f"Expected `logits` to be a floating (N, C) tensor, but got {logits.dtype} {tuple(logits.shape)}")
+        raise InputError(
+            f"Expected `logits` to be a floating (N, C) tensor, but got {logits.dtype} {tuple(logits.shape)}"
+        )
     if labels.shape != (logits.shape[0],):
-        raise ValueError(f"Expected `labels` to have shape ({logits.shape[0]},), but got {tuple(labels.shape)}")
+        raise InputError(f"Expected `labels` to have shape ({logits.shape[0]},), but got {tuple(labels.shape)}")
     if logits.shape[0] == 0:
-        raise ValueError("Expected at least one sample, but got empty `logits`")
+        raise InputError("Expected at least one sample, but got empty `logits`")
     return logits.double(), labels.long()
 
 
@@ -65,8 +80,12 @@ def reliability_bins(logits: Tensor, labels: Tensor, n_bins: int = 15) -> dict[s
     conf_sum = torch.bincount(idx, conf, minlength=n_bins)
     acc_sum = torch.bincount(idx, correct, minlength=n_bins)
     safe = count.clamp_min(1)
-    return {"edges": edges.numpy(), "count": count.numpy(), "confidence": (conf_sum / safe).numpy(),
-            "accuracy": (acc_sum / safe).numpy()}
+    return {
+        "edges": edges.numpy(),
+        "count": count.numpy(),
+        "confidence": (conf_sum / safe).numpy(),
+        "accuracy": (acc_sum / safe).numpy(),
+    }
 
 
 def expected_calibration_error(logits: Tensor, labels: Tensor, n_bins: int = 15) -> float:
@@ -91,9 +110,12 @@ def brier_score(logits: Tensor, labels: Tensor) -> float:
 def calibration_metrics(logits: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, float]:
     """``{"accuracy", "ece", "nll", "brier"}`` of ``softmax(logits)``."""
     logits_d, labels_l = _check(logits, labels)
-    return {"accuracy": float((logits_d.argmax(1) == labels_l).double().mean()),
-            "ece": expected_calibration_error(logits_d, labels_l, n_bins),
-            "nll": negative_log_likelihood(logits_d, labels_l), "brier": brier_score(logits_d, labels_l)}
+    return {
+        "accuracy": float((logits_d.argmax(1) == labels_l).double().mean()),
+        "ece": expected_calibration_error(logits_d, labels_l, n_bins),
+        "nll": negative_log_likelihood(logits_d, labels_l),
+        "brier": brier_score(logits_d, labels_l),
+    }
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, *, max_iter: int = 100) -> float:
@@ -126,10 +148,15 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
     IsoMax heads: sets ``head.temperature``. ``nn.Linear`` heads: rescales weight and bias by
     ``old / temperature`` and records ``head.folded_temperature`` (not in the ``state_dict``).
     """
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
-        raise ValueError(f"Expected `temperature` to be a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
-                         f"but got: {temperature!r}")
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+    ):
+        raise InputError(
+            f"Expected `temperature` to be a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
+            f"but got: {temperature!r}"
+        )
     from ._files import model_fingerprint
 
     head = getattr(model, "head", None)
@@ -145,7 +172,9 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
                 head.bias.mul_(old / temperature)
         head.folded_temperature = float(temperature)
     else:
-        raise ValueError(f"Expected a model whose `head` is an isomax head or nn.Linear, but got: {type(head).__name__}")
+        raise InputError(
+            f"Expected a model whose `head` is an isomax head or nn.Linear, but got: {type(head).__name__}"
+        )
     return model
 
 
@@ -183,31 +212,43 @@ def read_calibration(path: str | os.PathLike, fingerprint: str | None = None) ->
     d = read_json_file(path, fix)
     try:
         if not isinstance(d, dict):
-            raise ValueError(f"Expected a JSON object, but got {type(d).__name__}")
+            raise InputError(f"Expected a JSON object, but got {type(d).__name__}")
         if "temperature" not in d:
-            raise ValueError("Expected a `temperature`, but the record has none")
+            raise InputError("Expected a `temperature`, but the record has none")
         t = finite_number("temperature", d["temperature"], positive=True)
         if not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
-            raise ValueError(f"Expected `temperature` in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], but got: {t!r}")
+            raise InputError(f"Expected `temperature` in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], but got: {t!r}")
         n_val = d.get("n_val", 0)
         if isinstance(n_val, bool) or not isinstance(n_val, int) or n_val < 0:
-            raise ValueError(f"Expected `n_val` to be a count, but got: {n_val!r}")
+            raise InputError(f"Expected `n_val` to be a count, but got: {n_val!r}")
         before, after = d.get("before", {}), d.get("after", {})
         if not isinstance(before, dict) or not isinstance(after, dict):
-            raise ValueError("Expected `before` and `after` to be objects")
+            raise InputError("Expected `before` and `after` to be objects")
         fp, loss = d.get("fingerprint"), d.get("loss")
         for name, v in (("fingerprint", fp), ("loss", loss)):
             if v is not None and not isinstance(v, str):
-                raise ValueError(f"Expected `{name}` to be a string, but got: {v!r}")
+                raise InputError(f"Expected `{name}` to be a string, but got: {v!r}")
         if fingerprint is not None and fp != fingerprint:
-            raise ValueError("Expected a calibration fitted for this model, but it "
-                             + ("does not record its model" if fp is None else
-                                f"was fitted for another one (fingerprint {fp[:12]}, this model {fingerprint[:12]})"))
+            raise InputError(
+                "Expected a calibration fitted for this model, but it "
+                + (
+                    "does not record its model"
+                    if fp is None
+                    else f"was fitted for another one (fingerprint {fp[:12]}, this model {fingerprint[:12]})"
+                )
+            )
     except ValueError as err:
-        raise ValueError(f"{path}: {err}; {fix}") from None
+        raise InputError(f"{path}: {err}; {fix}") from None
     split = d.get("split", "test")
-    return Calibration(temperature=t, n_val=n_val, before=before, after=after, fingerprint=fp, loss=loss,
-                       split=split if split in ("test", "validation") else "test")
+    return Calibration(
+        temperature=t,
+        n_val=n_val,
+        before=before,
+        after=after,
+        fingerprint=fp,
+        loss=loss,
+        split=split if split in ("test", "validation") else "test",
+    )
 
 
 def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
@@ -227,8 +268,19 @@ def load_calibrated_run(run_dir: str | os.PathLike, device="cpu"):
     return model, config, meta
 
 
-def calibrate_model(model: nn.Module, loss: str, val_data, mean, std, device, *, batch_size: int = 1000,
-                    amp: bool = True, n_bins: int = 15, progress: bool = False) -> Calibration:
+def calibrate_model(
+    model: nn.Module,
+    loss: str,
+    val_data,
+    mean,
+    std,
+    device,
+    *,
+    batch_size: int = 1000,
+    amp: bool = True,
+    n_bins: int = 15,
+    progress: bool = False,
+) -> Calibration:
     """Fit the temperature of an in-memory model on its validation split (``val_data``: ImageData) and apply it
     (:func:`apply_temperature`, in place); for the end of training:
     ``calibrate_model(model, config.loss, val_set, mean, std, device).save(run_dir)``. ``before`` / ``after``
@@ -239,17 +291,29 @@ def calibrate_model(model: nn.Module, loss: str, val_data, mean, std, device, *,
     fingerprint = model_fingerprint(model)  # of the weights as trained, before a Linear head's fold
     logits = predict_logits(model, val_data, mean, std, torch.device(device), batch_size, amp, "validation", progress)
     t = fit_temperature(logits, val_data.labels)
-    cal = Calibration(temperature=head_temperature(model) * t, n_val=len(val_data),
-                      before=calibration_metrics(logits, val_data.labels, n_bins),
-                      after=calibration_metrics(logits / t, val_data.labels, n_bins),
-                      fingerprint=fingerprint, loss=loss, split="validation")
+    cal = Calibration(
+        temperature=head_temperature(model) * t,
+        n_val=len(val_data),
+        before=calibration_metrics(logits, val_data.labels, n_bins),
+        after=calibration_metrics(logits / t, val_data.labels, n_bins),
+        fingerprint=fingerprint,
+        loss=loss,
+        split="validation",
+    )
     apply_temperature(model, cal.temperature)
     return cal
 
 
-def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir: str | None = None,
-                  n_bins: int = 15, progress: bool = True, save: bool = True,
-                  log: Callable[[str], None] = print) -> Calibration:
+def calibrate_run(
+    run_dir: str | os.PathLike,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    n_bins: int = 15,
+    progress: bool = True,
+    save: bool = True,
+    log: Callable[[str], None] = print,
+) -> Calibration:
     """Fit the temperature of a run on its validation split, measure ECE/NLL/Brier on test before and
     after, and write ``calibration.json`` (read by :func:`load_calibrated_run`, hence by ``isomax predict``,
     ``threshold`` and ``export``). Refit the threshold afterwards (``isomax threshold RUN_DIR``)."""
@@ -264,7 +328,7 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     data_dir = data_dir or config.data_dir
     _, val = load_data(config.replace(data_dir=data_dir))
     if len(val) == 0:
-        raise ValueError(f"{run_dir}: the run has no validation split (val_fraction=0) to fit a temperature on")
+        raise InputError(f"{run_dir}: the run has no validation split (val_fraction=0) to fit a temperature on")
     test = load_test(config, data_dir)
     mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
     t0 = head_temperature(model)
@@ -273,13 +337,20 @@ def calibrate_run(run_dir: str | os.PathLike, *, device: str = "auto", data_dir:
     t = fit_temperature(logits_val, val.labels)
     from ._files import model_fingerprint
 
-    cal = Calibration(temperature=t0 * t, n_val=len(val), before=calibration_metrics(logits_test, test.labels, n_bins),
-                      after=calibration_metrics(logits_test / t, test.labels, n_bins),
-                      fingerprint=model_fingerprint(model), loss=config.loss)
+    cal = Calibration(
+        temperature=t0 * t,
+        n_val=len(val),
+        before=calibration_metrics(logits_test, test.labels, n_bins),
+        after=calibration_metrics(logits_test / t, test.labels, n_bins),
+        fingerprint=model_fingerprint(model),
+        loss=config.loss,
+    )
     if save:
         path = cal.save(run_dir)
-        log(f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%, "
-            f"NLL {cal.before['nll']:.4f} -> {cal.after['nll']:.4f}; wrote {path}")
+        log(
+            f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%, "
+            f"NLL {cal.before['nll']:.4f} -> {cal.after['nll']:.4f}; wrote {path}"
+        )
         if (Path(run_dir) / "threshold.json").exists():
             log(f"note: the scores changed with the temperature; refit the threshold: `isomax threshold {run_dir}`")
     return cal
@@ -294,4 +365,3 @@ def head_temperature(model: nn.Module) -> float:
     if isinstance(t, Tensor):
         return float(t)
     return float(getattr(head, "folded_temperature", 1.0))
-

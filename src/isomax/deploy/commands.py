@@ -9,6 +9,7 @@ already in ``OUT.partial`` (if it was made with the same model, score, threshold
 row is complete and its file still has the size and mtime it had) and at the end writes ``OUT``
 atomically (temporary file + rename) and removes the partial file. ``OUT.lock`` is held meanwhile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,22 @@ from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
+from ..errors import InputError
 
-__all__ = ["run_predict", "run_threshold", "run_calibrate", "run_export", "add_predict_parser", "add_threshold_parser",
-           "add_calibrate_parser", "add_export_parser", "CSV_COLUMNS", "PredictSummary", "list_inputs", "read_images"]
+__all__ = [
+    "run_predict",
+    "run_threshold",
+    "run_calibrate",
+    "run_export",
+    "add_predict_parser",
+    "add_threshold_parser",
+    "add_calibrate_parser",
+    "add_export_parser",
+    "CSV_COLUMNS",
+    "PredictSummary",
+    "list_inputs",
+    "read_images",
+]
 
 CSV_COLUMNS = ("path", "class", "probability", "score", "threshold", "accepted", "error")
 
@@ -49,8 +63,9 @@ def _display(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def list_inputs(inputs: Sequence[str | os.PathLike], skipped: dict[str, int] | None = None
-                ) -> tuple[list[str], dict[str, str]]:
+def list_inputs(
+    inputs: Sequence[str | os.PathLike], skipped: dict[str, int] | None = None
+) -> tuple[list[str], dict[str, str]]:
     """Image paths (folders expanded recursively, natural order; duplicates once) and ``{path: error}`` for the
     ones that cannot be read: missing, not a regular file (FIFO, device, socket: never opened), a file name that
     is not valid UTF-8 (listed with ``\\xNN`` escapes). ``skipped`` counts what folders left out
@@ -78,7 +93,9 @@ def list_inputs(inputs: Sequence[str | os.PathLike], skipped: dict[str, int] | N
     return paths, errors
 
 
-def read_images(paths: Sequence[str], like: tuple[int, int, int]) -> tuple[torch.Tensor, list[int], dict[int, str], list[str]]:
+def read_images(
+    paths: Sequence[str], like: tuple[int, int, int]
+) -> tuple[torch.Tensor, list[int], dict[int, str], list[str]]:
     """Decode and convert images to ``like = (C, H, W)`` uint8, as ``evaluate`` converts out-distribution images.
 
     One image at a time: decoded at a reduced size where the format allows
@@ -109,7 +126,7 @@ def read_images(paths: Sequence[str], like: tuple[int, int, int]) -> tuple[torch
         ok.append(i)
         if rec and rec not in conversions:
             conversions.append(rec)
-    return out[:len(ok)], ok, errors, conversions
+    return out[: len(ok)], ok, errors, conversions
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,8 +164,9 @@ def _write_csv(path: Path, rows, columns=CSV_COLUMNS) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _resume_partial(out: Path, partial: Path, partial_meta: Path, meta: dict, n_paths: int,
-                    log: Callable[[str], None]) -> dict[str, dict]:
+def _resume_partial(
+    out: Path, partial: Path, partial_meta: Path, meta: dict, n_paths: int, log: Callable[[str], None]
+) -> dict[str, dict]:
     """The rows an interrupted run of the same command left in ``partial`` (``{path: row}``), or a fresh
     ``partial`` file with only the header. A row is reused only if complete (its end mark is there) and its
     file has the size and mtime it had when it was predicted."""
@@ -165,8 +183,11 @@ def _resume_partial(out: Path, partial: Path, partial_meta: Path, meta: dict, n_
         done = {p: r for p, r in done.items() if r.get("end") == "." and (r["size"], r["mtime_ns"]) == _stat_key(p)}
         # rewrite the partial file with the reused rows, so appended rows start on a fresh line
         _write_csv(partial, done.values(), PARTIAL_COLUMNS)
-        dropped = f" ({n_read - len(done)} rows cut by the interruption or of files changed since: predicted again)" \
-            if n_read > len(done) else ""
+        dropped = (
+            f" ({n_read - len(done)} rows cut by the interruption or of files changed since: predicted again)"
+            if n_read > len(done)
+            else ""
+        )
         log(f"resuming: {len(done)} of {n_paths} inputs already in {partial}{dropped}")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +198,16 @@ def _resume_partial(out: Path, partial: Path, partial_meta: Path, meta: dict, n_
     return done
 
 
-def _predict_chunk(chunk: list[str], run, predictor, missing: dict[str, str], strict: bool, thr: str,
-                   conversions_seen: list[str], log: Callable[[str], None]) -> dict[int, list[str]]:
+def _predict_chunk(
+    chunk: list[str],
+    run,
+    predictor,
+    missing: dict[str, str],
+    strict: bool,
+    thr: str,
+    conversions_seen: list[str],
+    log: Callable[[str], None],
+) -> dict[int, list[str]]:
     """Partial-file rows (by position in ``chunk``) of one batch of paths: a prediction, or the reason it failed."""
     stats = [_stat_key(p) for p in chunk]  # before reading: a file changed while read is predicted again on resume
     readable = [i for i, p in enumerate(chunk) if p not in missing]
@@ -191,23 +220,44 @@ def _predict_chunk(chunk: list[str], run, predictor, missing: dict[str, str], st
     for c in conversions:
         if c not in conversions_seen:
             conversions_seen.append(c)
-            log(f"converting inputs to the model's input ({run.input_shape[1]}x{run.input_shape[2]}, "
-                f"{run.input_shape[0]} channel(s)) as `evaluate` does: {c}")
+            log(
+                f"converting inputs to the model's input ({run.input_shape[1]}x{run.input_shape[2]}, "
+                f"{run.input_shape[0]} channel(s)) as `evaluate` does: {c}"
+            )
     if errors and strict:
         i, reason = min(errors.items())
-        raise ValueError(f"{chunk[i]}: {reason} (--strict; rerun without it to list unreadable files and go on)")
-    rows: dict[int, list[str]] = {i: [chunk[i], "", "", "", thr, "", reason, *stats[i], "."]
-                                  for i, reason in errors.items()}
+        raise InputError(f"{chunk[i]}: {reason} (--strict; rerun without it to list unreadable files and go on)")
+    rows: dict[int, list[str]] = {
+        i: [chunk[i], "", "", "", thr, "", reason, *stats[i], "."] for i, reason in errors.items()
+    }
     if ok:
         pred = predictor.predict(images)
         for k, i in enumerate(ok):
-            rows[i] = [chunk[i], run.class_names[int(pred.label[k])], _fmt(pred.probability[k]),
-                       _fmt(pred.score[k]), thr, str(bool(pred.accepted[k])).lower(), "", *stats[i], "."]
+            rows[i] = [
+                chunk[i],
+                run.class_names[int(pred.label[k])],
+                _fmt(pred.probability[k]),
+                _fmt(pred.score[k]),
+                thr,
+                str(bool(pred.accepted[k])).lower(),
+                "",
+                *stats[i],
+                ".",
+            ]
     return rows
 
 
-def _finish(out: Path, partial: Path, partial_meta: Path, paths: list[str], done: dict[str, dict], threshold,
-            n_resumed: int, conversions_seen: list[str], log: Callable[[str], None]) -> PredictSummary:
+def _finish(
+    out: Path,
+    partial: Path,
+    partial_meta: Path,
+    paths: list[str],
+    done: dict[str, dict],
+    threshold,
+    n_resumed: int,
+    conversions_seen: list[str],
+    log: Callable[[str], None],
+) -> PredictSummary:
     """The final CSV (atomically, in input order) from the partial file, which is then removed."""
     with open(partial, newline="", encoding="utf-8", errors="replace") as fh:
         for row in csv.DictReader(fh):
@@ -215,24 +265,42 @@ def _finish(out: Path, partial: Path, partial_meta: Path, paths: list[str], done
                 done[row["path"]] = row
     lost = [p for p in paths if p not in done]
     if lost:  # only if something else edited the partial file while we held the lock
-        raise ValueError(f"{partial}: rows of {len(lost)} inputs (first {lost[0]}) are missing; rerun the command")
+        raise InputError(f"{partial}: rows of {len(lost)} inputs (first {lost[0]}) are missing; rerun the command")
     rows = [done[p] for p in paths]
     _write_csv(out, rows)
     partial.unlink()
     partial_meta.unlink()
     failed = [r for r in rows if r["error"]]
-    summary = PredictSummary(out, len(paths), len(paths) - len(failed), sum(r["accepted"] == "true" for r in rows),
-                             len(failed), n_resumed, conversions_seen)
+    summary = PredictSummary(
+        out,
+        len(paths),
+        len(paths) - len(failed),
+        sum(r["accepted"] == "true" for r in rows),
+        len(failed),
+        n_resumed,
+        conversions_seen,
+    )
     for r in failed:
         log(f"skipped {r['path']}: {r['error']}")
-    log(f"{summary.n_predicted} predicted, {summary.n_accepted} accepted ({threshold.score} >= "
-        f"{threshold.threshold:.6g}), {summary.n_failed} unreadable; wrote {out}")
+    log(
+        f"{summary.n_predicted} predicted, {summary.n_accepted} accepted ({threshold.score} >= "
+        f"{threshold.threshold:.6g}), {summary.n_failed} unreadable; wrote {out}"
+    )
     return summary
 
 
-def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                batch_size: int = 256, device: str = "auto", strict: bool = False, progress: bool = True,
-                score: str | None = None, log: Callable[[str], None] = print) -> PredictSummary:
+def run_predict(
+    run_dir: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+    strict: bool = False,
+    progress: bool = True,
+    score: str | None = None,
+    log: Callable[[str], None] = print,
+) -> PredictSummary:
     """Classify image files with a run's model and accept / reject them with its threshold; write a CSV.
 
     Args:
@@ -250,7 +318,7 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     from .run import load_deployed
 
     if batch_size < 1:
-        raise ValueError(f"Expected `batch_size` to be >= 1, but got: {batch_size}")
+        raise InputError(f"Expected `batch_size` to be >= 1, but got: {batch_size}")
     out = Path(out)
     check_output_path(out, Path(run_dir), inputs)
     dev = resolve_device(device)
@@ -263,32 +331,39 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     for why, n in sorted(skipped.items()):
         log(f"note: skipped {n} {why} {'entry' if n == 1 else 'entries'} in the input folders")
     if not paths:
-        raise ValueError(f"Expected image files or folders with images, but found none in: {[str(i) for i in inputs]}")
+        raise InputError(f"Expected image files or folders with images, but found none in: {[str(i) for i in inputs]}")
     if strict and missing:
         p, reason = next(iter(missing.items()))
         if reason == "no such file or directory":
             raise FileNotFoundError(f"{p}: no such file or directory (--strict)")
-        raise ValueError(f"{p}: {reason} (--strict)")
+        raise InputError(f"{p}: {reason} (--strict)")
     check_output_path(out, None, paths)
 
     with OutputLock(out, "predict"), terminate_as_interrupt():
         partial, partial_meta = _partial_paths(out)
         for stale in (out, partial, partial_meta):
             remove_stale_temps(stale)
-        meta = dict(run_dir=str(Path(run_dir).resolve()), fingerprint=run.fingerprint, score=run.threshold.score,
-                    threshold=run.threshold.threshold, temperature=run.threshold.temperature,
-                    columns=list(PARTIAL_COLUMNS))
+        meta = dict(
+            run_dir=str(Path(run_dir).resolve()),
+            fingerprint=run.fingerprint,
+            score=run.threshold.score,
+            threshold=run.threshold.threshold,
+            temperature=run.threshold.temperature,
+            columns=list(PARTIAL_COLUMNS),
+        )
         done = _resume_partial(out, partial, partial_meta, meta, len(paths), log)
         n_resumed = sum(p in done for p in paths)
         todo = [p for p in paths if p not in done]
 
         conversions_seen: list[str] = []
         thr = _fmt(run.threshold.threshold)
-        with open(partial, "a", newline="", encoding="utf-8") as fh, tqdm(total=len(todo), desc="predict", unit="img",
-                                                                           disable=not progress) as bar:
+        with (
+            open(partial, "a", newline="", encoding="utf-8") as fh,
+            tqdm(total=len(todo), desc="predict", unit="img", disable=not progress) as bar,
+        ):
             writer = csv.writer(fh)
             for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
+                chunk = todo[start : start + batch_size]
                 rows = _predict_chunk(chunk, run, predictor, missing, strict, thr, conversions_seen, log)
                 writer.writerows(rows[i] for i in sorted(rows))
                 fh.flush()
@@ -301,18 +376,33 @@ def run_predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
 # ------------------------------------------------------------------------------------------------
 # threshold, calibrate, export
 # ------------------------------------------------------------------------------------------------
-def run_threshold(run_dir, score: str | None = None, target_tpr: float = 0.95, *, device: str = "auto",
-                  data_dir: str | None = None, test: bool = True, progress: bool = True,
-                  log: Callable[[str], None] = print):
+def run_threshold(
+    run_dir,
+    score: str | None = None,
+    target_tpr: float = 0.95,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    test: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+):
     """``isomax threshold``: :func:`isomax.deploy.fit_run_threshold`, plus the TPR it achieves on the test split."""
     from .threshold import fit_run_threshold
 
-    return fit_run_threshold(run_dir, score, target_tpr, device=device, data_dir=data_dir, progress=progress,
-                             report_test=test, log=log)
+    return fit_run_threshold(
+        run_dir, score, target_tpr, device=device, data_dir=data_dir, progress=progress, report_test=test, log=log
+    )
 
 
-def run_calibrate(run_dir, *, device: str = "auto", data_dir: str | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print):
+def run_calibrate(
+    run_dir,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+):
     from .calibration import calibrate_run
 
     return calibrate_run(run_dir, device=device, data_dir=data_dir, progress=progress, log=log)
@@ -350,61 +440,109 @@ def add_threshold_parser(subparsers) -> argparse.ArgumentParser:
     from ..scores import SCORES
 
     p = _run_parser(
-        subparsers, "threshold", help="fit the accept/reject threshold of a run on its validation split",
+        subparsers,
+        "threshold",
+        help="fit the accept/reject threshold of a run on its validation split",
         description="Fit the score threshold that accepts --tpr of the run's in-distribution validation split "
-                    "(never test or out-distribution data) and write RUN_DIR/threshold.json. Inputs with score >= "
-                    "threshold are accepted as in-distribution by `isomax predict` and `isomax export`. Also reports "
-                    "the TPR the threshold achieves on the test split (for information).")
-    p.add_argument("--score", choices=list(SCORES), default=None,
-                   help="score (default: mds for IsoMax+, mmles for DisMax, es for IsoMax and SoftMax)")
+        "(never test or out-distribution data) and write RUN_DIR/threshold.json. Inputs with score >= "
+        "threshold are accepted as in-distribution by `isomax predict` and `isomax export`. Also reports "
+        "the TPR the threshold achieves on the test split (for information).",
+    )
+    p.add_argument(
+        "--score",
+        choices=list(SCORES),
+        default=None,
+        help="score (default: mds for IsoMax+, mmles for DisMax, es for IsoMax and SoftMax)",
+    )
     p.add_argument("--tpr", type=_tpr, default=0.95, help="fraction of in-distribution inputs to accept (default 0.95)")
     p.add_argument("--no-test", action="store_true", help="do not measure the achieved TPR on the test split")
     _common_flags(p)
-    p.set_defaults(handler=lambda a: (run_threshold(a.run_dir, a.score, a.tpr, device=a.device, data_dir=a.data_dir,
-                                                    test=not a.no_test, progress=not a.no_progress), 0)[1])
+    p.set_defaults(
+        handler=lambda a: (
+            run_threshold(
+                a.run_dir,
+                a.score,
+                a.tpr,
+                device=a.device,
+                data_dir=a.data_dir,
+                test=not a.no_test,
+                progress=not a.no_progress,
+            ),
+            0,
+        )[1]
+    )
     return p
 
 
 def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     p = _run_parser(
-        subparsers, "calibrate", help="fit the head temperature of a run on its validation split",
+        subparsers,
+        "calibrate",
+        help="fit the head temperature of a run on its validation split",
         description="Fit the temperature dividing the logits by NLL on the validation split, report test ECE "
-                    "(15 bins), NLL and Brier before/after, and write RUN_DIR/calibration.json (used by predict, "
-                    "threshold and export). Refit the threshold afterwards.")
+        "(15 bins), NLL and Brier before/after, and write RUN_DIR/calibration.json (used by predict, "
+        "threshold and export). Refit the threshold afterwards.",
+    )
     _common_flags(p)
-    p.set_defaults(handler=lambda a: (run_calibrate(a.run_dir, device=a.device, data_dir=a.data_dir,
-                                                    progress=not a.no_progress), 0)[1])
+    p.set_defaults(
+        handler=lambda a: (
+            run_calibrate(a.run_dir, device=a.device, data_dir=a.data_dir, progress=not a.no_progress),
+            0,
+        )[1]
+    )
     return p
 
 
 def add_predict_parser(subparsers) -> argparse.ArgumentParser:
     p = _run_parser(
-        subparsers, "predict", help="classify image files and accept/reject them as in-distribution",
+        subparsers,
+        "predict",
+        help="classify image files and accept/reject them as in-distribution",
         description="Run RUN_DIR's model on image files and folders (recursively; any size and mode, converted to "
-                    "the model's input as `evaluate` converts out-distribution images) and write a CSV: path, "
-                    "class, probability, score, threshold, accepted, error. Needs RUN_DIR/threshold.json "
-                    "(`isomax threshold RUN_DIR`). Unreadable files get a row with the reason (--strict: fail). "
-                    "An interrupted run resumes where it stopped when rerun.")
+        "the model's input as `evaluate` converts out-distribution images) and write a CSV: path, "
+        "class, probability, score, threshold, accepted, error. Needs RUN_DIR/threshold.json "
+        "(`isomax threshold RUN_DIR`). Unreadable files get a row with the reason (--strict: fail). "
+        "An interrupted run resumes where it stopped when rerun.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
     _common_flags(p, data_dir=False)
-    p.set_defaults(handler=lambda a: (run_predict(a.run_dir, a.inputs, a.out, batch_size=a.batch_size, device=a.device,
-                                                  strict=a.strict, progress=not a.no_progress), 0)[1])
+    p.set_defaults(
+        handler=lambda a: (
+            run_predict(
+                a.run_dir,
+                a.inputs,
+                a.out,
+                batch_size=a.batch_size,
+                device=a.device,
+                strict=a.strict,
+                progress=not a.no_progress,
+            ),
+            0,
+        )[1]
+    )
     return p
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p = _run_parser(
-        subparsers, "export", help="export a run (model, score, threshold) as one ONNX graph",
+        subparsers,
+        "export",
+        help="export a run (model, score, threshold) as one ONNX graph",
         description="Write one ONNX graph: uint8 images (N, H, W, C) -> logits, class, probability, score, accepted, "
-                    "with the normalisation and RUN_DIR/threshold.json inside and the class names, input size, "
-                    "mean/std, score, threshold and target TPR in its metadata.")
+        "with the normalisation and RUN_DIR/threshold.json inside and the class names, input size, "
+        "mean/std, score, threshold and target TPR in its metadata.",
+    )
     p.add_argument("--out", required=True, type=Path, help="ONNX file to write")
-    p.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
-                   help="torch.onnx.export(dynamo=True), the legacy TorchScript exporter, or auto: dynamo when "
-                        "torch.export can trace the model, else legacy (default)")
+    p.add_argument(
+        "--exporter",
+        choices=("auto", "dynamo", "legacy"),
+        default="auto",
+        help="torch.onnx.export(dynamo=True), the legacy TorchScript exporter, or auto: dynamo when "
+        "torch.export can trace the model, else legacy (default)",
+    )
     _common_flags(p, data_dir=False, device=False)
     p.set_defaults(handler=lambda a: (run_export(a.run_dir, a.out, exporter=a.exporter), 0)[1])
     return p

@@ -25,6 +25,7 @@ precision refinement depends on the values, which a trace would freeze); ``"auto
 uses dynamo when ``torch.export`` can trace the model with its own head, else legacy. Which one
 was used is returned, logged and stored in the metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .._io import atomic_write_bytes
 from ..heads import DisMaxHead, DistanceHead, euclidean_distances
 from ._files import OutputLock, check_output_path, remove_stale_temps, terminate_as_interrupt
@@ -64,8 +66,10 @@ def graph_score(name: str, logits: Tensor) -> Tensor:
         if name == "mmleps":
             score = score + graph_score("mps", logits)
         return score
-    raise ValueError("Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit', 'mmls', 'mmles', 'mmleps') "
-                     f"to export, but got: {name!r}")
+    raise InputError(
+        "Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit', 'mmls', 'mmles', 'mmleps') "
+        f"to export, but got: {name!r}"
+    )
 
 
 def _traceable_head_logits(head: DistanceHead, features: Tensor) -> Tensor:
@@ -107,8 +111,12 @@ class DeployModule(nn.Module):
         self.register_buffer("scale", (1.0 / (255.0 * std_t)).float().view(1, -1, 1, 1))
         self.register_buffer("shift", (mean_t / std_t).float().view(1, -1, 1, 1))
         head = getattr(model, "head", None)
-        self.traceable_head = bool(traceable_head and isinstance(head, DistanceHead)
-                                   and head._distance is euclidean_distances and hasattr(model, "forward_features"))
+        self.traceable_head = bool(
+            traceable_head
+            and isinstance(head, DistanceHead)
+            and head._distance is euclidean_distances
+            and hasattr(model, "forward_features")
+        )
 
     def logits(self, x: Tensor) -> Tensor:
         if self.traceable_head:
@@ -144,15 +152,31 @@ def _torch_export_ok(module: nn.Module, example: Tensor) -> tuple[bool, str]:
 def _export(module: nn.Module, example: Tensor, path: Path, dynamo: bool) -> None:
     kwargs = dict(input_names=["images"], output_names=list(OUTPUT_NAMES))
     if dynamo:
-        torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), **kwargs)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            **kwargs,
+        )
     else:
-        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17,
-                          dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}}, **kwargs)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+            **kwargs,
+        )
 
 
-def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter: str = "auto",
-                log: Callable[[str], None] = print) -> dict:
+def export_onnx(
+    run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter: str = "auto", log: Callable[[str], None] = print
+) -> dict:
     """Export a run directory (with ``threshold.json``) to ``out``; returns the metadata written."""
     import onnx
 
@@ -160,7 +184,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
     from .run import load_deployed
 
     if exporter not in ("auto", "dynamo", "legacy"):
-        raise ValueError(f"Expected `exporter` to be 'auto', 'dynamo' or 'legacy', but got: {exporter!r}")
+        raise InputError(f"Expected `exporter` to be 'auto', 'dynamo' or 'legacy', but got: {exporter!r}")
     out = Path(out)
     check_output_path(out, Path(run_dir))
     run = load_deployed(run_dir, "cpu")
@@ -172,24 +196,36 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
     if exporter == "dynamo":
         ok, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
         if not ok:
-            raise ValueError(f"torch.export cannot trace this model ({why}); use exporter='legacy' (--exporter legacy) "
-                             "or 'auto'")
+            raise InputError(
+                f"torch.export cannot trace this model ({why}); use exporter='legacy' (--exporter legacy) or 'auto'"
+            )
     if exporter == "auto":
         use_dynamo, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
         if not use_dynamo:
-            log(f"export: torch.export cannot trace this model's head yet ({why}); using the legacy TorchScript "
-                "exporter with the head's logits in plain ops")
+            log(
+                f"export: torch.export cannot trace this model's head yet ({why}); using the legacy TorchScript "
+                "exporter with the head's logits in plain ops"
+            )
     module = DeployModule(run.model, run.threshold, run.mean, run.std, traceable_head=not use_dynamo).eval()
     import warnings
 
     t = run.threshold
     meta = {
-        "class_names": json.dumps(run.class_names), "input_size": json.dumps(list(run.input_shape)),
-        "input_layout": "NHWC uint8", "mean": json.dumps(list(run.mean)), "std": json.dumps(list(run.std)),
-        "score": t.score, "threshold": repr(float(t.threshold)), "target_tpr": repr(float(t.target_tpr)),
-        "val_tpr": repr(float(t.val_tpr)), "temperature": repr(t.temperature), "isomax_version": __version__,
+        "class_names": json.dumps(run.class_names),
+        "input_size": json.dumps(list(run.input_shape)),
+        "input_layout": "NHWC uint8",
+        "mean": json.dumps(list(run.mean)),
+        "std": json.dumps(list(run.std)),
+        "score": t.score,
+        "threshold": repr(float(t.threshold)),
+        "target_tpr": repr(float(t.target_tpr)),
+        "val_tpr": repr(float(t.val_tpr)),
+        "temperature": repr(t.temperature),
+        "isomax_version": __version__,
         "exporter": "torch.onnx dynamo" if use_dynamo else "torch.onnx legacy (TorchScript)",
-        "outputs": json.dumps(list(OUTPUT_NAMES)), "fingerprint": run.fingerprint, "loss": run.config.loss,
+        "outputs": json.dumps(list(OUTPUT_NAMES)),
+        "fingerprint": run.fingerprint,
+        "loss": run.config.loss,
     }
     with OutputLock(out, "export"), terminate_as_interrupt():
         remove_stale_temps(out)  # of a run killed (SIGKILL) or stopped by a full disk before
@@ -197,7 +233,9 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, *, exporter:
         tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp.onnx")  # per process, next to the target
         try:
             with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer warnings of the backbone's argument checks (constant in a graph)
+                warnings.simplefilter(
+                    "ignore"
+                )  # tracer warnings of the backbone's argument checks (constant in a graph)
                 _export(module, example, tmp, use_dynamo)
             proto = onnx.load(str(tmp))
             del proto.metadata_props[:]

@@ -13,6 +13,7 @@ anything with ``predict(x)`` and a ``name``). Every score has the same direction
 in-distribution**, and an input is accepted when ``score >= threshold``. A :class:`Threshold`
 fitted for another score (or under another head temperature) is refused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..detectors.base import NotFittedError, iter_batches
 from ..scores import SCORES
 from .threshold import Threshold, fit_threshold, head_temperature, input_description
@@ -59,8 +61,18 @@ class Predictor:
         batch_size: batch size of :meth:`fit` and :meth:`predict_data`.
     """
 
-    def __init__(self, model: nn.Module, score: str | object = "mds", threshold: Threshold | float | None = None, *,
-                 target_tpr: float = 0.95, mean=None, std=None, device=None, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        score: str | object = "mds",
+        threshold: Threshold | float | None = None,
+        *,
+        target_tpr: float = 0.95,
+        mean=None,
+        std=None,
+        device=None,
+        batch_size: int = 500,
+    ) -> None:
         self.model = model
         self.score = score
         self.threshold = threshold
@@ -79,11 +91,16 @@ class Predictor:
         if isinstance(threshold, Threshold):
             threshold.check_score(self.score_name, head_temperature(self.model))
             # the model's weights (once here: hashing every batch would cost more than the batch)
-            return threshold.check_model(model_fingerprint(self.model) if threshold.fingerprint else None,
-                                         None, self._input(threshold.input))
+            return threshold.check_model(
+                model_fingerprint(self.model) if threshold.fingerprint else None, None, self._input(threshold.input)
+            )
         if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
-            return Threshold(score=self.score_name, threshold=threshold, target_tpr=float("nan"),
-                             temperature=head_temperature(self.model))  # a NaN / infinite threshold: ValueError
+            return Threshold(
+                score=self.score_name,
+                threshold=threshold,
+                target_tpr=float("nan"),
+                temperature=head_temperature(self.model),
+            )  # a NaN / infinite threshold: ValueError
         raise TypeError(f"Expected `threshold` to be a Threshold, a float or None, but got: {type(threshold).__name__}")
 
     def _input(self, like: dict | None) -> dict | None:
@@ -108,29 +125,37 @@ class Predictor:
         if not isinstance(x, Tensor):
             raise TypeError(f"Expected an image batch as a torch.Tensor (B, C, H, W), but got: {type(x).__name__}")
         if x.ndim != 4:
-            raise ValueError(f"Expected an image batch (B, C, H, W), but got shape {tuple(x.shape)}")
+            raise InputError(f"Expected an image batch (B, C, H, W), but got shape {tuple(x.shape)}")
         if x.shape[0] == 0:
-            raise ValueError(f"Expected at least one image, but got an empty batch {tuple(x.shape)}")
+            raise InputError(f"Expected at least one image, but got an empty batch {tuple(x.shape)}")
         if x.dtype not in (torch.uint8, torch.float32, torch.float64):
-            raise ValueError(f"Expected uint8 images (0..255) or normalised float32/float64 ones, but got dtype {x.dtype}"
-                             + ("; convert with x.float()" if x.is_floating_point() else ""))
+            raise InputError(
+                f"Expected uint8 images (0..255) or normalised float32/float64 ones, but got dtype {x.dtype}"
+                + ("; convert with x.float()" if x.is_floating_point() else "")
+            )
         c = x.shape[1]
         for name in ("mean", "std"):
             v = getattr(self, name)
             if v is not None and torch.as_tensor(v).numel() not in (1, c):
-                raise ValueError(f"Expected {torch.as_tensor(v).numel()} channel(s) as `{name}` has, but got images "
-                                 f"with {c} channel(s) {tuple(x.shape)}")
+                raise InputError(
+                    f"Expected {torch.as_tensor(v).numel()} channel(s) as `{name}` has, but got images "
+                    f"with {c} channel(s) {tuple(x.shape)}"
+                )
         t = self.threshold_
         if t is not None and t.input is not None and t.input["channels"] != c:
-            raise ValueError(f"Expected {t.input['channels']} channel(s) as the threshold's input "
-                             f"({t.input['channels']}x{t.input['height']}x{t.input['width']}), but got {tuple(x.shape)}")
+            raise InputError(
+                f"Expected {t.input['channels']} channel(s) as the threshold's input "
+                f"({t.input['channels']}x{t.input['height']}x{t.input['width']}), but got {tuple(x.shape)}"
+            )
         return x
 
     def _normalise(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
             if self.mean is None or self.std is None:
-                raise ValueError("Expected normalised float inputs, or `mean` and `std` given to the Predictor, "
-                                 "but got uint8 images and no mean/std")
+                raise InputError(
+                    "Expected normalised float inputs, or `mean` and `std` given to the Predictor, "
+                    "but got uint8 images and no mean/std"
+                )
             c = x.shape[1]
             mean = torch.as_tensor(self.mean, dtype=torch.float64).flatten().expand(c).view(1, c, 1, 1)
             std = torch.as_tensor(self.std, dtype=torch.float64).flatten().expand(c).view(1, c, 1, 1)
@@ -138,7 +163,7 @@ class Predictor:
             scale, shift = (1.0 / (255.0 * std)).float().to(x.device), (mean / std).float().to(x.device)
             return x.float() * scale - shift
         if not x.is_floating_point():
-            raise ValueError(f"Expected a float or uint8 image batch (B, C, H, W), but got dtype {x.dtype}")
+            raise InputError(f"Expected a float or uint8 image batch (B, C, H, W), but got dtype {x.dtype}")
         return x
 
     def scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -160,15 +185,28 @@ class Predictor:
         ``val_data``: ImageData, BatchLoader, or iterable of (x, y) / x batches. Returns ``self``.
         """
         target = self.target_tpr if target_tpr is None else target_tpr
-        values = torch.cat([self.scores(x)[1] for x, _ in
-                            iter_batches(val_data, mean=self.mean, std=self.std, device=self._device(),
-                                         batch_size=self.batch_size)])
+        values = torch.cat(
+            [
+                self.scores(x)[1]
+                for x, _ in iter_batches(
+                    val_data, mean=self.mean, std=self.std, device=self._device(), batch_size=self.batch_size
+                )
+            ]
+        )
         from ._files import model_fingerprint
 
         shape = getattr(val_data, "shape", None)  # an ImageData: its (C, H, W) with this Predictor's mean/std
-        like = dict(channels=shape[0], height=shape[1], width=shape[2]) if shape is not None and len(shape) == 3 else None
-        self.threshold_ = fit_threshold(values, target, score=self.score_name, temperature=head_temperature(self.model),
-                                        fingerprint=model_fingerprint(self.model), input=self._input(like))
+        like = (
+            dict(channels=shape[0], height=shape[1], width=shape[2]) if shape is not None and len(shape) == 3 else None
+        )
+        self.threshold_ = fit_threshold(
+            values,
+            target,
+            score=self.score_name,
+            temperature=head_temperature(self.model),
+            fingerprint=model_fingerprint(self.model),
+            input=self._input(like),
+        )
         return self
 
     def predict(self, x: Tensor) -> Prediction:
@@ -178,17 +216,26 @@ class Predictor:
         self.threshold_.check_score(self.score_name, head_temperature(self.model))
         logits, values = self.scores(x)
         prob, label = torch.softmax(logits, 1).max(1)
-        return Prediction(label=label, probability=prob, score=values, accepted=self.threshold_.accept(values),
-                          logits=logits)
+        return Prediction(
+            label=label, probability=prob, score=values, accepted=self.threshold_.accept(values), logits=logits
+        )
 
     def predict_data(self, data) -> Prediction:
         """:meth:`predict` over a whole data set (ImageData, BatchLoader, iterable of batches)."""
-        parts = [self.predict(x) for x, _ in iter_batches(data, mean=self.mean, std=self.std, device=self._device(),
-                                                           batch_size=self.batch_size)]
+        parts = [
+            self.predict(x)
+            for x, _ in iter_batches(
+                data, mean=self.mean, std=self.std, device=self._device(), batch_size=self.batch_size
+            )
+        ]
         if not parts:
-            raise ValueError("Expected `data` to hold at least one sample, but it is empty")
-        return Prediction(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                            ("label", "probability", "score", "accepted", "logits")))
+            raise InputError("Expected `data` to hold at least one sample, but it is empty")
+        return Prediction(
+            *(
+                torch.cat([getattr(p, f) for p in parts])
+                for f in ("label", "probability", "score", "accepted", "logits")
+            )
+        )
 
     __call__ = predict
 
@@ -199,10 +246,14 @@ class Predictor:
 def _score_name(score) -> str:
     if isinstance(score, str):
         if score not in SCORES:
-            raise ValueError(f"Expected `score` to be one of {list(SCORES)} or a fitted detector, but got: {score!r}")
+            raise InputError(f"Expected `score` to be one of {list(SCORES)} or a fitted detector, but got: {score!r}")
         return score
     if callable(getattr(score, "predict", None)):
         if hasattr(score, "is_fitted") and not score.is_fitted():
-            raise NotFittedError(f"Expected a fitted detector, but {type(score).__name__} is not fitted: call its `fit` first")
+            raise NotFittedError(
+                f"Expected a fitted detector, but {type(score).__name__} is not fitted: call its `fit` first"
+            )
         return str(getattr(score, "name", type(score).__name__.lower()))
-    raise TypeError(f"Expected `score` to be a score name or a detector with `predict(x)`, but got: {type(score).__name__}")
+    raise TypeError(
+        f"Expected `score` to be a score name or a detector with `predict(x)`, but got: {type(score).__name__}"
+    )

@@ -1,5 +1,6 @@
 """A run directory ready to deploy: model (calibrated if ``calibration.json``), threshold, class names,
 input shape and normalisation, each with where it came from."""
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,12 @@ def run_input(data: dict, dataset: str) -> tuple[tuple[int, int, int], list, lis
     if all(data.get(k) for k in ("channels", "height", "width", "mean", "std")):
         return (data["channels"], data["height"], data["width"]), data["mean"], data["std"], None
     info = dataset_info(dataset)
-    return info.shape, info.mean, info.std, f"input size and normalisation: not recorded with the run; using {dataset}'s"
+    return (
+        info.shape,
+        info.mean,
+        info.std,
+        f"input size and normalisation: not recorded with the run; using {dataset}'s",
+    )
 
 
 def load_deployed(run_dir: str | os.PathLike, device="cpu", score: str | None = None) -> DeployedRun:
@@ -79,6 +85,18 @@ def load_deployed(run_dir: str | os.PathLike, device="cpu", score: str | None = 
         threshold.check_score(score or threshold.score, head_temperature(model))
         threshold.check_model(meta["fingerprint"], config.loss, input_description(shape, mean, std))
     except ThresholdMismatchError as err:  # name the file, and the run in the command to run
-        raise ThresholdMismatchError(f"{run_dir / 'threshold.json'}: " + str(err).replace("RUN_DIR", str(run_dir))) from None
-    return DeployedRun(run_dir, model, config, threshold, names, tuple(int(v) for v in shape),
-                       tuple(float(v) for v in mean), tuple(float(v) for v in std), notes, meta["fingerprint"])
+        raise ThresholdMismatchError(
+            f"{run_dir / 'threshold.json'}: " + str(err).replace("RUN_DIR", str(run_dir))
+        ) from None
+    return DeployedRun(
+        run_dir,
+        model,
+        config,
+        threshold,
+        names,
+        tuple(int(v) for v in shape),
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+        notes,
+        meta["fingerprint"],
+    )

@@ -24,6 +24,7 @@ Models it can describe (a spec rebuilds them from the library, the weights fill 
 Anything else raises :class:`UnsupportedModelError` (register the model with
 :func:`isomax.models.register_model` so that a name rebuilds it).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import IsoMaxError
+from ..errors import IsoMaxError, InputError
 
 __all__ = ["save_run", "UnsupportedModelError"]
 
@@ -53,7 +54,8 @@ def _model_spec(model: nn.Module, model_spec: str | None) -> str:
     raise UnsupportedModelError(
         f"save_run cannot tell how to rebuild a {type(model).__name__}: pass model_spec='torchvision:NAME' for a "
         "torchvision model; for your own nn.Module, register a constructor with isomax.models.register_model and "
-        "pass model_spec=its name (isomax models, LibraryModel and timm models are recognised)")
+        "pass model_spec=its name (isomax models, LibraryModel and timm models are recognised)"
+    )
 
 
 def _head_kind(model: nn.Module, spec: str) -> str:
@@ -73,8 +75,9 @@ def _head_kind(model: nn.Module, spec: str) -> str:
         return "isomax"
     if isinstance(head, nn.Linear):
         return "softmax"
-    raise UnsupportedModelError(f"Expected the model's classifier to be an isomax head or nn.Linear, but got: "
-                                f"{type(head).__name__}")
+    raise UnsupportedModelError(
+        f"Expected the model's classifier to be an isomax head or nn.Linear, but got: {type(head).__name__}"
+    )
 
 
 def _state_for(model: nn.Module, rebuilt: nn.Module) -> tuple[dict, list[str]]:
@@ -84,14 +87,30 @@ def _state_for(model: nn.Module, rebuilt: nn.Module) -> tuple[dict, list[str]]:
     if hasattr(rebuilt, "net") and not hasattr(model, "net"):
         state = {f"net.{k}": v for k, v in state.items()}
     expected = rebuilt.state_dict()
-    aux = sorted(k for k in state if k not in expected and k.split(".")[1 if k.startswith("net.") else 0].lower().startswith("aux"))
+    aux = sorted(
+        k
+        for k in state
+        if k not in expected and k.split(".")[1 if k.startswith("net.") else 0].lower().startswith("aux")
+    )
     return {k: v for k, v in state.items() if k not in set(aux)}, aux
 
 
-def save_run(model: nn.Module, out_dir: str | os.PathLike, *, predictor=None, threshold=None,
-             input_size: tuple[int, int, int] | None = None, mean=None, std=None, class_names=None,
-             dataset: str = "external", data_dir: str | None = None, loss: str | None = None,
-             model_spec: str | None = None, check: bool = True) -> Path:
+def save_run(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    predictor=None,
+    threshold=None,
+    input_size: tuple[int, int, int] | None = None,
+    mean=None,
+    std=None,
+    class_names=None,
+    dataset: str = "external",
+    data_dir: str | None = None,
+    loss: str | None = None,
+    model_spec: str | None = None,
+    check: bool = True,
+) -> Path:
     """Write ``model`` as a run folder ``out_dir`` for ``isomax predict / export / threshold / calibrate``.
 
     Args:
@@ -130,8 +149,10 @@ def save_run(model: nn.Module, out_dir: str | os.PathLike, *, predictor=None, th
     mean = tuple(mean if mean is not None else timm_cfg.get("mean") or ())
     std = tuple(std if std is not None else timm_cfg.get("std") or ())
     if len(input_size) != 3 or len(mean) != input_size[0] or len(std) != input_size[0]:
-        raise ValueError(f"Expected `input_size` (C, H, W) and `mean`, `std` with C values each, but got: "
-                         f"input_size={input_size or None}, mean={mean or None}, std={std or None}")
+        raise InputError(
+            f"Expected `input_size` (C, H, W) and `mean`, `std` with C values each, but got: "
+            f"input_size={input_size or None}, mean={mean or None}, std={std or None}"
+        )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
         was_training = model.training
@@ -141,7 +162,7 @@ def save_run(model: nn.Module, out_dir: str | os.PathLike, *, predictor=None, th
         model.train(was_training)
     num_classes = int(logits.shape[1])
     if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"Expected {num_classes} class names (one per logit), but got {len(class_names)}")
+        raise InputError(f"Expected {num_classes} class names (one per logit), but got {len(class_names)}")
     try:
         rebuilt = create_model(spec, num_classes=num_classes, head=kind, in_channels=int(input_size[0]))
     except ValueError as err:
@@ -151,26 +172,44 @@ def save_run(model: nn.Module, out_dir: str | os.PathLike, *, predictor=None, th
         rebuilt.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise ValueError(f"save_run: {spec!r} rebuilt with {num_classes} classes, head {kind!r} and "
-                         f"{input_size[0]} input channels does not hold this model's weights ({first}); "
-                         "pass the right model_spec") from err
+        raise InputError(
+            f"save_run: {spec!r} rebuilt with {num_classes} classes, head {kind!r} and "
+            f"{input_size[0]} input channels does not hold this model's weights ({first}); "
+            "pass the right model_spec"
+        ) from err
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(dataset=dataset, model=spec, loss=loss or kind, data_dir=data_dir, device="cpu", epochs=1)
-    data = dict(dataset=dataset, channels=int(input_size[0]), height=int(input_size[1]), width=int(input_size[2]),
-                num_classes=num_classes, classes=[str(c) for c in class_names] if class_names is not None else None,
-                mean=[float(m) for m in mean], std=[float(s) for s in std])
+    data = dict(
+        dataset=dataset,
+        channels=int(input_size[0]),
+        height=int(input_size[1]),
+        width=int(input_size[2]),
+        num_classes=num_classes,
+        classes=[str(c) for c in class_names] if class_names is not None else None,
+        mean=[float(m) for m in mean],
+        std=[float(s) for s in std],
+    )
     runs.write_config(out, config)
-    runs.save_checkpoint(out / runs.CHECKPOINT, dict(model=rebuilt.state_dict(), epoch=0, history=[],
-                                                     config=config.to_dict(), data=data, saved_by="save_run",
-                                                     dropped_auxiliary=aux))
+    runs.save_checkpoint(
+        out / runs.CHECKPOINT,
+        dict(
+            model=rebuilt.state_dict(),
+            epoch=0,
+            history=[],
+            config=config.to_dict(),
+            data=data,
+            saved_by="save_run",
+            dropped_auxiliary=aux,
+        ),
+    )
     runs.write_log(out, [])
     for stale in ("threshold.json", "calibration.json"):
         (out / stale).unlink(missing_ok=True)
     t = threshold if threshold is not None else getattr(predictor, "threshold_", None)
     if predictor is not None and t is None:
-        raise ValueError("Expected a fitted `predictor` (call predictor.fit(val_data) first) or `threshold=`")
+        raise InputError("Expected a fitted `predictor` (call predictor.fit(val_data) first) or `threshold=`")
     if t is not None:
         t.save(out)
     if check:
@@ -178,7 +217,9 @@ def save_run(model: nn.Module, out_dir: str | os.PathLike, *, predictor=None, th
         with torch.no_grad():
             again = loaded(example.cpu()).float()
         if not torch.allclose(again, logits, rtol=1e-4, atol=1e-4):
-            raise ValueError(f"save_run: the model rebuilt from {out} gives other logits than `model` "
-                             f"(max difference {float((again - logits).abs().max()):.3g}); it was built differently "
-                             f"from what the spec {spec!r} builds")
+            raise InputError(
+                f"save_run: the model rebuilt from {out} gives other logits than `model` "
+                f"(max difference {float((again - logits).abs().max()):.3g}); it was built differently "
+                f"from what the spec {spec!r} builds"
+            )
     return out

@@ -14,12 +14,14 @@ Inputs with equal scores cannot be separated by a threshold: inside a group of t
 counted as spread evenly (the expectation over the orders of the ties), so a constant score has
 the risk of the whole set at every coverage.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .._validation import as_numpy_scores
 
 __all__ = ["risk_coverage", "aurc", "selective_metrics"]
@@ -28,7 +30,7 @@ __all__ = ["risk_coverage", "aurc", "selective_metrics"]
 def _correct(correct) -> np.ndarray:
     c = correct.detach().cpu().numpy() if isinstance(correct, Tensor) else np.asarray(correct)
     if c.ndim != 1:
-        raise ValueError(f"Expected `correct` to be 1-D, but got shape {c.shape}")
+        raise InputError(f"Expected `correct` to be 1-D, but got shape {c.shape}")
     return c.astype(bool)
 
 
@@ -37,7 +39,7 @@ def risk_coverage(scores, correct) -> tuple[np.ndarray, np.ndarray]:
     s = as_numpy_scores("scores", scores)
     c = _correct(correct)
     if c.size != s.size:
-        raise ValueError(f"Expected `correct` to have {s.size} entries (one per score), but got {c.size}")
+        raise InputError(f"Expected `correct` to have {s.size} entries (one per score), but got {c.size}")
     order = np.argsort(-s, kind="stable")  # decreasing score
     s_sorted, wrong = s[order], ~c[order]
     cum = np.concatenate([[0], np.cumsum(wrong)])  # errors among the first m, m = 0..n
@@ -57,8 +59,12 @@ def aurc(scores, correct) -> float:
     return float(np.mean(risk_coverage(scores, correct)[1]))
 
 
-def selective_metrics(logits_in: Tensor, labels_in: Tensor, scores: dict[str, object] | None = None,
-                      coverages: tuple[float, ...] = (0.95,)) -> dict[str, dict[str, float]]:
+def selective_metrics(
+    logits_in: Tensor,
+    labels_in: Tensor,
+    scores: dict[str, object] | None = None,
+    coverages: tuple[float, ...] = (0.95,),
+) -> dict[str, dict[str, float]]:
     """Per score name: ``aurc``, ``e_aurc``, ``aurc_optimal`` and ``risk_at_coverage_<c>``.
 
     Args:

@@ -34,6 +34,7 @@ Modules: :mod:`.base` (the base class, input helpers), :mod:`.hooks`, :mod:`.odi
 :mod:`.mahalanobis`, :mod:`.posthoc` (the pytorch-ood adapters), :mod:`.plain`,
 :mod:`.adversarial` (FGSM).
 """
+
 from __future__ import annotations
 
 import time
@@ -41,6 +42,7 @@ from typing import Callable, Sequence
 
 from torch import nn
 
+from ..errors import InputError
 from ..scores import SCORES
 from .adversarial import adversarial_validation
 from .base import DATA_MEANING, Detector, NotFittedError
@@ -50,8 +52,22 @@ from .plain import ScoreDetector
 from .posthoc import ASH, DICE, GEN, KNN, SCALE, ReAct, ViM
 
 __all__ = [
-    "Detector", "NotFittedError", "ScoreDetector", "ODIN", "Mahalanobis", "KNN", "ViM", "ReAct", "DICE", "ASH",
-    "SCALE", "GEN", "DETECTORS", "register_detector", "create_detector", "fit_detectors",
+    "Detector",
+    "NotFittedError",
+    "ScoreDetector",
+    "ODIN",
+    "Mahalanobis",
+    "KNN",
+    "ViM",
+    "ReAct",
+    "DICE",
+    "ASH",
+    "SCALE",
+    "GEN",
+    "DETECTORS",
+    "register_detector",
+    "create_detector",
+    "fit_detectors",
 ]
 
 #: detectors fitted per model, by the name used in result records (``score`` field) and on the command line
@@ -63,7 +79,7 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     if not (isinstance(cls, type) and issubclass(cls, Detector)):
         raise TypeError(f"Expected a Detector subclass, but got: {cls!r}")
     if cls.name in DETECTORS or cls.name in SCORES:
-        raise ValueError(f"A detector or score named {cls.name!r} already exists")
+        raise InputError(f"A detector or score named {cls.name!r} already exists")
     DETECTORS[cls.name] = cls
     return cls
 
@@ -78,12 +94,24 @@ def create_detector(name: str, model: nn.Module | None = None, **kwargs) -> Dete
         return DETECTORS[name](model, **kwargs)
     if name in SCORES:
         return ScoreDetector(name, model, **kwargs)
-    raise ValueError(f"Expected a detector name in {list(DETECTORS) + list(SCORES)}, but got: {name!r}")
+    raise InputError(f"Expected a detector name in {list(DETECTORS) + list(SCORES)}, but got: {name!r}")
 
 
-def fit_detectors(model: nn.Module, methods: Sequence[str], *, train=None, val=None, mean=None, std=None,
-                  device=None, max_samples: int | None = 500, max_train: int | None = 20000, batch_size: int = 500,
-                  seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Detector]:
+def fit_detectors(
+    model: nn.Module,
+    methods: Sequence[str],
+    *,
+    train=None,
+    val=None,
+    mean=None,
+    std=None,
+    device=None,
+    max_samples: int | None = 500,
+    max_train: int | None = 20000,
+    batch_size: int = 500,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Detector]:
     """Fit several detectors of :data:`DETECTORS` on one model, sharing the validation / FGSM samples.
 
     ``train`` and ``val`` are labelled in-distribution splits (each detector reads what its
@@ -94,20 +122,21 @@ def fit_detectors(model: nn.Module, methods: Sequence[str], *, train=None, val=N
     """
     unknown = [m for m in methods if m not in DETECTORS]
     if unknown:
-        raise ValueError(f"Expected detector names in {list(DETECTORS)}, but got: {unknown}")
+        raise InputError(f"Expected detector names in {list(DETECTORS)}, but got: {unknown}")
     classes = [DETECTORS[m] for m in methods]
     for name, cls in zip(methods, classes):
         needed = set(cls.requires) | ({"val"} if cls.uses_adversarial else set())
         missing = [k for k, data in (("train", train), ("val", val)) if k in needed and data is None]
         if missing:
             what = " and ".join(f"`{k}` ({DATA_MEANING[k]})" for k in missing)
-            raise ValueError(f"Expected {what} to fit {name!r}, but got None")
+            raise InputError(f"Expected {what} to fit {name!r}, but got None")
     _warn_small(methods, classes, train, val, max_samples, max_train)
     model.eval()
     adversarial = None
     if any(cls.uses_adversarial for cls in classes):
-        x_val, x_adv, used_std = adversarial_validation(model, val, max_samples, mean=mean, std=std, device=device,
-                                                        batch_size=batch_size, seed=seed)
+        x_val, x_adv, used_std = adversarial_validation(
+            model, val, max_samples, mean=mean, std=std, device=device, batch_size=batch_size, seed=seed
+        )
         std = std if std is not None else used_std
         adversarial = (x_val, x_adv)
     options = dict(std=std, max_samples=max_samples, max_train=max_train, batch_size=batch_size, seed=seed)
@@ -140,5 +169,9 @@ def _warn_small(methods, classes, train, val, max_samples, max_train) -> None:
         for split, data, cap in (("train", train, max_train), ("val", val, max_samples)):
             n = size(data, cap) if split in needs else None
             if n is not None and n < MIN_DETECTOR_SAMPLES:
-                warnings.warn(f"fitting {name!r} on only {n} {split} samples (fewer than {MIN_DETECTOR_SAMPLES}): "
-                              "its scores are unreliable; use more data", SmallSampleWarning, stacklevel=3)
+                warnings.warn(
+                    f"fitting {name!r} on only {n} {split} samples (fewer than {MIN_DETECTOR_SAMPLES}): "
+                    "its scores are unreliable; use more data",
+                    SmallSampleWarning,
+                    stacklevel=3,
+                )

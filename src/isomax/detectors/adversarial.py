@@ -10,12 +10,14 @@ samples made from them (negative), never on the test out-distributions::
 with ``eps`` in [0, 1]-pixel units (0.05 in their code) and the result clipped to the range of
 valid normalised pixels.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .base import pixel_scale
 
 __all__ = ["fgsm", "FGSM_EPS"]
@@ -24,8 +26,9 @@ __all__ = ["fgsm", "FGSM_EPS"]
 FGSM_EPS = 0.05
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor | None, eps: float = FGSM_EPS, *, mean=None, std=None,
-         batch_size: int = 500) -> Tensor:
+def fgsm(
+    model: nn.Module, x: Tensor, y: Tensor | None, eps: float = FGSM_EPS, *, mean=None, std=None, batch_size: int = 500
+) -> Tensor:
     """One FGSM step: ``x + eps * sign(grad_x CE(model(x), y))`` (scaled by ``1/std``), detached.
 
     Args:
@@ -42,13 +45,13 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor | None, eps: float = FGSM_EPS, *
         (to first order).
     """
     if not eps >= 0:
-        raise ValueError(f"Expected `eps` to be >= 0, but got: {eps!r}")
+        raise InputError(f"Expected `eps` to be >= 0, but got: {eps!r}")
     out = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
+        xb = x[i : i + batch_size].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             logits = model(xb)
-            yb = logits.argmax(1) if y is None else y[i:i + batch_size].to(logits.device)
+            yb = logits.argmax(1) if y is None else y[i : i + batch_size].to(logits.device)
             loss = F.cross_entropy(logits.float(), yb, reduction="sum")
             (grad,) = torch.autograd.grad(loss, xb)
         adv = xb.detach() + eps * torch.sign(grad) * pixel_scale(std, xb)
@@ -61,9 +64,18 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor | None, eps: float = FGSM_EPS, *
     return torch.cat(out) if out else x.detach().clone()
 
 
-def adversarial_validation(model: nn.Module, val_data, max_samples: int | None = 500, *, eps: float = FGSM_EPS,
-                           mean=None, std=None, device=None, batch_size: int = 500, seed: int = 0
-                           ) -> tuple[Tensor, Tensor, tuple | None]:
+def adversarial_validation(
+    model: nn.Module,
+    val_data,
+    max_samples: int | None = 500,
+    *,
+    eps: float = FGSM_EPS,
+    mean=None,
+    std=None,
+    device=None,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, tuple | None]:
     """``(x_val, x_adv, std)``: up to ``max_samples`` validation inputs and their FGSM versions.
 
     ``val_data`` is labelled in-distribution *validation* data (ImageData, BatchLoader or batches

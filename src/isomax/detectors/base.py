@@ -27,6 +27,7 @@ Noise magnitudes (ODIN, Mahalanobis, FGSM) are in **[0, 1]-pixel units**, as in 
 of Lee et al. (2018): the sign of the gradient is divided by the per-channel normalisation ``std``
 before it is added to the normalised input, so ``noise=0.0014`` means the same on every data set.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -36,7 +37,7 @@ from typing import ClassVar, Iterable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import IsoMaxError
+from ..errors import IsoMaxError, InputError
 from .hooks import Tap, pool, read_activations
 
 __all__ = ["Detector", "NotFittedError", "extract_features", "iter_batches", "collect", "pixel_scale"]
@@ -69,8 +70,17 @@ class Detector(ABC):
         self.model = model
 
     # -- the API -------------------------------------------------------------------------------
-    def fit(self, model: nn.Module | None = None, *, train=None, val=None, mean=None, std=None, device=None,
-            adversarial: tuple[Tensor, Tensor] | None = None) -> "Detector":
+    def fit(
+        self,
+        model: nn.Module | None = None,
+        *,
+        train=None,
+        val=None,
+        mean=None,
+        std=None,
+        device=None,
+        adversarial: tuple[Tensor, Tensor] | None = None,
+    ) -> "Detector":
         """Fit on in-distribution data; returns ``self``.
 
         Args:
@@ -92,7 +102,7 @@ class Detector(ABC):
         missing = [k for k in self.requires if not given[k] and not self._can_skip(k)]
         if missing:
             what = " and ".join(f"`{k}=` ({DATA_MEANING[k]})" for k in missing)
-            raise ValueError(f"Expected {what} to fit {type(self).__name__}, but got None")
+            raise InputError(f"Expected {what} to fit {type(self).__name__}, but got None")
         return self._fit(model, train=train, val=val, mean=mean, std=std, device=device, adversarial=adversarial)
 
     @abstractmethod
@@ -134,13 +144,15 @@ class Detector(ABC):
         if not self.is_fitted():
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet: call `fit(model, train=..., val=...)` "
-                "(or `fit_features(...)`) before using it to score inputs.")
+                "(or `fit_features(...)`) before using it to score inputs."
+            )
 
     def _check_model(self) -> nn.Module:
         if self.model is None:
             raise NotFittedError(
                 f"This {type(self).__name__} instance has no model: pass `model=` to the constructor or "
-                "call `fit(model, ...)` before `predict`.")
+                "call `fit(model, ...)` before `predict`."
+            )
         return self.model
 
     def _check_input(self, x) -> Tensor:
@@ -149,15 +161,19 @@ class Detector(ABC):
         shape = f"(B, {', '.join(map(str, size))})" if size is not None else "(B, C, H, W)"
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2 or len(x) == 0:
             got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"Expected `x` to be a non-empty normalised float batch {shape}, but got {got}")
+            raise InputError(f"Expected `x` to be a non-empty normalised float batch {shape}, but got {got}")
         if size is not None and (x.ndim != len(size) + 1 or x.shape[1] != size[0]):
-            raise ValueError(f"Expected `x` of shape {shape} (normalised model inputs), but got {tuple(x.shape)}")
+            raise InputError(f"Expected `x` of shape {shape} (normalised model inputs), but got {tuple(x.shape)}")
         return x
 
     def predict_data(self, data, *, mean=None, std=None, device=None, batch_size: int = 500) -> Tensor:
         """Scores of a whole data set (ImageData, BatchLoader or iterable of batches), on the CPU."""
-        out = [self.predict(x).detach().float().cpu() for x, _ in
-               iter_batches(data, mean=mean, std=std, device=device or _model_device(self.model), batch_size=batch_size)]
+        out = [
+            self.predict(x).detach().float().cpu()
+            for x, _ in iter_batches(
+                data, mean=mean, std=std, device=device or _model_device(self.model), batch_size=batch_size
+            )
+        ]
         return torch.cat(out) if out else torch.empty(0)
 
     def __repr__(self) -> str:
@@ -193,7 +209,9 @@ def _data_norm(data, mean, std):
     return mean, std
 
 
-def iter_batches(data, *, mean=None, std=None, device=None, batch_size: int = 500) -> Iterator[tuple[Tensor, Tensor | None]]:
+def iter_batches(
+    data, *, mean=None, std=None, device=None, batch_size: int = 500
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """Normalised ``(x, y)`` batches from ImageData, a BatchLoader, a float tensor or an iterable."""
     device = torch.device(device) if device is not None else None
     if _is_image_data(data):
@@ -204,7 +222,7 @@ def iter_batches(data, *, mean=None, std=None, device=None, batch_size: int = 50
         return
     if isinstance(data, Tensor):
         for i in range(0, len(data), batch_size):
-            x = data[i:i + batch_size]
+            x = data[i : i + batch_size]
             yield (x.to(device) if device is not None else x), None
         return
     for batch in data:
@@ -215,8 +233,9 @@ def iter_batches(data, *, mean=None, std=None, device=None, batch_size: int = 50
         yield x, y
 
 
-def collect(data, max_samples: int | None = None, *, mean=None, std=None, device=None, batch_size: int = 500,
-            seed: int = 0) -> tuple[Tensor, Tensor | None]:
+def collect(
+    data, max_samples: int | None = None, *, mean=None, std=None, device=None, batch_size: int = 500, seed: int = 0
+) -> tuple[Tensor, Tensor | None]:
     """At most ``max_samples`` normalised inputs (and labels) as two tensors.
 
     An ImageData larger than ``max_samples`` is subsampled at random (seeded, without
@@ -238,7 +257,7 @@ def collect(data, max_samples: int | None = None, *, mean=None, std=None, device
         if max_samples is not None and n >= max_samples:
             break
     if not xs:
-        raise ValueError("Expected `data` to hold at least one sample, but it is empty")
+        raise InputError("Expected `data` to hold at least one sample, but it is empty")
     labels = torch.cat(ys) if all(y is not None for y in ys) else None
     return torch.cat(xs), labels
 
@@ -251,7 +270,7 @@ def pixel_scale(std, x: Tensor) -> Tensor | float:
     if s.numel() == 1:
         s = s.expand(x.shape[1])
     if s.numel() != x.shape[1]:
-        raise ValueError(f"Expected `std` to have 1 or {x.shape[1]} values (one per channel), but got {s.numel()}")
+        raise InputError(f"Expected `std` to have 1 or {x.shape[1]} values (one per channel), but got {s.numel()}")
     return (1.0 / s).view(1, -1, 1, 1)
 
 
@@ -297,9 +316,18 @@ class LayerReader:
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, data, *, mean=None, std=None, device=None, batch_size: int = 500,
-                     max_samples: int | None = None, seed: int = 0,
-                     layers: Sequence[str] | None = None) -> dict[str, Tensor | list[Tensor]]:
+def extract_features(
+    model: nn.Module,
+    data,
+    *,
+    mean=None,
+    std=None,
+    device=None,
+    batch_size: int = 500,
+    max_samples: int | None = None,
+    seed: int = 0,
+    layers: Sequence[str] | None = None,
+) -> dict[str, Tensor | list[Tensor]]:
     """One pass over ``data``: ``{"logits", "features", "layers", "labels"}`` on the CPU (float32).
 
     ``layers`` is the list of pooled maps ``(N, C_l)`` read by :class:`LayerReader` (default: the
@@ -330,10 +358,14 @@ def extract_features(model: nn.Module, data, *, mean=None, std=None, device=None
         if max_samples is not None and n >= max_samples:
             break
     if not logits:
-        raise ValueError("Expected `data` to hold at least one sample, but it is empty")
+        raise InputError("Expected `data` to hold at least one sample, but it is empty")
     layer_t = [torch.cat(acc) for acc in acc_layers]
-    return {"logits": torch.cat(logits), "features": layer_t[-1], "layers": layer_t,
-            "labels": torch.cat(labels) if all(y is not None for y in labels) else None}
+    return {
+        "logits": torch.cat(logits),
+        "features": layer_t[-1],
+        "layers": layer_t,
+        "labels": torch.cat(labels) if all(y is not None for y in labels) else None,
+    }
 
 
 def as_layer_list(features) -> list[Tensor]:
@@ -344,11 +376,15 @@ def as_layer_list(features) -> list[Tensor]:
         elif "features" in features:
             features = [features["features"]]
         else:
-            raise ValueError(f"Expected a dict with a 'layers' or 'features' entry, but got keys {sorted(features)}")
+            raise InputError(f"Expected a dict with a 'layers' or 'features' entry, but got keys {sorted(features)}")
     if isinstance(features, Tensor):
         features = [features]
-    if not isinstance(features, Sequence) or not features or not all(isinstance(f, Tensor) and f.ndim == 2 for f in features):
-        raise ValueError("Expected per-layer features: a (N, C) tensor, a list of them, or extract_features' dict")
+    if (
+        not isinstance(features, Sequence)
+        or not features
+        or not all(isinstance(f, Tensor) and f.ndim == 2 for f in features)
+    ):
+        raise InputError("Expected per-layer features: a (N, C) tensor, a list of them, or extract_features' dict")
     return list(features)
 
 
@@ -356,13 +392,13 @@ def as_logits(features) -> Tensor:
     """Logits from a dict of :func:`extract_features` or a ``(N, K)`` tensor."""
     if isinstance(features, dict):
         if "logits" not in features:
-            raise ValueError(f"Expected a dict with a 'logits' entry, but got keys {sorted(features)}")
+            raise InputError(f"Expected a dict with a 'logits' entry, but got keys {sorted(features)}")
         features = features["logits"]
     if not isinstance(features, Tensor) or features.ndim != 2:
-        raise ValueError("Expected logits: a (N, num_classes) tensor or extract_features' dict")
+        raise InputError("Expected logits: a (N, num_classes) tensor or extract_features' dict")
     return features
 
 
 def chunks(x: Tensor, size: int) -> Iterable[Tensor]:
     for i in range(0, len(x), size):
-        yield x[i:i + size]
+        yield x[i : i + size]

@@ -10,11 +10,13 @@ which is what the activation-shaping detectors (ReAct, ASH, SCALE) need.
 Nothing here depends on the isomax models: a torchvision ResNet (``fc``), a timm model
 (``get_classifier()``), a ``nn.Sequential`` ending in a ``nn.Linear`` all work.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
 from torch import Tensor, nn
+from ..errors import InputError
 
 __all__ = ["Tap", "find_classifier", "read_activations", "pool"]
 
@@ -57,8 +59,10 @@ def find_classifier(model: nn.Module) -> tuple[str, nn.Module]:
     linears = [(n, m) for n, m in modules.items() if isinstance(m, nn.Linear)]
     if linears:
         return linears[-1]
-    raise ValueError(f"Cannot find the classifier of {type(model).__name__}: expected a submodule named one of "
-                     f"{list(CLASSIFIER_NAMES)}, a `get_classifier()` method or an nn.Linear; name a layer instead")
+    raise InputError(
+        f"Cannot find the classifier of {type(model).__name__}: expected a submodule named one of "
+        f"{list(CLASSIFIER_NAMES)}, a `get_classifier()` method or an nn.Linear; name a layer instead"
+    )
 
 
 class Tap:
@@ -78,8 +82,10 @@ class Tap:
             modules = dict(model.named_modules())
             if not isinstance(layer, str) or layer not in modules or layer == "":
                 top = [n for n, _ in model.named_children()]
-                raise ValueError(f"Expected `layer` to name a submodule of {type(model).__name__} (a name of "
-                                 f"`model.named_modules()`, e.g. one of {top}), but got: {layer!r}")
+                raise InputError(
+                    f"Expected `layer` to name a submodule of {type(model).__name__} (a name of "
+                    f"`model.named_modules()`, e.g. one of {top}), but got: {layer!r}"
+                )
             self.name, self.module, self.at_input = layer, modules[layer], False
 
     def __repr__(self) -> str:
@@ -87,16 +93,19 @@ class Tap:
 
     def _hook(self, store: list, i: int, replace: Tensor | None = None):
         if self.at_input:
+
             def pre_hook(module, args):
                 store[i] = args[0]
                 if replace is not None:
                     return (replace.reshape(args[0].shape), *args[1:])
+
             return self.module.register_forward_pre_hook(pre_hook)
 
         def hook(module, args, output):
             store[i] = output
             if replace is not None:
                 return replace.reshape(output.shape)
+
         return self.module.register_forward_hook(hook)
 
     def forward_from(self, model: nn.Module, x: Tensor | None, activation: Tensor) -> Tensor:
@@ -108,7 +117,7 @@ class Tap:
         if self.at_input:
             return self.module(activation)
         if x is None:
-            raise ValueError(f"Expected the inputs `x` to run {type(model).__name__} from the output of {self.name!r}")
+            raise InputError(f"Expected the inputs `x` to run {type(model).__name__} from the output of {self.name!r}")
         store: list = [None]
         handle = self._hook(store, 0, replace=activation)
         try:
@@ -128,7 +137,7 @@ def read_activations(model: nn.Module, x: Tensor, taps: Sequence[Tap]) -> tuple[
             h.remove()
     missing = [tap for tap, a in zip(taps, store) if not isinstance(a, Tensor)]
     if missing:
-        raise ValueError(f"Expected {missing} to see a tensor during `model(x)`, but it was not called with one")
+        raise InputError(f"Expected {missing} to see a tensor during `model(x)`, but it was not called with one")
     return out, store
 
 
@@ -137,4 +146,3 @@ def pool(activation: Tensor) -> Tensor:
     if activation.ndim == 4:
         return activation.mean(dim=(2, 3))
     return activation if activation.ndim == 2 else activation.flatten(1)
-

@@ -29,6 +29,7 @@ per validation sample and one forward pass per layer and noise level: ``L x 10 +
 on 2 CPU threads that is about 30-60 s in all. Scoring with preprocessing costs one forward, ``L``
 backward and ``L`` forward passes per input.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..metrics import ood_metrics
 from .adversarial import FGSM_EPS, adversarial_validation
 from .base import Detector, LayerReader, _data_norm, _model_device, as_layer_list, chunks, iter_batches, pixel_scale
@@ -70,7 +72,7 @@ class _ClassStats:
 
     def finalize(self) -> tuple[Tensor, Tensor]:
         if self.counts is None or not bool((self.counts > 0).any()):
-            raise ValueError("Expected at least one labelled training sample to fit class statistics")
+            raise InputError("Expected at least one labelled training sample to fit class statistics")
         n = self.counts.sum()
         present = self.counts > 0
         means = torch.zeros_like(self.sums)
@@ -91,7 +93,9 @@ def class_statistics(features: Tensor, labels: Tensor, num_classes: int | None =
     ``sklearn.covariance.EmpiricalCovariance().fit(class-centred features)`` in Lee et al.'s code.
     """
     if features.ndim != 2 or labels.shape != (features.shape[0],):
-        raise ValueError(f"Expected features (N, C) and labels (N,), but got {tuple(features.shape)} and {tuple(labels.shape)}")
+        raise InputError(
+            f"Expected features (N, C) and labels (N,), but got {tuple(features.shape)} and {tuple(labels.shape)}"
+        )
     k = int(labels.max()) + 1 if num_classes is None else num_classes
     stats = _ClassStats()
     stats.update(features, labels, k)
@@ -180,9 +184,20 @@ class Mahalanobis(Detector):
     requires = ("train",)
     uses_adversarial = True
 
-    def __init__(self, model: nn.Module | None = None, noise: float | None = None, *, noises: Sequence[float] = NOISES,
-                 layers: Sequence[int] | Sequence[str] | None = None, std=None, max_train: int | None = 20000,
-                 max_samples: int | None = 500, fgsm_eps: float = FGSM_EPS, batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        noise: float | None = None,
+        *,
+        noises: Sequence[float] = NOISES,
+        layers: Sequence[int] | Sequence[str] | None = None,
+        std=None,
+        max_train: int | None = 20000,
+        max_samples: int | None = 500,
+        fgsm_eps: float = FGSM_EPS,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model)
         self.noise = noise
         self.noises = tuple(noises)
@@ -200,22 +215,24 @@ class Mahalanobis(Detector):
         if self.layers is not None and all(isinstance(i, str) for i in self.layers):
             return list(self.layers)
         if self.layers is not None and not all(isinstance(i, int) for i in self.layers):
-            raise ValueError(f"Expected `layers` to be feature_list indices or module names, but got: {self.layers}")
+            raise InputError(f"Expected `layers` to be feature_list indices or module names, but got: {self.layers}")
         return None
 
     def _select_layers(self, n_layers: int) -> list[int]:
         if self.layers is None or self._names() is not None:
             return list(range(n_layers))
         if not self.layers or any(not -n_layers <= i < n_layers for i in self.layers):
-            raise ValueError(f"Expected `layers` to index the model's {n_layers} feature maps, but got: {self.layers}")
+            raise InputError(f"Expected `layers` to index the model's {n_layers} feature maps, but got: {self.layers}")
         return [i % n_layers for i in self.layers]
 
     def _reader(self, model: nn.Module) -> LayerReader:
         if getattr(self, "reader_", None) is None or getattr(self, "_reader_model", None) is not model:
             names = self._names()
             if names is None and self.layers is not None and not hasattr(model, "feature_list"):
-                raise ValueError(f"Expected module names in `layers` for {type(model).__name__} (it has no "
-                                 f"`feature_list` to index), but got: {self.layers}")
+                raise InputError(
+                    f"Expected module names in `layers` for {type(model).__name__} (it has no "
+                    f"`feature_list` to index), but got: {self.layers}"
+                )
             self.reader_, self._reader_model = LayerReader(model, names), model
         return self.reader_
 
@@ -252,7 +269,7 @@ class Mahalanobis(Detector):
         with torch.no_grad():
             for x, y in iter_batches(train_data, mean=tmean, std=tstd, device=device, batch_size=self.batch_size):
                 if y is None:
-                    raise ValueError("Expected labelled training data for the Mahalanobis class statistics")
+                    raise InputError("Expected labelled training data for the Mahalanobis class statistics")
                 if self.max_train is not None and seen + len(x) > self.max_train:
                     x, y = x[: self.max_train - seen], y[: self.max_train - seen]
                 pooled = self._pooled(x)
@@ -265,7 +282,7 @@ class Mahalanobis(Detector):
                 if self.max_train is not None and seen >= self.max_train:
                     break
         if not stats:
-            raise ValueError("Expected `train` to hold at least one sample, but it is empty")
+            raise InputError("Expected `train` to hold at least one sample, but it is empty")
         self._set_statistics(stats)
         if val is not None or adversarial is not None:
             self.fit_ensemble(val, adversarial=adversarial, mean=mean, std=std, device=device)
@@ -282,7 +299,7 @@ class Mahalanobis(Detector):
         if labels is None and isinstance(features, dict):
             labels = features.get("labels")
         if labels is None:
-            raise ValueError("Expected class `labels` to fit the Mahalanobis class statistics")
+            raise InputError("Expected class `labels` to fit the Mahalanobis class statistics")
         layers = as_layer_list(features)
         labels = torch.as_tensor(labels).long()
         self.layers_ = self._select_layers(len(layers))
@@ -297,17 +314,26 @@ class Mahalanobis(Detector):
         self._set_statistics(stats)
         return self
 
-    def fit_ensemble(self, val=None, *, adversarial: tuple[Tensor, Tensor] | None = None, mean=None, std=None,
-                     device=None) -> "Mahalanobis":
+    def fit_ensemble(
+        self, val=None, *, adversarial: tuple[Tensor, Tensor] | None = None, mean=None, std=None, device=None
+    ) -> "Mahalanobis":
         """Choose the noise and fit the logistic-regression ensemble on validation vs FGSM samples."""
         self._check_fitted()
         model = self._check_model()
         if adversarial is None:
             if val is None:
-                raise ValueError("Expected `val` or `adversarial=(x_val, x_adv)` to fit the feature ensemble")
-            x_val, x_adv, data_std = adversarial_validation(model, val, self.max_samples, eps=self.fgsm_eps,
-                                                            mean=mean, std=self.std_, device=device,
-                                                            batch_size=self.batch_size, seed=self.seed)
+                raise InputError("Expected `val` or `adversarial=(x_val, x_adv)` to fit the feature ensemble")
+            x_val, x_adv, data_std = adversarial_validation(
+                model,
+                val,
+                self.max_samples,
+                eps=self.fgsm_eps,
+                mean=mean,
+                std=self.std_,
+                device=device,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
             if self.std_ is None:
                 self.std_ = data_std
         else:
@@ -318,7 +344,7 @@ class Mahalanobis(Detector):
         n = min(len(x_val), len(x_adv))
         g = torch.Generator().manual_seed(int(self.seed))
         perm = torch.randperm(n, generator=g).numpy()
-        folds = (perm[: n // 2], perm[n // 2:])
+        folds = (perm[: n // 2], perm[n // 2 :])
         best, self.grid_ = None, []
         for e in noises:
             a_in, a_adv = s_in[e], s_adv[e]
@@ -377,11 +403,15 @@ class Mahalanobis(Detector):
         if noise == 0:
             with torch.no_grad():
                 pooled = self._pooled(x)
-            return torch.stack([mahalanobis_score(pooled[i], self.means_[j], self.precisions_[j])
-                                for j, i in enumerate(self.layers_)], dim=1)
+            return torch.stack(
+                [mahalanobis_score(pooled[i], self.means_[j], self.precisions_[j]) for j, i in enumerate(self.layers_)],
+                dim=1,
+            )
         scale = pixel_scale(self.std_, x)
         signs = self._layer_gradient_signs(x)
-        return torch.stack([self._scores_of_layer(x.detach() - noise * s * scale, j) for j, s in enumerate(signs)], dim=1)
+        return torch.stack(
+            [self._scores_of_layer(x.detach() - noise * s * scale, j) for j, s in enumerate(signs)], dim=1
+        )
 
     def _grid_layer_scores(self, x: Tensor, noises: Sequence[float]) -> dict[float, np.ndarray]:
         """Layer scores for every noise level, one gradient per layer and sample for all levels."""
@@ -394,8 +424,11 @@ class Mahalanobis(Detector):
                 signs = self._layer_gradient_signs(xb)
                 scale = pixel_scale(self.std_, xb)
                 for e in rest:
-                    out[e].append(torch.stack([self._scores_of_layer(xb.detach() - e * s * scale, j)
-                                               for j, s in enumerate(signs)], dim=1).cpu())
+                    out[e].append(
+                        torch.stack(
+                            [self._scores_of_layer(xb.detach() - e * s * scale, j) for j, s in enumerate(signs)], dim=1
+                        ).cpu()
+                    )
         return {e: torch.cat(v).numpy() for e, v in out.items()}
 
     def _combine(self, layer_scores: Tensor) -> Tensor:
@@ -412,17 +445,23 @@ class Mahalanobis(Detector):
         """Score from pooled features (dict / list per layer of ``feature_list``); needs ``noise_ == 0``."""
         self._check_fitted()
         if self.noise_ != 0:
-            raise ValueError(f"Mahalanobis with noise {self.noise_} needs the inputs for its preprocessing: use "
-                             "predict(x), or fix noise=0 to score features")
+            raise InputError(
+                f"Mahalanobis with noise {self.noise_} needs the inputs for its preprocessing: use "
+                "predict(x), or fix noise=0 to score features"
+            )
         layers = as_layer_list(features)
         if len(layers) > max(self.layers_):  # the whole feature_list
             chosen = [layers[i] for i in self.layers_]
         elif len(layers) == len(self.layers_):  # only the used layers
             chosen = layers
         else:
-            raise ValueError(f"Expected features of the {max(self.layers_) + 1} feature maps (or of the "
-                             f"{len(self.layers_)} used ones), but got {len(layers)}")
-        s = torch.stack([mahalanobis_score(f, self.means_[j], self.precisions_[j]) for j, f in enumerate(chosen)], dim=1)
+            raise InputError(
+                f"Expected features of the {max(self.layers_) + 1} feature maps (or of the "
+                f"{len(self.layers_)} used ones), but got {len(layers)}"
+            )
+        s = torch.stack(
+            [mahalanobis_score(f, self.means_[j], self.precisions_[j]) for j, f in enumerate(chosen)], dim=1
+        )
         return self._combine(s)
 
     def params(self) -> dict:
@@ -443,5 +482,7 @@ def _num_classes(model: nn.Module, data) -> int:
         k = None
     if isinstance(k, int) and k > 0:
         return k
-    raise ValueError("Cannot tell the number of classes: use a model with `num_classes`, an nn.Linear classifier "
-                     "or labelled ImageData")
+    raise InputError(
+        "Cannot tell the number of classes: use a model with `num_classes`, an nn.Linear classifier "
+        "or labelled ImageData"
+    )

@@ -3,11 +3,13 @@
 ``ScoreDetector("mds")`` scores ``x`` by ``isomax.scores.min_distance_score(model(x))`` (one
 forward pass, no preprocessing); higher = more in-distribution, as every detector here.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..scores import SCORES
 from .base import Detector, as_logits
 
@@ -32,7 +34,7 @@ class ScoreDetector(Detector):
 
     def __init__(self, score: str, model: nn.Module | None = None, **score_kwargs) -> None:
         if score not in SCORES:
-            raise ValueError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
+            raise InputError(f"Expected `score` to be one of {list(SCORES)}, but got: {score!r}")
         super().__init__(model)
         self.score = score
         self.score_kwargs = score_kwargs

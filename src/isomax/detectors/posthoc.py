@@ -31,6 +31,7 @@ Energy, MaxLogit and Entropy need no adapter: they are the plain scores ``energy
 ``max_logit`` and ``es`` of :mod:`isomax.scores` (:class:`~isomax.detectors.ScoreDetector`).
 Hyperparameters are pytorch-ood's defaults unless stated; none is tuned on out-distribution data.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -38,6 +39,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .base import Detector, _data_norm, _is_image_data, _model_device, iter_batches
 from .hooks import Tap, find_classifier, pool, read_activations
 
@@ -49,8 +51,10 @@ def _pytorch_ood():
     try:
         import pytorch_ood.detector as detector
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("The post-hoc detectors KNN, ViM, ReAct, DICE, ASH, SCALE and GEN come from pytorch-ood: "
-                          "`pip install 'pytorch-ood>=0.4'` (a dependency of isomax)") from e
+        raise ImportError(
+            "The post-hoc detectors KNN, ViM, ReAct, DICE, ASH, SCALE and GEN come from pytorch-ood: "
+            "`pip install 'pytorch-ood>=0.4'` (a dependency of isomax)"
+        ) from e
     return detector
 
 
@@ -72,16 +76,18 @@ def _as_maps(activation: Tensor) -> Tensor:
         return activation[:, :, None, None]
     if activation.ndim == 4:
         return activation.contiguous()  # channels-last maps (the isomax CNNs) to the layout pytorch-ood views
-    raise ValueError(f"Expected the tapped activation to be (B, C) or (B, C, H, W), but got {tuple(activation.shape)}")
+    raise InputError(f"Expected the tapped activation to be (B, C) or (B, C, H, W), but got {tuple(activation.shape)}")
 
 
 def _linear_head(model: nn.Module, method: str) -> tuple[Tensor, Tensor]:
     """``(W, b)`` of the model's linear classifier, or a ValueError saying why there is none."""
     name, head = find_classifier(model)
     if not isinstance(head, nn.Linear):
-        raise ValueError(f"Expected a linear classifier (weights W and bias b) for {method}, but the classifier "
-                         f"`{name}` of {type(model).__name__} is a {type(head).__name__} (distance-based heads such as "
-                         "IsoMax / IsoMax+ have no W, b): apply it to a SoftMax model")
+        raise InputError(
+            f"Expected a linear classifier (weights W and bias b) for {method}, but the classifier "
+            f"`{name}` of {type(model).__name__} is a {type(head).__name__} (distance-based heads such as "
+            "IsoMax / IsoMax+ have no W, b): apply it to a SoftMax model"
+        )
     bias = head.bias if head.bias is not None else torch.zeros(head.out_features, device=head.weight.device)
     return head.weight.detach().float(), bias.detach().float()
 
@@ -105,8 +111,15 @@ class PostHocDetector(Detector):
     #: what the pytorch-ood detector consumes: "logits", "features" (B, D) or "feature_maps" (B, C, H, W)
     representation: ClassVar[str] = "features"
 
-    def __init__(self, model: nn.Module | None = None, *, layer: str | None = None, max_train: int | None = 20000,
-                 batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        layer: str | None = None,
+        max_train: int | None = 20000,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model)
         self.layer = layer
         self.max_train = max_train
@@ -157,8 +170,9 @@ class PostHocDetector(Detector):
             if self.max_train is not None and n >= self.max_train:
                 break
         if not zs:
-            raise ValueError(f"Expected `train` to hold at least one sample to fit {type(self).__name__}, "
-                             "but it is empty")
+            raise InputError(
+                f"Expected `train` to hold at least one sample to fit {type(self).__name__}, but it is empty"
+            )
         return torch.cat(zs), torch.cat(ys)
 
     # -- scoring -------------------------------------------------------------------------------
@@ -199,8 +213,16 @@ class KNN(PostHocDetector):
     name = "knn"
     requires = ("train",)
 
-    def __init__(self, model: nn.Module | None = None, *, k: int = 50, layer: str | None = None,
-                 max_train: int | None = 20000, batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        k: int = 50,
+        layer: str | None = None,
+        max_train: int | None = 20000,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model, layer=layer, max_train=max_train, batch_size=batch_size, seed=seed)
         self.k = k
 
@@ -222,8 +244,15 @@ class ViM(PostHocDetector):
     name = "vim"
     requires = ("train",)
 
-    def __init__(self, model: nn.Module | None = None, *, d: int | None = None, max_train: int | None = 20000,
-                 batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        d: int | None = None,
+        max_train: int | None = 20000,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model, max_train=max_train, batch_size=batch_size, seed=seed)
         self.d = d
 
@@ -248,8 +277,16 @@ class ReAct(PostHocDetector):
     requires = ("train",)
     representation = "feature_maps"
 
-    def __init__(self, model: nn.Module | None = None, *, percentile: float = 0.9, layer: str | None = None,
-                 max_train: int | None = 20000, batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        percentile: float = 0.9,
+        layer: str | None = None,
+        max_train: int | None = 20000,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model, layer=layer, max_train=max_train, batch_size=batch_size, seed=seed)
         self.percentile = percentile
 
@@ -271,8 +308,15 @@ class DICE(PostHocDetector):
     name = "dice"
     requires = ("train",)
 
-    def __init__(self, model: nn.Module | None = None, *, p: float = 0.9, max_train: int | None = 20000,
-                 batch_size: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        p: float = 0.9,
+        max_train: int | None = 20000,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model, max_train=max_train, batch_size=batch_size, seed=seed)
         self.p = p
 
@@ -294,8 +338,14 @@ class ASH(PostHocDetector):
     name = "ash"
     representation = "feature_maps"
 
-    def __init__(self, model: nn.Module | None = None, *, variant: str = "ash-s", percentile: float = 0.65,
-                 layer: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        *,
+        variant: str = "ash-s",
+        percentile: float = 0.65,
+        layer: str | None = None,
+    ) -> None:
         super().__init__(model, layer=layer)
         self.variant = variant
         self.percentile = percentile
@@ -303,7 +353,7 @@ class ASH(PostHocDetector):
     def _build(self, model):
         detector = _pytorch_ood().ASH
         if self.variant not in detector.variants:
-            raise ValueError(f"Expected `variant` to be one of {list(detector.variants)}, but got: {self.variant!r}")
+            raise InputError(f"Expected `variant` to be one of {list(detector.variants)}, but got: {self.variant!r}")
         return detector(None, self.remainder_, variant=self.variant, percentile=self.percentile)
 
     def params(self) -> dict:

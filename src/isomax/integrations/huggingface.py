@@ -21,6 +21,7 @@ With ``transformers.Trainer`` either rely on that patched loss, or pass
 ``compute_loss_func=isomax_compute_loss(entropic_scale)`` (the Trainer then takes the labels
 away from the model and calls it; the loss is a per-batch mean).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..convert import classifier_names, convert as _convert
 from ..heads import head_kind
 from ..losses import make_loss
@@ -39,8 +41,14 @@ __all__ = ["convert", "isomax_compute_loss", "load_pretrained", "patch_loss"]
 _HOOK = "_isomax_loss_hook"
 
 
-def convert(model: nn.Module, head: str = "isomaxplus", *, entropic_scale: float = 10.0,
-            label_smoothing: float = 0.0, module: str | None = None) -> nn.Module:
+def convert(
+    model: nn.Module,
+    head: str = "isomaxplus",
+    *,
+    entropic_scale: float = 10.0,
+    label_smoothing: float = 0.0,
+    module: str | None = None,
+) -> nn.Module:
     """Swap the classifier of a transformers ``...ForSequenceClassification`` / ``...ForImageClassification``
     model for an isomax head, record it in ``model.config.isomax`` and patch the loss (:func:`patch_loss`).
     Returns ``model``."""
@@ -50,8 +58,12 @@ def convert(model: nn.Module, head: str = "isomaxplus", *, entropic_scale: float
     name = module if module is not None else classifier_names(model)[0]
     kind = head_kind(head)
     _convert(model, head=kind, module=name)
-    config.isomax = {"head": kind, "module": name, "entropic_scale": float(entropic_scale),
-                     "label_smoothing": float(label_smoothing)}
+    config.isomax = {
+        "head": kind,
+        "module": name,
+        "entropic_scale": float(entropic_scale),
+        "label_smoothing": float(label_smoothing),
+    }
     patch_loss(model)
     return model
 
@@ -79,7 +91,7 @@ def patch_loss(model: nn.Module) -> nn.Module:
     problems (an IsoMax head is a single-label classifier)."""
     info = getattr(model.config, "isomax", None)
     if not isinstance(info, dict) or "head" not in info:
-        raise ValueError("Expected a model converted by isomax.integrations.huggingface.convert (config.isomax)")
+        raise InputError("Expected a model converted by isomax.integrations.huggingface.convert (config.isomax)")
     for old in getattr(model, _HOOK, ()):
         old.remove()
     loss_fn = _loss_fn(info)
@@ -88,8 +100,10 @@ def patch_loss(model: nn.Module) -> nn.Module:
         labels = kwargs.get("labels")
         problem = getattr(module.config, "problem_type", None)
         if labels is not None and (problem not in (None, "single_label_classification") or labels.is_floating_point()):
-            raise ValueError(f"Expected single-label classification labels (integer class indices) for an isomax "
-                             f"head, but got problem_type={problem!r}, labels of dtype {labels.dtype}")
+            raise InputError(
+                f"Expected single-label classification labels (integer class indices) for an isomax "
+                f"head, but got problem_type={problem!r}, labels of dtype {labels.dtype}"
+            )
 
     def hook(module, args, kwargs, output):
         labels = kwargs.get("labels")
@@ -100,14 +114,21 @@ def patch_loss(model: nn.Module) -> nn.Module:
         return output
 
     if head_kind(info["head"]) != "softmax" or info.get("label_smoothing"):
-        object.__setattr__(model, _HOOK, (model.register_forward_pre_hook(check, with_kwargs=True),
-                                          model.register_forward_hook(hook, with_kwargs=True)))
+        object.__setattr__(
+            model,
+            _HOOK,
+            (
+                model.register_forward_pre_hook(check, with_kwargs=True),
+                model.register_forward_hook(hook, with_kwargs=True),
+            ),
+        )
     return model
 
 
 def _read_weights(path: Path, keys_under: str) -> dict[str, torch.Tensor]:
     """The tensors of a saved model folder whose names start with ``keys_under`` (safetensors, sharded or
     not, or pytorch_model.bin read with weights_only=True)."""
+
     def wanted(name: str) -> bool:
         return name.startswith(keys_under)
 
@@ -158,12 +179,11 @@ def load_pretrained(model_class, path: str | os.PathLike, **kwargs) -> nn.Module
     head = model.get_submodule(module)
     prefix = module + "."  # save_pretrained writes the keys of model.state_dict()
     saved = _read_weights(path, prefix)
-    state = {k[len(prefix):]: v for k, v in saved.items()}
+    state = {k[len(prefix) :]: v for k, v in saved.items()}
     expected = set(head.state_dict())
     if set(state) != expected:
-        raise ValueError(f"{path}: the saved head {module!r} has {sorted(state)}, expected {sorted(expected)}")
+        raise InputError(f"{path}: the saved head {module!r} has {sorted(state)}, expected {sorted(expected)}")
     reference = next(iter(head.state_dict().values()))
     head.load_state_dict({k: v.to(reference.device) for k, v in state.items()})
     patch_loss(model)
     return model
-

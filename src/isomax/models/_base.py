@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from isomax.heads import HEADS as HEAD_KINDS  # the head kinds; names live in one place, isomax.heads
 from isomax.heads import head_kind
+from ..errors import InputError
 
 __all__ = ["IsoMaxModel", "check_model_name", "create_model", "list_models", "register_model"]
 
@@ -29,12 +30,12 @@ def _canonical_head_kind(head: str) -> str:
     try:
         return head_kind(head)
     except ValueError:
-        raise ValueError(f"Expected argument `head` to be one of {list(HEAD_KINDS)}, but got: {head!r}") from None
+        raise InputError(f"Expected argument `head` to be one of {list(HEAD_KINDS)}, but got: {head!r}") from None
 
 
 def _validate_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected argument `{name}` to be a positive integer, but got: {value!r}")
+        raise InputError(f"Expected argument `{name}` to be a positive integer, but got: {value!r}")
 
 
 class IsoMaxModel(nn.Module):
@@ -135,7 +136,7 @@ def register_model(fn=None, *, name=None):
     def decorator(f: _F) -> _F:
         model_name = name if name is not None else f.__name__.replace("_", "-")
         if model_name in _MODEL_ENTRYPOINTS:
-            raise ValueError(f"A model named {model_name!r} is already registered")
+            raise InputError(f"A model named {model_name!r} is already registered")
         _MODEL_ENTRYPOINTS[model_name] = f
         return f
 
@@ -176,8 +177,9 @@ def create_model(
     from .library import create_library_model, is_library_spec
 
     if is_library_spec(name):
-        return create_library_model(name, num_classes=num_classes, head=_canonical_head_kind(head),
-                                    in_channels=in_channels, **kwargs)
+        return create_library_model(
+            name, num_classes=num_classes, head=_canonical_head_kind(head), in_channels=in_channels, **kwargs
+        )
     check_model_name(name)
     head = _canonical_head_kind(head)
     _validate_positive_int("num_classes", num_classes)
@@ -197,8 +199,10 @@ def check_model_name(name: str, argument: str = "name") -> None:
     if is_library_spec(name):
         check_library_spec(name)
     elif name not in _MODEL_ENTRYPOINTS:
-        raise ValueError(f"Expected argument `{argument}` to be one of {list_models()}, or 'timm:NAME' / "
-                         f"'torchvision:NAME', but got: {name!r}")
+        raise InputError(
+            f"Expected argument `{argument}` to be one of {list_models()}, or 'timm:NAME' / "
+            f"'torchvision:NAME', but got: {name!r}"
+        )
 
 
 def init_backbone_weights(module: nn.Module, mode: str = "fan_out") -> None:

@@ -33,6 +33,7 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["SmallCNN", "cnn_28", "cnn_32", "cnn_32_half", "cnn_32_small"]
@@ -70,9 +71,9 @@ def make_stages(plan: Sequence[PlanItem], in_channels: int) -> tuple[nn.ModuleLi
             stages[-1].append(ConvBNReLU(planes, item))
             planes = item
         else:
-            raise ValueError(f"Expected plan items to be positive ints or 'M', but got: {item!r}")
+            raise InputError(f"Expected plan items to be positive ints or 'M', but got: {item!r}")
     if not plan or plan[-1] == "M":
-        raise ValueError(f"Expected `plan` to end with a convolution, but got: {list(plan)}")
+        raise InputError(f"Expected `plan` to end with a convolution, but got: {list(plan)}")
     return nn.ModuleList(nn.Sequential(*layers) for layers in stages if layers), planes
 
 

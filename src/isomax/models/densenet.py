@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["DenseNet", "densenet_bc_100"]
@@ -61,9 +62,7 @@ class Transition(nn.Module):
 
 
 def dense_block(num_layers: int, in_planes: int, growth_rate: int) -> nn.Sequential:
-    return nn.Sequential(
-        *[Bottleneck(in_planes + i * growth_rate, growth_rate) for i in range(num_layers)]
-    )
+    return nn.Sequential(*[Bottleneck(in_planes + i * growth_rate, growth_rate) for i in range(num_layers)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +93,7 @@ class DenseNet(IsoMaxModel):
     ) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0:
-            raise ValueError(f"Expected argument `depth` to be 6n + 4, but got: {depth}")
+            raise InputError(f"Expected argument `depth` to be 6n + 4, but got: {depth}")
         num_layers = (depth - 4) // 6
         planes = 2 * growth_rate
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=3, padding=1, bias=False)
@@ -133,11 +132,14 @@ class DenseNet(IsoMaxModel):
 
 
 @register_model
-def densenet_bc_100(
-    num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs
-) -> DenseNet:
+def densenet_bc_100(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> DenseNet:
     """DenseNet-BC-100, growth 12: 0.77M parameters (769,162 with 10 classes, SoftMax head)."""
     return DenseNet(
-        depth=100, growth_rate=12, compression=0.5,
-        num_classes=num_classes, head=head, in_channels=in_channels, **kwargs,
+        depth=100,
+        growth_rate=12,
+        compression=0.5,
+        num_classes=num_classes,
+        head=head,
+        in_channels=in_channels,
+        **kwargs,
     )

@@ -15,14 +15,22 @@ Torchvision's ``inception_v3`` and ``googlenet`` are built without their trainin
 heads (``aux_logits=False``): one output, one loss. Distilled timm models (two classifier heads)
 are refused: train their plain variant, or convert them with :func:`isomax.convert` in your own loop.
 """
+
 from __future__ import annotations
 
 import inspect
 
 from torch import Tensor, nn
+from ..errors import InputError
 
-__all__ = ["LIBRARIES", "LibraryModel", "create_library_model", "is_library_spec", "check_library_spec",
-           "library_data_config"]
+__all__ = [
+    "LIBRARIES",
+    "LibraryModel",
+    "create_library_model",
+    "is_library_spec",
+    "check_library_spec",
+    "library_data_config",
+]
 
 LIBRARIES = ("timm", "torchvision")
 
@@ -35,7 +43,7 @@ def is_library_spec(name: str) -> bool:
 def _split(spec: str) -> tuple[str, str]:
     library, _, name = spec.partition(":")
     if library not in LIBRARIES or not name:
-        raise ValueError(f"Expected a model spec 'timm:NAME' or 'torchvision:NAME', but got: {spec!r}")
+        raise InputError(f"Expected a model spec 'timm:NAME' or 'torchvision:NAME', but got: {spec!r}")
     return library, name
 
 
@@ -52,16 +60,20 @@ def check_library_spec(spec: str) -> None:
     library, name = _split(spec)
     if library == "timm":
         if not _import_timm().is_model(name):
-            raise ValueError(f"Expected --model {spec!r} to name a timm model, but timm has no {name!r} "
-                             "(see timm.list_models('*pattern*'))")
+            raise InputError(
+                f"Expected --model {spec!r} to name a timm model, but timm has no {name!r} "
+                "(see timm.list_models('*pattern*'))"
+            )
         return
     import torchvision.models as tvm
 
     known = tvm.list_models(module=tvm)  # classification models only
     if name not in known:
         close = [k for k in known if name.split("_")[0] in k][:8]
-        raise ValueError(f"Expected --model {spec!r} to name a torchvision classification model, but got {name!r}"
-                         + (f"; similar: {', '.join(close)}" if close else "; see torchvision.models.list_models()"))
+        raise InputError(
+            f"Expected --model {spec!r} to name a torchvision classification model, but got {name!r}"
+            + (f"; similar: {', '.join(close)}" if close else "; see torchvision.models.list_models()")
+        )
 
 
 class LibraryModel(nn.Module):
@@ -76,8 +88,9 @@ class LibraryModel(nn.Module):
         num_classes, head_kind: as for the isomax models.
     """
 
-    def __init__(self, spec: str, net: nn.Module, head_names: list[str], classifier_names: list[str],
-                 head_kind: str) -> None:
+    def __init__(
+        self, spec: str, net: nn.Module, head_names: list[str], classifier_names: list[str], head_kind: str
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.net = net
@@ -114,8 +127,10 @@ def _build(spec: str, num_classes: int, in_channels: int | None) -> nn.Module:
     import torchvision.models as tvm
 
     if in_channels not in (None, 3):
-        raise ValueError(f"torchvision models take 3-channel images, but the data has {in_channels} channel(s); "
-                         f"use an RGB dataset or a timm model (timm:NAME builds with in_chans={in_channels})")
+        raise InputError(
+            f"torchvision models take 3-channel images, but the data has {in_channels} channel(s); "
+            f"use an RGB dataset or a timm model (timm:NAME builds with in_chans={in_channels})"
+        )
     builder = tvm.get_model_builder(name)
     kwargs: dict = {"weights": None, "num_classes": num_classes}
     params = inspect.signature(builder).parameters
@@ -125,8 +140,9 @@ def _build(spec: str, num_classes: int, in_channels: int | None) -> nn.Module:
     return builder(**{k: v for k, v in kwargs.items() if k in params or "kwargs" in params})
 
 
-def create_library_model(spec: str, num_classes: int = 10, head: str = "softmax", in_channels: int | None = None,
-                         **kwargs) -> LibraryModel:
+def create_library_model(
+    spec: str, num_classes: int = 10, head: str = "softmax", in_channels: int | None = None, **kwargs
+) -> LibraryModel:
     """Build ``spec`` (``"timm:NAME"`` / ``"torchvision:NAME"``) with random weights and the head ``head``.
 
     Raises ValueError for an unknown name, channels torchvision cannot take, a model with several
@@ -136,15 +152,19 @@ def create_library_model(spec: str, num_classes: int = 10, head: str = "softmax"
     from ..heads import head_kind
 
     if kwargs:
-        raise ValueError(f"library models take no extra arguments (the run records only the spec {spec!r}), "
-                         f"but got: {sorted(kwargs)}")
+        raise InputError(
+            f"library models take no extra arguments (the run records only the spec {spec!r}), "
+            f"but got: {sorted(kwargs)}"
+        )
     kind = head_kind(head)
     net = _build(spec, num_classes, in_channels)
     names = classifier_names(net)
     if len(names) > 1:
-        raise ValueError(f"{spec} has {len(names)} classifier heads ({', '.join(names)}: a distilled model); "
-                         "training it needs its teacher: use the model's plain variant, or isomax.convert() it in "
-                         "your own training loop")
+        raise InputError(
+            f"{spec} has {len(names)} classifier heads ({', '.join(names)}: a distilled model); "
+            "training it needs its teacher: use the model's plain variant, or isomax.convert() it in "
+            "your own training loop"
+        )
     paths = [classifier_path(net, n) for n in names]
     convert(net, head=kind, module=names)
     return LibraryModel(spec, net, paths, names, kind)

@@ -20,6 +20,7 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._base import IsoMaxModel, register_model
 
 __all__ = ["MLP", "mlp_28"]
@@ -36,12 +37,18 @@ class MLP(IsoMaxModel):
         in_channels: input channels (1 for grey, 3 for RGB).
     """
 
-    def __init__(self, hidden: Sequence[int] = (256, 128, 128), input_hw: tuple[int, int] = (28, 28),
-                 num_classes: int = 10, head: str = "softmax", in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        hidden: Sequence[int] = (256, 128, 128),
+        input_hw: tuple[int, int] = (28, 28),
+        num_classes: int = 10,
+        head: str = "softmax",
+        in_channels: int = 1,
+    ) -> None:
         super().__init__()
         hidden = tuple(hidden)
         if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"Expected `hidden` to be a non-empty sequence of positive ints, but got: {hidden!r}")
+            raise InputError(f"Expected `hidden` to be a non-empty sequence of positive ints, but got: {hidden!r}")
         # same default initialisation as nn.Linear(in_channels * H * W, hidden[0]) (same fan-in)
         self.stem = nn.Conv2d(in_channels, hidden[0], kernel_size=tuple(input_hw))
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(hidden[:-1], hidden[1:]))
@@ -52,7 +59,9 @@ class MLP(IsoMaxModel):
 
     def feature_list(self, x: Tensor) -> list[Tensor]:
         if tuple(x.shape[1:]) != self.input_size:
-            raise ValueError(f"Expected inputs of shape (B, {', '.join(map(str, self.input_size))}), but got: {tuple(x.shape)}")
+            raise InputError(
+                f"Expected inputs of shape (B, {', '.join(map(str, self.input_size))}), but got: {tuple(x.shape)}"
+            )
         h = F.relu(F.linear(x.reshape(x.shape[0], -1), self.stem.weight.flatten(1), self.stem.bias))  # (B, hidden[0])
         maps = [h[:, :, None, None]]
         for layer in self.layers:

@@ -9,6 +9,7 @@ The classifier's weights are dropped (the run's head is new: other classes, othe
 other weight must be there with the right shape, and nothing else may be: otherwise a one-line
 error lists the missing, unexpected and mis-shaped keys.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import IsoMaxError
+from ..errors import IsoMaxError, InputError
 
 __all__ = ["read_state_dict", "load_pretrained", "PretrainedMismatchError"]
 
@@ -33,7 +34,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` file (on the CPU)."""
     path = Path(path).expanduser()
     if path.suffix not in _SUFFIXES:
-        raise ValueError(f"Expected --pretrained to be a {', '.join(_SUFFIXES)} file, but got: {str(path)!r}")
+        raise InputError(f"Expected --pretrained to be a {', '.join(_SUFFIXES)} file, but got: {str(path)!r}")
     if not path.is_file():
         raise FileNotFoundError(f"--pretrained {path}: no such file")
     if path.suffix == ".safetensors":
@@ -44,25 +45,33 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             state = load_file(str(path), device="cpu")
         except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for bad bytes
-            raise ValueError(f"cannot read --pretrained {path}: not a safetensors file ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''})") from err
+            raise InputError(
+                f"cannot read --pretrained {path}: not a safetensors file ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})"
+            ) from err
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - torch raises many kinds for bad bytes; all mean "not a state dict"
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ValueError(f"cannot read --pretrained {path}: not a state dict of tensors (only tensors and plain "
-                             f"types are loaded; {type(err).__name__}: {first})") from err
+            raise InputError(
+                f"cannot read --pretrained {path}: not a state dict of tensors (only tensors and plain "
+                f"types are loaded; {type(err).__name__}: {first})"
+            ) from err
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
                 break
-    if not isinstance(state, dict) or not state or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise ValueError(f"cannot read --pretrained {path}: expected a state dict (names -> tensors), "
-                         f"but got {type(state).__name__}")
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise InputError(
+            f"cannot read --pretrained {path}: expected a state dict (names -> tensors), but got {type(state).__name__}"
+        )
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -100,14 +109,27 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> dict:
     expected = {k: v for k, v in target.state_dict().items() if not _under(k, heads)}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
-    shapes = sorted(f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}" for k in set(given) & set(expected)
-                    if given[k].shape != expected[k].shape)
+    shapes = sorted(
+        f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(given) & set(expected)
+        if given[k].shape != expected[k].shape
+    )
     if missing or unexpected or shapes:
-        parts = [_listing(kind, keys) for kind, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape (file vs model)", shapes)) if keys]
+        parts = [
+            _listing(kind, keys)
+            for kind, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape (file vs model)", shapes),
+            )
+            if keys
+        ]
         name = getattr(model, "spec", type(model).__name__)
-        raise PretrainedMismatchError(f"--pretrained {path} does not fit {name} (classifier keys dropped: "
-                                      f"{len(dropped)}): {'; '.join(parts)}")
+        raise PretrainedMismatchError(
+            f"--pretrained {path} does not fit {name} (classifier keys dropped: {len(dropped)}): {'; '.join(parts)}"
+        )
     result = target.load_state_dict(given, strict=False)
-    assert not result.unexpected_keys and set(result.missing_keys) <= {k for k in target.state_dict() if _under(k, heads)}
+    assert not result.unexpected_keys and set(result.missing_keys) <= {
+        k for k in target.state_dict() if _under(k, heads)
+    }
     return {"loaded": len(given), "dropped": dropped}

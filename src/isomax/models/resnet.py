@@ -20,6 +20,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["CifarResNet", "resnet34", "resnet110"]
@@ -101,9 +102,9 @@ class CifarResNet(IsoMaxModel):
     ) -> None:
         super().__init__()
         if shortcut not in ("A", "B"):
-            raise ValueError(f"Expected argument `shortcut` to be 'A' or 'B', but got: {shortcut!r}")
+            raise InputError(f"Expected argument `shortcut` to be 'A' or 'B', but got: {shortcut!r}")
         if len(num_blocks) != len(widths):
-            raise ValueError("Expected `num_blocks` and `widths` to have the same length")
+            raise InputError("Expected `num_blocks` and `widths` to have the same length")
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         stages = []
@@ -144,8 +145,14 @@ class CifarResNet(IsoMaxModel):
 def resnet34(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-34 of Lee et al. (2018): 21.28M parameters (21,282,122 with 10 classes)."""
     return CifarResNet(
-        (3, 4, 6, 3), (64, 128, 256, 512), shortcut="B", init_mode="fan_out",
-        num_classes=num_classes, head=head, in_channels=in_channels, **kwargs,
+        (3, 4, 6, 3),
+        (64, 128, 256, 512),
+        shortcut="B",
+        init_mode="fan_out",
+        num_classes=num_classes,
+        head=head,
+        in_channels=in_channels,
+        **kwargs,
     )
 
 
@@ -153,6 +160,12 @@ def resnet34(num_classes: int = 10, head: str = "softmax", in_channels: int = 3,
 def resnet110(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-110, option-A shortcuts: 1.73M parameters (1,727,962 with 10 classes)."""
     return CifarResNet(
-        (18, 18, 18), (16, 32, 64), shortcut="A", init_mode="fan_in",
-        num_classes=num_classes, head=head, in_channels=in_channels, **kwargs,
+        (18, 18, 18),
+        (16, 32, 64),
+        shortcut="A",
+        init_mode="fan_in",
+        num_classes=num_classes,
+        head=head,
+        in_channels=in_channels,
+        **kwargs,
     )
