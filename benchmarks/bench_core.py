@@ -98,7 +98,8 @@ def main() -> None:
         comp_ms = f"{med['compiled'] * 1e3:12.3f}" if "compiled" in med else f"{'-':>12}"
         comp_r = f"{med['compiled'] / med['linear']:15.2f}x" if "compiled" in med else f"{'-':>16}"
         print(
-            f"{f'{b} x {f} x {c}':>24} {med['linear'] * 1e3:13.3f} {med['ours'] * 1e3:11.3f} {comp_ms} {med['papers'] * 1e3:10.3f} "
+            f"{f'{b} x {f} x {c}':>24} {med['linear'] * 1e3:13.3f} {med['ours'] * 1e3:11.3f} {comp_ms} "
+            f"{med['papers'] * 1e3:10.3f} "
             f"{r_lin:14.2f}x {comp_r} {r_pap:14.1f}x  (target isomax+/linear <= {target}x)"
         )
 

@@ -52,7 +52,8 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} threads")
     print(
-        f"{'batch x feat x classes':>24} {'ops linear+CE':>14} {'ops isomax+':>12} {'us/op linear':>13} {'us/op isomax+':>14} "
+        f"{'batch x feat x classes':>24} {'ops linear+CE':>14} {'ops isomax+':>12} {'us/op linear':>13} "
+        f"{'us/op isomax+':>14} "
         f"{'p[idx] us':>10} {'embedding us':>13}"
     )
     for b, f, c in SHAPES:

@@ -133,9 +133,8 @@ def time_pipeline(name, config, train_set, args, device):
         )
     else:
         loader = torchvision_loader(config, train_set, args, device)
-    steps_per_epoch = (
-        len(train_set) // config.batch_size
-    )  # the training split (an ImageFolder also holds the validation images)
+    # the training split (an ImageFolder also holds the validation images)
+    steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise SystemExit(f"fewer than {config.batch_size} training images")
     if args.plan:

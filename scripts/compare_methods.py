@@ -12,10 +12,11 @@ group (near / far / noise, :mod:`isomax.data.roles`) with OpenOOD's metrics: ID 
 FPR@95TPR, AUROC, AUPR-in, AUPR-out.
 
     python benchmarks/inference_cost.py --head softmax --json docs/results/fashion-mnist-modern/cost.json
-    python scripts/compare_methods.py docs/results/fashion-mnist-modern/results.json docs/results/fashion-mnist/results.json \\
-        --cost docs/results/fashion-mnist-modern/cost.json --per-ood > docs/results/fashion-mnist-modern/comparison.md
-    python scripts/compare_methods.py docs/results/fashion-mnist-modern/results.json docs/results/fashion-mnist/results.json \\
-        --near-far > docs/results/fashion-mnist-modern/near-far.md
+    python scripts/compare_methods.py docs/results/fashion-mnist-modern/results.json \\
+        docs/results/fashion-mnist/results.json --cost docs/results/fashion-mnist-modern/cost.json \\
+        --per-ood > docs/results/fashion-mnist-modern/comparison.md
+    python scripts/compare_methods.py docs/results/fashion-mnist-modern/results.json \\
+        docs/results/fashion-mnist/results.json --near-far > docs/results/fashion-mnist-modern/near-far.md
     python scripts/compare_methods.py RESULTS.json --paired isomaxplus:es isomax:es   # one pair, per group
 
 A record of the same loss, score, method, seed and out-distribution in two files counts once: the

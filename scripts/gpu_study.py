@@ -471,9 +471,8 @@ def run(args) -> None:
     t0 = time.perf_counter()
     index = unpack(args.pack, args.work)
     args.n_ood = min(args.n_ood or index["n_ood"], index["n_ood"])
-    os.environ.setdefault(
-        "ISOMAX_VERIFY", "0"
-    )  # subsets: the published checksums cannot match (the pack has its sha256)
+    # subsets: the published checksums cannot match (the pack has its sha256)
+    os.environ.setdefault("ISOMAX_VERIFY", "0")
     study = Study(args)
     study.log(
         f"device {study.device} ({torch.cuda.get_device_name() if study.cuda else platform.processor() or 'cpu'}), "
@@ -539,12 +538,13 @@ def main(argv=None) -> int:
     if args.command == "pack":
         info = pack(args.data, args.out, args.n_ood)
         print(
-            f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['files']} files, {info['n_ood']} per out-distribution"
+            f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['files']} files, "
+            f"{info['n_ood']} per out-distribution"
         )
         return 0
     from isomax.heads import canonical_head_name
 
-    args.losses = [canonical_head_name(l) for l in args.losses]
+    args.losses = [canonical_head_name(name) for name in args.losses]
     if args.tiny:
         args.n_ood = min(args.n_ood or 64, 64)
     run(args)

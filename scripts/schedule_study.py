@@ -6,7 +6,8 @@ several epoch counts (not intermediate checkpoints of one run). Each finished po
 one small JSON file (configuration, per-epoch history with |d_s|, evaluation records, each record
 carrying its `epochs`) into OUT/points/, so the study can be stopped and continued from what is
 committed: `run` skips the points whose file exists. `summarize` writes OUT/study.md (tables over the
-out-distributions and per out-distribution) and OUT/study.png from the points plus the 6-epoch records of docs/results/fashion-mnist (3 seeds).
+out-distributions and per out-distribution) and OUT/study.png from the points plus the 6-epoch records
+of docs/results/fashion-mnist (3 seeds).
 
     python scripts/schedule_study.py run --threads 1            # all points, one process
     python scripts/schedule_study.py run --only isomax-e12 ...  # some points

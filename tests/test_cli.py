@@ -69,7 +69,8 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
         assert set(RECORD_KEYS) <= set(r)
         assert 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
     assert {r["out_dataset"] for r in records} == {"mnist", "gaussian", "my-ood"}
-    assert {(r["loss"], r["seed"]) for r in records} == {(l, s) for l in ("softmax", "isomaxplus") for s in (0, 1)}
+    runs = {(loss, s) for loss in ("softmax", "isomaxplus") for s in (0, 1)}
+    assert {(r["loss"], r["seed"]) for r in records} == runs
     # the out-distribution's near/far/noise role (isomax.data.roles) is recorded; a user's folder has none
     assert {(r["out_dataset"], r.get("role")) for r in records} == {
         ("mnist", "near"),

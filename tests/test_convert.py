@@ -197,9 +197,8 @@ def test_convert_conv_classifier_with_unknown_layout_is_refused_unchanged():
     with pytest.raises(ValueError, match=r"1x1 convolution classifier '1.0'.*\(BatchNorm2d\)"):
         convert(model, module="1.0")
     with pytest.raises(ValueError, match="1x1 convolution classifier '1'.*no enclosing nn.Sequential"):
-        convert(
-            nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)), module="1"
-        )  # the model itself: nothing to rebuild
+        # the model itself: nothing to rebuild
+        convert(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)), module="1")
     assert [type(m) for m in model.modules()] == before
 
 

@@ -220,13 +220,9 @@ def test_config_file_precedence_and_errors(tmp_path):
     )
     args = _build_parser().parse_args(["train", "--config", str(tmp_path / "run.toml"), "--lr", "0.5"])
     config = _train_config(args)
-    assert (config.dataset, config.model, config.lr, config.milestones, config.loss) == (
-        "cifar10",
-        "timm:resnet18",
-        0.5,
-        (2, 3),
-        "isomax",
-    )  # preset < file < flag
+    # preset < file < flag
+    got = (config.dataset, config.model, config.lr, config.milestones, config.loss)
+    assert got == ("cifar10", "timm:resnet18", 0.5, (2, 3), "isomax")
     from isomax.config_file import read_config_file, to_toml
 
     (tmp_path / "printed.toml").write_text(to_toml(config))
@@ -372,11 +368,10 @@ def test_run_config_json_and_yaml_are_config_files(tmp_path):
 @pytest.mark.parametrize(
     "name, make",
     [
-        ("squeezenet1_1", lambda tv: tv.squeezenet1_1(num_classes=1000)),  # 1x1 conv classifier: classifier.1.*
-        (
-            "googlenet",
-            lambda tv: tv.googlenet(num_classes=1000, aux_logits=True, init_weights=True),
-        ),  # + aux1/aux2 weights
+        # 1x1 conv classifier: classifier.1.*
+        ("squeezenet1_1", lambda tv: tv.squeezenet1_1(num_classes=1000)),
+        # + aux1/aux2 weights
+        ("googlenet", lambda tv: tv.googlenet(num_classes=1000, aux_logits=True, init_weights=True)),
     ],
 )
 def test_torchvision_pretrained_layouts(tmp_path, name, make):

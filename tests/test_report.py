@@ -169,7 +169,7 @@ def records_known():
 def test_tables_known_numbers_md_tex_csv():
     t = tables.comparison(records_known(), tables.SEAMLESS)
     md = tables.to_markdown(t)
-    row = next(l for l in md.splitlines() if "| svhn |" in l)
+    row = next(line for line in md.splitlines() if "| svhn |" in line)
     assert "40.9±0.7 / 78.6±0.0 / **96.5±0.7**" in row  # mean, sample std, rounding, bold best
     assert "89.2±0.1 / 96.2±0.0 / **99.4±0.0**" in row
     # only IsoMax+ has lsun: a lone cell is not bolded
@@ -191,7 +191,7 @@ def test_tables_known_numbers_md_tex_csv():
 def test_accuracy_and_averaged_tables():
     recs = records_known()
     acc = tables.comparison(
-        recs, [(l, None) for l in LOSSES], ("accuracy",), keys=("model", "in_dataset"), joined=False
+        recs, [(loss, None) for loss in LOSSES], ("accuracy",), keys=("model", "in_dataset"), joined=False
     )
     md = tables.to_markdown(acc)
     assert md.splitlines()[0] == (
@@ -315,7 +315,10 @@ def test_report_figures_follow_their_inputs(bench, written):
             assert f"logits_fashion-mnist-cnn-28_{loss}_{o}.png" in names
             assert f"entropy_fashion-mnist-cnn-28_{loss}_{o}.png" in names
             assert (f"min_distance_fashion-mnist-cnn-28_{loss}_{o}.png" in names) == (loss != "softmax")
-    fig = lambda kind, loss, o: (out / "figures" / f"{kind}_fashion-mnist-cnn-28_{loss}_{o}.png").read_bytes()
+
+    def fig(kind: str, loss: str, o: str) -> bytes:
+        return (out / "figures" / f"{kind}_fashion-mnist-cnn-28_{loss}_{o}.png").read_bytes()
+
     assert fig("entropy", "isomax", "mnist") != fig("entropy", "isomax", "gaussian")
     assert fig("entropy", "isomax", "mnist") != fig("entropy", "softmax", "mnist")
     with np.load(bench / "outputs" / "isomax-seed0.npz") as z:  # the figures use seed 0

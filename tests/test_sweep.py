@@ -54,7 +54,7 @@ def test_sweep_writes_its_files_and_resumes(tmp_path, capsys):
         assert run["validation"][0]["split"] == "validation" and run["validation"][0]["score"] == "es"
     md = (out / "sweep.md").read_text()
     assert "Validation out-distribution **mnist**" in md and "| IsoMax | ES | " in md and "![sweep](sweep.png)" in md
-    assert len([l for l in md.splitlines() if l.startswith("| IsoMax |")]) == 2
+    assert len([line for line in md.splitlines() if line.startswith("| IsoMax |")]) == 2
     assert 5_000 < (out / "sweep.png").stat().st_size < 150_000
     # rerunning skips the finished runs
     assert main(args) == 0

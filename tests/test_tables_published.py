@@ -182,7 +182,8 @@ def test_schedule_study_readme_quotes_study_md():
 
 
 def test_published_sweep_md_is_what_the_sweep_writes_today(tmp_path):
-    """docs/results/fashion-mnist-sweep/sweep.md is what `scripts/sweep_markdown.py` writes from sweep.json (one seed: no ±)."""
+    """docs/results/fashion-mnist-sweep/sweep.md is what `scripts/sweep_markdown.py` writes from sweep.json
+    (one seed: no ±)."""
     folder = DOCS / "fashion-mnist-sweep"
     for name in ("sweep.json", "sweep.md"):
         (tmp_path / name).write_bytes((folder / name).read_bytes())

@@ -276,7 +276,7 @@ def test_val_fraction_zero_trains_on_everything_and_detectors_refuse(data_dir, t
     assert len(val_set) == 0 and len(train_set) == 600  # every fixture training image
     lines = []
     result = train(cfg.replace(train_limit=256), tmp_path / "run", progress=False, log=lines.append)
-    assert math.isnan(result.history[-1]["val_accuracy"]) and any("val_fraction=0" in l for l in lines)
+    assert math.isnan(result.history[-1]["val_accuracy"]) and any("val_fraction=0" in line for line in lines)
     with pytest.raises(ValueError, match="validation split"):
         evaluate_run(tmp_path / "run", ["uniform"], device="cpu", methods=("odin",), progress=False, log=lambda s: None)
 

@@ -207,8 +207,8 @@ def run_bench(
     SoftMax run per seed with Outlier Exposure on ``outlier_data`` (``runs/softmax-oe-seed<s>``),
     recorded as loss ``softmax``, training method ``oe``, score ``es`` (its entropic score).
     """
-    losses = [canonical_head_name(l) for l in losses]
-    methods_on = [canonical_head_name(l) for l in methods_on]
+    losses = [canonical_head_name(name) for name in losses]
+    methods_on = [canonical_head_name(name) for name in methods_on]
     plans = _plans(losses, methods, outlier_data)
     detectors = [m for m in methods if m in DETECTOR_METHODS]
     out, base = Path(out), get_preset(preset).config(**(overrides or {}))

@@ -194,7 +194,8 @@ def _plan(model: nn.Module, name: str, head: str):
             raise InputError(
                 f"Expected the 1x1 convolution classifier {name!r} to be followed in its nn.Sequential only by ReLU, "
                 f"pooling to 1x1, Flatten or Dropout (as in SqueezeNet), but got: "
-                f"{_type_names(after) if after is not None else 'no enclosing nn.Sequential'}; pass `module=` an nn.Linear"
+                f"{_type_names(after) if after is not None else 'no enclosing nn.Sequential'}; "
+                "pass `module=` an nn.Linear"
             )
         before = list(parent)[: int(index)]
 
@@ -240,4 +241,7 @@ def _candidates_hint(model: nn.Module, head: str = "isomaxplus") -> str:
         return "The model has no nn.Linear module to replace."
     shown = ", ".join(repr(n) for n in linear[-5:])
     more = f" (last {min(5, len(linear))} of {len(linear)})" if len(linear) > 5 else ""
-    return f"nn.Linear modules{more}: {shown}; pass the one to replace, e.g. convert(model, head={head!r}, module={linear[-1]!r})."
+    return (
+        f"nn.Linear modules{more}: {shown}; pass the one to replace, "
+        f"e.g. convert(model, head={head!r}, module={linear[-1]!r})."
+    )

@@ -108,9 +108,8 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = FIGSIZE,
 
 def _save(fig, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
-    fig.savefig(
-        buf, format="png", dpi=DPI, metadata={"Software": None}
-    )  # exact paper-column size: layout by tight_layout
+    # exact paper-column size: layout by tight_layout
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return atomic_write_bytes(path, buf.getvalue(), fsync=False)
 
 
@@ -263,7 +262,8 @@ def roc_figure(curves: Sequence[dict], path, *, in_name: str, out_name: str) -> 
             tpr = 100.0 * c["tp"] / max(c["tp"][0], 1)
             fpr = 100.0 * c["fp"] / max(c["fp"][0], 1)
             keep = _thin(fpr, tpr)
-            label = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])} ({100 * c['auroc']:.1f})"
+            name = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])}"
+            label = f"{name} ({100 * c['auroc']:.1f})"
             ax.plot(
                 fpr[keep], tpr[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label
             )
@@ -419,7 +419,8 @@ def risk_coverage_figure(curves: Sequence[dict], path, *, title: str) -> Path:
         for c in curves:
             cov, risk = 100.0 * np.asarray(c["coverage"]), 100.0 * np.asarray(c["risk"])
             keep = _thin(cov, risk)
-            label = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])} ({100 * c['aurc']:.2f})"
+            name = f"{loss_labels.get(c['loss'], c['loss'])} {score_labels.get(c['score'], c['score'])}"
+            label = f"{name} ({100 * c['aurc']:.2f})"
             ax.plot(
                 cov[keep], risk[keep], color=loss_color(c["loss"]), ls=SCORE_STYLES.get(c["score"], "-"), label=label
             )

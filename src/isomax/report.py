@@ -321,19 +321,15 @@ class _Group:
 
     def grid(self, losses: Sequence[str], draw: Callable[[str, str, np.ndarray, np.ndarray, dict], Path]) -> str:
         """One figure per out-distribution x loss (``draw(loss, ood, logits_in, logits_out, arrays)``)."""
-        rows = [
-            (
-                o,
-                [
-                    self.rel(draw(l, o, self.data[l]["logits/in"], self.data[l][f"logits/{o}"], self.data[l]))
-                    if f"logits/{o}" in self.data[l]
-                    else None
-                    for l in losses
-                ],
-            )
-            for o in self.oods
-        ]
-        return _grid(rows, [LOSS_LABELS.get(l, l) for l in losses])
+
+        def cell(loss: str, ood: str) -> str | None:
+            arrays = self.data[loss]
+            if f"logits/{ood}" not in arrays:
+                return None
+            return self.rel(draw(loss, ood, arrays["logits/in"], arrays[f"logits/{ood}"], arrays))
+
+        rows = [(o, [cell(loss, o) for loss in losses]) for o in self.oods]
+        return _grid(rows, [LOSS_LABELS.get(loss, loss) for loss in losses])
 
 
 def _logit_figures(g: _Group) -> list[str]:
@@ -387,7 +383,7 @@ def _probability_figures(g: _Group) -> list[str]:
 def _distance_figures(g: _Group, notes: list[str]) -> list[str]:
     """Fig. 1c-d (2021): distance to the nearest prototype, for the IsoMax heads."""
     md = ["#### Minimum distance (Fig. 1c-d of the 2021 paper)", ""]
-    dist_losses = [l for l in g.losses if l in ("isomax", "isomaxplus")]
+    dist_losses = [loss for loss in g.losses if loss in ("isomax", "isomaxplus")]
     if not dist_losses:
         notes.append(f"{g.in_name}/{g.model}: minimum-distance histograms skipped (no IsoMax/IsoMax+ logits).")
         return md + ["_Skipped: no IsoMax or IsoMax+ logits._", ""]
@@ -477,10 +473,10 @@ def _deployment_figures(g: _Group) -> list[str]:
     md = [
         "#### Calibration and selective classification",
         "",
-        "Reliability diagrams of the plain logits (15 bins; ECE in the legend): IsoMax heads score without the entropic "
-        "scale, so their probabilities are flat until `isomax calibrate` fits the temperature on the validation "
-        "split. Risk-coverage: error rate among the accepted test inputs when each score rejects the lowest-scored "
-        "ones (AURC %, lower is better).",
+        "Reliability diagrams of the plain logits (15 bins; ECE in the legend): IsoMax heads score without the "
+        "entropic scale, so their probabilities are flat until `isomax calibrate` fits the temperature on the "
+        "validation split. Risk-coverage: error rate among the accepted test inputs when each score rejects the "
+        "lowest-scored ones (AURC %, lower is better).",
         "",
     ]
     md += [" ".join(f"![reliability]({c})" for c in cells), ""] if cells else []
@@ -497,7 +493,7 @@ def _figures_for_group(
     in_name, model = key
     data = {loss: a.load() for loss, a in by_loss.items()}
     oods = list(dict.fromkeys(o for a in by_loss.values() for o in a.ood_names))
-    seeds = ", ".join(f"{LOSS_LABELS.get(l, l)} seed {a.seed}" for l, a in by_loss.items())
+    seeds = ", ".join(f"{LOSS_LABELS.get(loss, loss)} seed {a.seed}" for loss, a in by_loss.items())
     md = [f"### In-distribution `{in_name}`, model `{model}`", "", f"Logits of: {seeds}.", ""]
     if not oods:
         notes.append(f"{in_name}/{model}: the logit files hold no out-distribution; histograms and ROC curves skipped.")

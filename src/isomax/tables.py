@@ -154,7 +154,8 @@ def all_scores_table(
 
 def _accuracy(records: Sequence[RunRecord]) -> Table:
     losses = ordered((r.loss for r in records), list(LOSS_LABELS))
-    table = comparison(records, [(l, None) for l in losses], ("accuracy",), keys=("model", "in_dataset"), joined=False)
+    columns = [(loss, None) for loss in losses]
+    table = comparison(records, columns, ("accuracy",), keys=("model", "in_dataset"), joined=False)
     table.bold = False  # as in the papers: accuracy is not a contest
     return table
 

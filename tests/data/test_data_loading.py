@@ -161,9 +161,8 @@ def test_corrupt_pickle_and_archive(tmp_path):
     # a pickle that would run code is refused
     import pickle
 
-    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(
-        pickle.dumps({"data": os.system}, protocol=2)
-    )  # references posix.system
+    # references posix.system
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": os.system}, protocol=2))
     with pytest.raises(D.DatasetError, match="not allowed"):
         D.load_dataset("cifar10", "test", data_dir=tmp_path, verify=False)
     arc = make_tar_images(tmp_path / "isun" / "iSUN.tar.gz", "iSUN/iSUN_patches/", n=4)
@@ -313,9 +312,10 @@ def test_tiny_imagenet_200_folder(tmp_path):
     rng = np.random.default_rng(0)
     root = tmp_path / "tiny-imagenet-200"
     for i in range(12):
-        arr = (
-            np.full((64, 64, 3), 40 + 10 * i, np.uint8) if i != 3 else rng.integers(0, 256, (64, 64), dtype=np.uint8)
-        )  # one grey JPEG, as in the real set
+        if i == 3:  # one grey JPEG, as in the real set
+            arr = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+        else:
+            arr = np.full((64, 64, 3), 40 + 10 * i, np.uint8)
         write_image(root / "test" / "images" / f"test_{i}.JPEG", arr)
     (root / "wnids.txt").write_text("n01443537\n")
     d = D.load_ood("tinyimagenet-resize", data_dir=tmp_path, verify=False)

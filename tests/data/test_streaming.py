@@ -229,7 +229,7 @@ def test_rank_shares_rebuild_the_global_batches(folder):
     for (x, y), (x0, y0), (x1, y1) in zip(one, *ranks):
 
         def key(xb, yb):
-            return sorted((int(l), round(float(v.sum()), 3)) for v, l in zip(xb, yb))
+            return sorted((int(y), round(float(v.sum()), 3)) for v, y in zip(xb, yb))
 
         assert key(x, y) == key(torch.cat([x0, x1]), torch.cat([y0, y1]))
 
@@ -257,7 +257,7 @@ def test_shards_round_trip(folder, tmp_path):
     assert len(pattern.urls) == 2 and len(pattern) == 20
     # per rank: disjoint shards, every rank the same number of batches
     loaders = [sets["train"].loader(4, (0.5,) * 3, (0.25,) * 3, "cpu", train=True, rank=r, world=2) for r in range(2)]
-    n = [sum(1 for _ in l) for l in loaders]
+    n = [sum(1 for _ in loader) for loader in loaders]
     assert n[0] == n[1] == len(sets["train"]) // 4
 
 

@@ -56,9 +56,8 @@ def test_bench_and_evaluate_with_comparison_methods(tmp_path, monkeypatch, capsy
     assert all(set(RECORD_KEYS) <= set(r) for r in records)
     by = {(r["loss"], r["score"]) for r in records}
     assert {("softmax", "odin"), ("softmax", "mahalanobis"), ("isomaxplus", "mds")} <= by
-    assert {(r["loss"], r["score"]) for r in records if r["method"] == "oe"} == {
-        ("softmax", "es")
-    }  # OE: a training method
+    # OE: a training method
+    assert {(r["loss"], r["score"]) for r in records if r["method"] == "oe"} == {("softmax", "es")}
     assert ("isomaxplus", "odin") not in by  # detectors go to SoftMax runs by default
     for r in records:
         if r["score"] == "odin":

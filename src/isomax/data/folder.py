@@ -150,9 +150,9 @@ def _carve_val(s: FolderSplits, val_fraction: float, seed: int = 0) -> None:
     mask[idx] = True
     files, labels = s.files["train"], s.labels["train"]
     s.files["val"] = [f for f, m in zip(files, mask.tolist()) if m]
-    s.labels["val"] = [l for l, m in zip(labels, mask.tolist()) if m]
+    s.labels["val"] = [y for y, m in zip(labels, mask.tolist()) if m]
     s.files["train"] = [f for f, m in zip(files, mask.tolist()) if not m]
-    s.labels["train"] = [l for l, m in zip(labels, mask.tolist()) if not m]
+    s.labels["train"] = [y for y, m in zip(labels, mask.tolist()) if not m]
     h = hashlib.sha1(usedforsecurity=False)
     for f in s.files["val"]:
         h.update(os.path.relpath(f, s.root).encode() + b"\n")

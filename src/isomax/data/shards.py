@@ -296,7 +296,8 @@ class ShardImages:
         rank=0,
         world=1,
         persistent=False,
-    ):  # workers are started per epoch (the shard order changes)
+    ):
+        # `persistent` is ignored: workers are started per epoch (the shard order changes)
         return _ShardLoader(self, batch_size, mean, std, device, train, augment, flip, seed, rank, world)
 
 
@@ -321,7 +322,7 @@ def load_shards(name: str | os.PathLike, img_size: int, workers: int = 0) -> dic
             if missing:
                 raise DatasetError(f"{missing[0]}: not a training shard listed in {root / MANIFEST}")
             starts = dict(zip(urls, itertools.accumulate([0] + _shard_counts(info)[:-1])))
-            labels = [l for u in train_urls for l in labels[starts[u] : starts[u] + per[u]]]
+            labels = [y for u in train_urls for y in labels[starts[u] : starts[u] + per[u]]]
             urls = train_urls
         for u in urls:
             if not Path(u).is_file():
