@@ -113,9 +113,10 @@ def load_ood(
     :mod:`isomax.data.limits`.
     """
     verify = _verify_default(verify)
-    like = None if like is None else tuple(int(v) for v in like)
-    if like is not None and (len(like) != 3 or like[0] not in (1, 3) or min(like) < 1):
-        raise InputError(f"like must be (C, H, W) with C in (1, 3); got {like}")
+    if like is not None:
+        if len(like) != 3 or like[0] not in (1, 3) or min(like) < 1:
+            raise InputError(f"like must be (C, H, W) with C in (1, 3); got {tuple(like)}")
+        like = (int(like[0]), int(like[1]), int(like[2]))
     try:
         spec = get_spec(str(name_or_path))
     except ValueError:

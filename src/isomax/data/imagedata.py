@@ -55,13 +55,14 @@ class ImageData:
 
     def subset(self, index) -> "ImageData":
         """A new ImageData with the samples selected by ``index`` (indices, bool mask or slice)."""
+        idx: slice | torch.Tensor
         if isinstance(index, slice):
             idx = index
         else:
-            idx = torch.as_tensor(index)
-            if idx.dtype == torch.bool:
-                idx = idx.nonzero().flatten()
-            idx = idx.to(torch.int64).to(self.images.device)
+            t = torch.as_tensor(index)
+            if t.dtype == torch.bool:
+                t = t.nonzero().flatten()
+            idx = t.to(torch.int64).to(self.images.device)
         return ImageData(
             images=self.images[idx],
             labels=None if self.labels is None else self.labels[idx],

@@ -306,15 +306,17 @@ def stack_images(
         chans = {s[0] for s in shapes}
         sizes = {s[1:] for s in shapes}
         if len(sizes) == 1 and chans == {1, 3}:
-            like = (3,) + next(iter(sizes))
+            height, width = next(iter(sizes))
+            like = (3, height, width)
         else:
             common = sorted(shapes.items(), key=lambda kv: -len(kv[1]))[:3]
             raise InputError(
                 f"{what}: images have {len(shapes)} different shapes (most common: "
                 f"{[s for s, _ in common]}); pass like=(C, H, W) to convert them"
             )
-    like = tuple(int(v) for v in like)
-    out = torch.empty((len(arrays),) + like, dtype=torch.uint8)
+    c, h, w = (int(v) for v in like)
+    like = (c, h, w)
+    out = torch.empty((len(arrays), c, h, w), dtype=torch.uint8)
     records = []
     for shape, idx in shapes.items():
         x = torch.from_numpy(np.stack([arrays[i] for i in idx]))

@@ -58,9 +58,9 @@ def images_from_archive(
     pairs = read_archive_images(arc)
     if not pairs:
         raise DatasetError(f"{arc}: archive holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    images, _ = stack_images([a for _, a in pairs], None, f"{name} ({arc})")
+    stacked, _ = stack_images([a for _, a in pairs], None, f"{name} ({arc})")
     del pairs
-    images = images.numpy()
+    images = stacked.numpy()
     cache_save(key, images, None, {"source": str(arc), "size": st.st_size})
     return images, str(arc)
 
@@ -92,10 +92,11 @@ def images_from_folder(
     blobs = read_files(files)
     arrays = decode_images([(str(p), b) for p, b in zip(files, blobs)])
     del blobs
-    images, rec = stack_images(arrays, stack_like, f"{name} ({folder})")
+    stacked, rec = stack_images(arrays, stack_like, f"{name} ({folder})")
     del arrays
-    images, rec2 = convert_like(images, post_like)
-    images = images.numpy()
+    converted, rec2 = convert_like(stacked, post_like)
+    del stacked
+    images = converted.numpy()
     rec = join_records(rec, rec2)
     cache_save(key, images, None, {"source": str(folder), "conversion": rec})
     return images, str(folder), rec
@@ -108,7 +109,7 @@ def images_from_folder_as(
     they are decoded, ``chunk`` files at a time: memory holds one chunk at its full size plus the
     converted set (for sets of large images of many sizes, e.g. Textures, Places365). Cached by a
     (path, size, mtime) fingerprint. Returns (images, source, conversion record)."""
-    like = tuple(int(v) for v in like)
+    like = (int(like[0]), int(like[1]), int(like[2]))
     scan = scan_tree(folder)
     if not scan:
         raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
@@ -179,9 +180,9 @@ def load_split_image_folder(
     result = None
     for s in files:
         arrays = decode_images([(str(p), b) for p, b in zip(files[s], blobs[s])])
-        images, _ = stack_images(arrays, None, f"{name} {root / s}")
+        stacked, _ = stack_images(arrays, None, f"{name} {root / s}")
         labels = np.array([cidx[p.relative_to(root / s).parts[0]] for p in files[s]], dtype=np.int64)
-        images = images.numpy()
+        images = stacked.numpy()
         cache_save(f"{name}-{fp}-{s}", images, labels, {"classes": classes, "source": str(root), "verified": verified})
         if s == split:
             result = ImageData(torch.from_numpy(images), torch.from_numpy(labels), name, classes, source=str(root))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, fields, replace
-from typing import BinaryIO
+from typing import Protocol
 
 from ..errors import InputError
 from .errors import DataLimitError
@@ -111,7 +111,13 @@ def reset_limits() -> None:
     _OVERRIDES.clear()
 
 
-def read_capped(f: BinaryIO, what: str, limits: Limits | None = None, size_hint: int | None = None) -> bytes:
+class _Readable(Protocol):
+    """A binary file opened for reading (a file, a gzip or zip member, an extracted tar member)."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def read_capped(f: _Readable, what: str, limits: Limits | None = None, size_hint: int | None = None) -> bytes:
     """Read ``f`` to its end, but never more than ``member_bytes`` + 1 bytes: more raises
     :class:`DataLimitError`. Guards against sizes that no header or ``stat`` tells (character
     devices, lying headers), and against reading them whole first. ``size_hint``: the expected

@@ -372,8 +372,8 @@ def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         spec = get_spec(name)
     except ValueError:
         spec = None
-    if spec is None or spec.mean is None:
-        known = [s.name for s in REGISTRY.values() if s.mean is not None]
+    if spec is None or spec.mean is None or spec.std is None:
+        known = [s.name for s in REGISTRY.values() if s.mean is not None and s.std is not None]
         raise InputError(f"no normalization for {name!r}; known: {', '.join(known)}")
     return spec.mean, spec.std
 

@@ -46,11 +46,9 @@ ROLES: dict[str, dict[str, str]] = {
 }
 
 
-def _canonical(name: str | None) -> str | None:
+def _canonical(name: str) -> str:
     from .registry import canonical_name
 
-    if name is None:
-        return None
     try:
         return canonical_name(str(name))
     except ValueError:  # a user's folder or archive: no role unless set_role names it
@@ -59,8 +57,10 @@ def _canonical(name: str | None) -> str | None:
 
 def ood_role(in_dataset: str | None, out_dataset: str | None) -> str | None:
     """``"near"``, ``"far"`` or ``"noise"`` for this pair, or None when no role is assigned."""
-    ind, ood = _canonical(in_dataset), _canonical(out_dataset)
-    role = ROLES.get(ind, {}).get(ood)
+    if out_dataset is None:
+        return None
+    ood = _canonical(out_dataset)
+    role = None if in_dataset is None else ROLES.get(_canonical(in_dataset), {}).get(ood)
     if role is None and ood in NOISE:
         return "noise"
     return role

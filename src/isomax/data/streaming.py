@@ -315,9 +315,9 @@ class FileImages:
         idx = torch.as_tensor(index)
         if idx.dtype == torch.bool:
             idx = idx.nonzero().flatten()
-        idx = idx.to(torch.int64).tolist()
+        rows = idx.to(torch.int64).tolist()
         return replace(
-            self, files=[self.files[i] for i in idx], labels=None if self.labels is None else self.labels[idx]
+            self, files=[self.files[i] for i in rows], labels=None if self.labels is None else self.labels[rows]
         )
 
     def dataset(self, train: bool = False, flip: bool = True, seed: int = 0) -> _FileDataset:
@@ -356,7 +356,7 @@ class FileImages:
                 raise InputError(
                     f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})"
                 )
-            sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+            sampler: DistributedSampler[int] = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
             return StreamLoader(
                 ds,
                 batch_size // world,
