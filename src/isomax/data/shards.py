@@ -86,7 +86,9 @@ def write_shards(
     s = scan_folder(folder, val_fraction, strict)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = dict(classes=s.classes, source=str(s.root), split=s.split, skipped=len(s.skipped), splits={})
+    manifest: dict[str, Any] = dict(
+        classes=s.classes, source=str(s.root), split=s.split, skipped=len(s.skipped), splits={}
+    )
     for split, files in s.files.items():
         order = list(range(len(files)))
         if split == "train":

@@ -356,7 +356,9 @@ class FileImages:
                 raise InputError(
                     f"Expected `batch_size` ({batch_size}) to be divisible by the number of processes ({world})"
                 )
-            sampler: DistributedSampler[int] = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+            sampler: DistributedSampler[int] = DistributedSampler(
+                ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+            )
             return StreamLoader(
                 ds,
                 batch_size // world,
