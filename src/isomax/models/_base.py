@@ -12,7 +12,7 @@ small constructor functions and created by name.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar, overload
+from typing import TYPE_CHECKING, Callable, Literal, TypeVar, overload
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,9 @@ from torch import Tensor, nn
 from isomax.heads import HEADS as HEAD_KINDS  # the head kinds; names live in one place, isomax.heads
 from isomax.heads import head_kind
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .library import LibraryModel
 
 __all__ = ["IsoMaxModel", "check_model_name", "create_model", "list_models", "register_model"]
 
@@ -51,6 +54,7 @@ class IsoMaxModel(nn.Module):
         head: the classification head, ``(B, num_features) -> (B, num_classes)``.
         head_kind: ``"softmax"``, ``"isomax"`` or ``"isomaxplus"``.
         input_size: the ``(C, H, W)`` input the model was designed for.
+        spec: the name :func:`create_model` built it from (what a run records to rebuild it).
     """
 
     num_features: int
@@ -58,6 +62,7 @@ class IsoMaxModel(nn.Module):
     head: nn.Module
     head_kind: str
     input_size: tuple[int, int, int]
+    spec: str
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pooled features ``f(x)``, the input of the head: ``(B, C, H, W) -> (B, num_features)``."""
@@ -154,7 +159,7 @@ def create_model(
     head: str = "softmax",
     in_channels: int | None = None,
     **kwargs,
-) -> IsoMaxModel:
+) -> IsoMaxModel | LibraryModel:
     """Create a registered model by name, or a timm / torchvision model by spec.
 
     Args:
@@ -205,7 +210,7 @@ def check_model_name(name: str, argument: str = "name") -> None:
         )
 
 
-def init_backbone_weights(module: nn.Module, mode: str = "fan_out") -> None:
+def init_backbone_weights(module: nn.Module, mode: Literal["fan_in", "fan_out"] = "fan_out") -> None:
     """Standard initialisation: Kaiming-normal (ReLU gain) convs, BatchNorm to identity.
 
     ``mode="fan_out"`` is the DenseNet/ResNet (torchvision) convention, ``"fan_in"`` the one of

@@ -122,8 +122,8 @@ def _build(spec: str, num_classes: int, in_channels: int | None) -> nn.Module:
     library, name = _split(spec)
     check_library_spec(spec)
     if library == "timm":
-        kwargs = {} if in_channels is None else {"in_chans": in_channels}
-        return _import_timm().create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        extra = {} if in_channels is None else {"in_chans": in_channels}
+        return _import_timm().create_model(name, pretrained=False, num_classes=num_classes, **extra)
     import torchvision.models as tvm
 
     if in_channels not in (None, 3):
@@ -187,7 +187,7 @@ def library_data_config(model: nn.Module) -> dict | None:
     cfg = getattr(net, "pretrained_cfg", None)
     if not isinstance(cfg, dict) or not cfg.get("mean") or not cfg.get("std"):
         return None
-    out = {k: tuple(cfg[k]) for k in ("input_size", "mean", "std") if cfg.get(k)}
+    out: dict[str, tuple | str] = {k: tuple(cfg[k]) for k in ("input_size", "mean", "std") if cfg.get(k)}
     if cfg.get("interpolation"):
         out["interpolation"] = str(cfg["interpolation"])
     return out

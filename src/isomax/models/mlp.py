@@ -50,7 +50,7 @@ class MLP(IsoMaxModel):
         if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
             raise InputError(f"Expected `hidden` to be a non-empty sequence of positive ints, but got: {hidden!r}")
         # same default initialisation as nn.Linear(in_channels * H * W, hidden[0]) (same fan-in)
-        self.stem = nn.Conv2d(in_channels, hidden[0], kernel_size=tuple(input_hw))
+        self.stem = nn.Conv2d(in_channels, hidden[0], kernel_size=(input_hw[0], input_hw[1]))
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(hidden[:-1], hidden[1:]))
         self.num_features = hidden[-1]
         self.num_classes = num_classes

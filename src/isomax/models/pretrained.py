@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise InputError(f"Expected --pretrained to be a {', '.join(_SUFFIXES)} file, but got: {str(path)!r}")
     if not path.is_file():
         raise FileNotFoundError(f"--pretrained {path}: no such file")
+    state: Any  # checked below: a dict of names -> tensors
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

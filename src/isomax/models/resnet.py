@@ -95,7 +95,7 @@ class CifarResNet(IsoMaxModel):
         num_blocks: tuple[int, ...],
         widths: tuple[int, ...],
         shortcut: Shortcut = "B",
-        init_mode: str = "fan_out",
+        init_mode: Literal["fan_in", "fan_out"] = "fan_out",
         num_classes: int = 10,
         head: str = "softmax",
         in_channels: int = 3,
