@@ -91,7 +91,8 @@ def convert(
     for target, replacement in plans:
         _replace_module(model, target, replacement(num_classes, head_kwargs))
     if hasattr(model, "num_classes") and isinstance(getattr(model, "num_classes"), int) and main:
-        model.num_classes = _out_features(model.get_submodule(main))  # timm models keep it in sync with their head
+        # timm models keep it in sync with their head
+        setattr(model, "num_classes", _out_features(model.get_submodule(main)))
     return model
 
 
@@ -102,26 +103,28 @@ def classifier_names(model: nn.Module) -> list[str]:
     get_classifier = getattr(model, "get_classifier", None)
     if callable(get_classifier):  # timm (and models following its convention)
         classifier = get_classifier()
-        found = [
-            _last_classifier(names, m) for m in (classifier if isinstance(classifier, (tuple, list)) else (classifier,))
-        ]
-        if found and all(found):
-            return found
+        heads = classifier if isinstance(classifier, (tuple, list)) else (classifier,)
+        found = [_last_classifier(names, m) for m in heads]
+        named = [n for n in found if n is not None]
+        if named and len(named) == len(found):
+            return named
         raise InputError(
             f"Expected `model.get_classifier()` to return an nn.Linear (or a tuple of heads holding one), but got: "
             f"{_type_names(classifier)} (a timm model created with num_classes=0?). {_candidates_hint(model)}"
         )
-    found = []
+    candidates: list[str] = []
     for attribute in _CLASSIFIER_ATTRIBUTES:
         sub = getattr(model, attribute, None)
         if isinstance(sub, nn.Module):
             name = _last_classifier(names, sub)
             if name:
-                found.append(name)
-    found = list(dict.fromkeys(found))  # one layer under two attributes is one classifier
-    if len(found) == 1:
-        return found
-    problem = "several candidate classifiers " + ", ".join(map(repr, found)) if found else "no classifier attribute"
+                candidates.append(name)
+    candidates = list(dict.fromkeys(candidates))  # one layer under two attributes is one classifier
+    if len(candidates) == 1:
+        return candidates
+    problem = (
+        "several candidate classifiers " + ", ".join(map(repr, candidates)) if candidates else "no classifier attribute"
+    )
     raise InputError(
         f"Expected `model` to have one final nn.Linear classifier under one of {list(_CLASSIFIER_ATTRIBUTES)} "
         f"or `get_classifier()`, but found {problem}. {_candidates_hint(model)}"
@@ -185,7 +188,11 @@ def _plan(model: nn.Module, name: str, head: str):
     if _is_conv1x1(old):
         parent_name, _, index = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else None  # the model itself cannot be replaced
-        after = list(parent)[int(index) + 1 :] if isinstance(parent, nn.Sequential) else None
+        before, after = (
+            (list(parent)[: int(index)], list(parent)[int(index) + 1 :])
+            if isinstance(parent, nn.Sequential)
+            else ([], None)
+        )
         if (
             after is None
             or not all(isinstance(m, _AFTER_CONV_CLASSIFIER) for m in after)
@@ -197,7 +204,6 @@ def _plan(model: nn.Module, name: str, head: str):
                 f"{_type_names(after) if after is not None else 'no enclosing nn.Sequential'}; "
                 "pass `module=` an nn.Linear"
             )
-        before = list(parent)[: int(index)]
 
         def replacement(c, kw):
             new_head = make_head(head, old.in_channels, c if c is not None else old.out_channels, **factory, **kw)
@@ -210,9 +216,9 @@ def _plan(model: nn.Module, name: str, head: str):
     )
 
 
-def _pools_to_one(m: nn.Module) -> bool:
+def _pools_to_one(m: nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) -> bool:
     size = m.output_size
-    return size == 1 or tuple(size) in ((1, 1), (1,)) if not isinstance(size, int) else size == 1
+    return size == 1 or (isinstance(size, (tuple, list)) and tuple(size) in ((1, 1), (1,)))
 
 
 def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:

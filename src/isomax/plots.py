@@ -18,11 +18,14 @@ import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ._io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "LOSS_COLORS",
@@ -62,7 +65,7 @@ SCORE_STYLES = {
 }
 FIGSIZE = (3.3, 2.5)  # inches: one column of a two-column paper
 DPI = 150
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 7,
     "axes.titlesize": 7.5,
     "axes.labelsize": 7,

@@ -269,7 +269,7 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"
 
 
-def _first_seed_arrays(arrays: Sequence[RunArrays], seed: int | None) -> dict[tuple, RunArrays]:
+def _first_seed_arrays(arrays: Sequence[RunArrays], seed: int | None) -> dict[tuple, dict[str, RunArrays]]:
     """(in_dataset, model) -> loss -> the arrays of the requested (or the smallest) seed."""
     chosen: dict[tuple, dict[str, RunArrays]] = {}
     for a in arrays:

@@ -476,7 +476,8 @@ class TableSpec:
         """The section's lines: title, then the caption and the table (and links to its files) or the note."""
         lines = [f"{'#' * level} {self.title}", ""]
         if self.table is None:
-            return lines + [f"_{self.note[0].upper()}{self.note[1:]}_", ""]
+            note = self.note or "skipped"
+            return lines + [f"_{note[0].upper()}{note[1:]}_", ""]
         lines += [self.caption, "", to_markdown(self.table), ""]
         if links:
             lines += [
