@@ -19,7 +19,7 @@ check() {
   echo "+ $*"
   "$@" || failed+=("$(basename "$1") $2")
 }
-check "$BIN/ruff" check "${PATHS[@]}"
+check "$BIN/ruff" check --output-format concise "${PATHS[@]}"
 check "$BIN/ruff" format --check "${PATHS[@]}"
 check "$BIN/mypy"
 

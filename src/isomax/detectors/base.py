@@ -60,7 +60,7 @@ class Detector(ABC):
     """
 
     #: short name used in the registry and in result records (``score`` field)
-    name: ClassVar[str] = "detector"
+    name: str = "detector"
     #: the data arguments of ``fit`` this detector cannot do without (``"train"``, ``"val"``)
     requires: ClassVar[tuple[str, ...]] = ()
     #: True when ``fit`` tunes on ``val`` against FGSM samples (``adversarial`` may replace ``val``)
@@ -258,7 +258,8 @@ def collect(
             break
     if not xs:
         raise InputError("Expected `data` to hold at least one sample, but it is empty")
-    labels = torch.cat(ys) if all(y is not None for y in ys) else None
+    known = [y for y in ys if y is not None]
+    labels = torch.cat(known) if len(known) == len(ys) else None
     return torch.cat(xs), labels
 
 
@@ -276,9 +277,10 @@ def pixel_scale(std, x: Tensor) -> Tensor | float:
 
 def pooled_features(model: nn.Module, x: Tensor) -> list[Tensor]:
     """Spatially mean-pooled maps of ``model.feature_list(x)``: a list of ``(B, C_l)``."""
-    if not hasattr(model, "feature_list"):
+    feature_list = getattr(model, "feature_list", None)
+    if feature_list is None:
         raise TypeError(f"Expected a model with `feature_list(x)` (an isomax model), but got {type(model).__name__}")
-    return [m.mean(dim=(2, 3)) if m.ndim == 4 else m.flatten(1) for m in model.feature_list(x)]
+    return [m.mean(dim=(2, 3)) if m.ndim == 4 else m.flatten(1) for m in feature_list(x)]
 
 
 class LayerReader:
@@ -327,7 +329,7 @@ def extract_features(
     max_samples: int | None = None,
     seed: int = 0,
     layers: Sequence[str] | None = None,
-) -> dict[str, Tensor | list[Tensor]]:
+) -> dict[str, Tensor | list[Tensor] | None]:
     """One pass over ``data``: ``{"logits", "features", "layers", "labels"}`` on the CPU (float32).
 
     ``layers`` is the list of pooled maps ``(N, C_l)`` read by :class:`LayerReader` (default: the
@@ -347,7 +349,8 @@ def extract_features(
     for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=batch_size):
         out, pooled = reader.read(model, x)
         if out is None:  # feature_list: its last map pools to forward_features
-            out = model.forward_head(pooled[-1]) if hasattr(model, "forward_head") else model(x)
+            forward_head = getattr(model, "forward_head", None)
+            out = forward_head(pooled[-1]) if forward_head is not None else model(x)
         if not acc_layers:
             acc_layers = [[] for _ in pooled]
         for acc, f in zip(acc_layers, pooled):
@@ -360,11 +363,12 @@ def extract_features(
     if not logits:
         raise InputError("Expected `data` to hold at least one sample, but it is empty")
     layer_t = [torch.cat(acc) for acc in acc_layers]
+    known = [y for y in labels if y is not None]
     return {
         "logits": torch.cat(logits),
         "features": layer_t[-1],
         "layers": layer_t,
-        "labels": torch.cat(labels) if all(y is not None for y in labels) else None,
+        "labels": torch.cat(known) if len(known) == len(labels) else None,
     }
 
 

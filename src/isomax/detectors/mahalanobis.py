@@ -32,7 +32,7 @@ backward and ``L`` forward passes per input.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -57,12 +57,14 @@ class _ClassStats:
     """Streaming per-class sums for class means and one tied covariance (float64)."""
 
     def __init__(self) -> None:
-        self.counts = self.sums = self.outer = None
+        self.counts: Tensor | None = None
+        self.sums: Tensor | None = None
+        self.outer: Tensor | None = None
 
     def update(self, features: Tensor, labels: Tensor, num_classes: int) -> None:
         f = features.detach().double().cpu()  # (B, C)
         y = labels.detach().long().cpu()
-        if self.counts is None:
+        if self.counts is None or self.sums is None or self.outer is None:
             self.counts = torch.zeros(num_classes, dtype=torch.float64)
             self.sums = torch.zeros(num_classes, f.shape[1], dtype=torch.float64)
             self.outer = torch.zeros(f.shape[1], f.shape[1], dtype=torch.float64)
@@ -71,7 +73,7 @@ class _ClassStats:
         self.outer += f.t() @ f
 
     def finalize(self) -> tuple[Tensor, Tensor]:
-        if self.counts is None or not bool((self.counts > 0).any()):
+        if self.counts is None or self.sums is None or self.outer is None or not bool((self.counts > 0).any()):
             raise InputError("Expected at least one labelled training sample to fit class statistics")
         n = self.counts.sum()
         present = self.counts > 0
@@ -184,6 +186,13 @@ class Mahalanobis(Detector):
     requires = ("train",)
     uses_adversarial = True
 
+    noise_: float
+    regression_: Any  # an sklearn Pipeline
+    weights_: Tensor | None
+    bias_: Tensor | None
+    selection_: dict[str, float]
+    grid_: list[tuple[float, float, float]]
+
     def __init__(
         self,
         model: nn.Module | None = None,
@@ -201,7 +210,7 @@ class Mahalanobis(Detector):
         super().__init__(model)
         self.noise = noise
         self.noises = tuple(noises)
-        self.layers = None if layers is None else tuple(layers)
+        self.layers: tuple[int | str, ...] | None = None if layers is None else tuple(layers)
         self.std = std
         self.max_train = max_train
         self.max_samples = max_samples
@@ -212,18 +221,22 @@ class Mahalanobis(Detector):
     # -- fitting -------------------------------------------------------------------------------
     def _names(self) -> list[str] | None:
         """The module names of ``layers`` (read by hooks), or None for feature_list indices / the default."""
-        if self.layers is not None and all(isinstance(i, str) for i in self.layers):
-            return list(self.layers)
-        if self.layers is not None and not all(isinstance(i, int) for i in self.layers):
+        if self.layers is None:
+            return None
+        names = [i for i in self.layers if isinstance(i, str)]
+        if len(names) == len(self.layers):
+            return names
+        if not all(isinstance(i, int) for i in self.layers):
             raise InputError(f"Expected `layers` to be feature_list indices or module names, but got: {self.layers}")
         return None
 
     def _select_layers(self, n_layers: int) -> list[int]:
         if self.layers is None or self._names() is not None:
             return list(range(n_layers))
-        if not self.layers or any(not -n_layers <= i < n_layers for i in self.layers):
+        indices = [i for i in self.layers if isinstance(i, int)]  # all of them (checked by _names)
+        if not indices or any(not -n_layers <= i < n_layers for i in indices):
             raise InputError(f"Expected `layers` to index the model's {n_layers} feature maps, but got: {self.layers}")
-        return [i % n_layers for i in self.layers]
+        return [i % n_layers for i in indices]
 
     def _reader(self, model: nn.Module) -> LayerReader:
         if getattr(self, "reader_", None) is None or getattr(self, "_reader_model", None) is not model:
@@ -339,6 +352,8 @@ class Mahalanobis(Detector):
         else:
             x_val, x_adv = adversarial
         noises = (self.noise,) if self.noise is not None else self.noises
+        if not noises or not all(e >= 0 for e in noises):
+            raise InputError(f"Expected non-negative noise magnitudes, but got: {noises}")
         s_in = self._grid_layer_scores(x_val, noises)
         s_adv = self._grid_layer_scores(x_adv, noises)
         n = min(len(x_val), len(x_adv))
@@ -362,6 +377,7 @@ class Mahalanobis(Detector):
             self.grid_.append((float(e), *key))
             if best is None or key > best[1]:
                 best = (float(e), key)
+        assert best is not None, "noises is not empty (checked above)"
         self.noise_ = best[0]
         self.selection_ = {"tnr_at_tpr95": best[1][0], "auroc": best[1][1]}
         x = np.concatenate([s_in[self.noise_], s_adv[self.noise_]])
@@ -432,7 +448,7 @@ class Mahalanobis(Detector):
         return {e: torch.cat(v).numpy() for e, v in out.items()}
 
     def _combine(self, layer_scores: Tensor) -> Tensor:
-        if self.weights_ is None:
+        if self.weights_ is None or self.bias_ is None:  # set together: both None without ensemble
             return layer_scores[:, -1].float()
         w, b = self.weights_.to(layer_scores.device), self.bias_.to(layer_scores.device)
         return (layer_scores.double() @ w + b).float()

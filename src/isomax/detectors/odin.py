@@ -80,11 +80,13 @@ def odin_grid_scores(
             logits0 = model(xb).float()
         scale = pixel_scale(std, xb)
         for t in temperatures:
-            sign = _odin_gradient_sign(model, xb, t) if any(e != 0 for e in noises) else None
+            sign: Tensor | None = None  # one gradient per temperature, for every noise magnitude
             for e in noises:
                 if e == 0:
                     logits = logits0
                 else:
+                    if sign is None:
+                        sign = _odin_gradient_sign(model, xb, t)
                     with torch.no_grad():
                         logits = model(xb - e * sign * scale).float()
                 out[(t, e)].append(torch.softmax(logits / t, dim=1).amax(dim=1).cpu())
@@ -121,6 +123,11 @@ class ODIN(Detector):
     name = "odin"
     requires = ("val",)
     uses_adversarial = True
+
+    temperature_: float
+    noise_: float
+    selection_: dict[str, float]
+    grid_: list[tuple[float, float, float, float]]
 
     def __init__(
         self,
@@ -169,7 +176,8 @@ class ODIN(Detector):
         """
         self.std_ = self.std if self.std is not None else std
         temps, noises = self._grids()
-        if adversarial is None and val is None:  # both hyperparameters fixed (see _can_skip)
+        if adversarial is None and val is None and self.temperature is not None and self.noise is not None:
+            # both hyperparameters fixed: nothing to choose (see _can_skip)
             self.temperature_, self.noise_ = float(self.temperature), float(self.noise)
             self.selection_, self.grid_ = {}, []
             return self
@@ -196,6 +204,7 @@ class ODIN(Detector):
             self.grid_.append((key[0], key[1], m["tnr_at_tpr95"], m["auroc"]))
             if best is None or (m["tnr_at_tpr95"], m["auroc"]) > (best[1]["tnr_at_tpr95"], best[1]["auroc"]):
                 best = (key, m)
+        assert best is not None, "the grids are not empty (checked by _grids)"
         (self.temperature_, self.noise_), self.selection_ = (float(best[0][0]), float(best[0][1])), best[1]
         return self
 
@@ -223,6 +232,7 @@ class ODIN(Detector):
             self.grid_.append((t, 0.0, m["tnr_at_tpr95"], m["auroc"]))
             if best is None or (m["tnr_at_tpr95"], m["auroc"]) > (best[1]["tnr_at_tpr95"], best[1]["auroc"]):
                 best = (t, m)
+        assert best is not None, "the grid is not empty (checked by _grids)"
         self.temperature_, self.noise_, self.selection_ = float(best[0]), 0.0, best[1]
         self.std_ = self.std
         return self
@@ -235,6 +245,7 @@ class ODIN(Detector):
         self._check_fitted()
         if hasattr(self, "temperature_"):
             return self.temperature_, self.noise_, self.std_
+        assert self.temperature is not None and self.noise is not None, "is_fitted() without fit: both fixed"
         return float(self.temperature), float(self.noise), self.std
 
     def predict(self, x: Tensor) -> Tensor:

@@ -67,6 +67,7 @@ class _Remainder:
         self.shape: torch.Size | None = None  # the tapped activation's own shape
 
     def __call__(self, maps: Tensor) -> Tensor:
+        assert self.shape is not None, "set by PostHocDetector.predict before pytorch-ood calls it"
         return self.tap.forward_from(self.model, self.x, maps.reshape(self.shape))
 
 
@@ -111,6 +112,9 @@ class PostHocDetector(Detector):
     #: what the pytorch-ood detector consumes: "logits", "features" (B, D) or "feature_maps" (B, C, H, W)
     representation: ClassVar[str] = "features"
 
+    tap_: Tap | None  # None for representation "logits"
+    remainder_: _Remainder | None  # for representation "feature_maps"
+
     def __init__(
         self,
         model: nn.Module | None = None,
@@ -133,9 +137,15 @@ class PostHocDetector(Detector):
     # -- fitting -------------------------------------------------------------------------------
     def _setup(self, model: nn.Module) -> None:
         self.tap_ = None if self.representation == "logits" else Tap(model, self.layer)
-        self.remainder_ = _Remainder(model, self.tap_) if self.representation == "feature_maps" else None
+        self.remainder_ = None
+        if self.tap_ is not None and self.representation == "feature_maps":
+            self.remainder_ = _Remainder(model, self.tap_)
         self.detector_ = self._build(model)
         self._built_for = model
+
+    def _tap(self) -> Tap:
+        assert self.tap_ is not None, "set by _setup for the representations other than 'logits'"
+        return self.tap_
 
     def _fit(self, model: nn.Module, *, train, val, mean, std, device, adversarial) -> "PostHocDetector":
         self._setup(model)
@@ -162,7 +172,7 @@ class PostHocDetector(Detector):
         for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=self.batch_size):
             if self.max_train is not None and n + len(x) > self.max_train:
                 x, y = x[: self.max_train - n], (y[: self.max_train - n] if y is not None else None)
-            _, (a,) = read_activations(model, self._check_input(x), [self.tap_])
+            _, (a,) = read_activations(model, self._check_input(x), [self._tap()])
             a = pool(a) if self.representation == "features" else _as_maps(a)
             zs.append(a.float().cpu())
             ys.append(y.cpu().long() if isinstance(y, Tensor) else torch.zeros(len(x), dtype=torch.long))
@@ -190,15 +200,17 @@ class PostHocDetector(Detector):
         if self.representation == "logits":
             outlier = self.detector_.predict_logits(model(x))
         else:
-            _, (a,) = read_activations(model, x, [self.tap_])
+            _, (a,) = read_activations(model, x, [self._tap()])
             if self.representation == "features":
                 outlier = self.detector_.predict_features(pool(a))
             else:
-                self.remainder_.x, self.remainder_.shape = x, a.shape
+                remainder = self.remainder_
+                assert remainder is not None, "set by _setup for representation 'feature_maps'"
+                remainder.x, remainder.shape = x, a.shape
                 try:
                     outlier = self.detector_.predict_feature_maps(_as_maps(a))
                 finally:
-                    self.remainder_.x = None
+                    remainder.x = None
         return -outlier.float()
 
 
