@@ -33,6 +33,8 @@ Two head layouts get a rule of their own:
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from torch import nn
 
 from .errors import InputError
@@ -157,7 +159,7 @@ def _last_classifier(names: dict, sub: nn.Module) -> str | None:
     return names.get(last) if last is not None else None
 
 
-def _is_conv1x1(m: nn.Module) -> bool:
+def _is_conv1x1(m: nn.Module) -> TypeGuard[nn.Conv2d]:
     return isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1) and m.groups == 1
 
 

@@ -244,6 +244,7 @@ class IdxSpec(DatasetSpec):
                     verify_md5(self.name, self.md5, p, raw, content)
                 arrays.append(parse_idx(content, p))
             x, y = arrays
+            assert self.classes is not None, "labelled sets are registered with their class names"
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise DatasetError(f"{img}: images {x.shape} and labels {y.shape} ({lab}) do not match")
             return ImageData(
@@ -419,6 +420,7 @@ class SvhnSpec(DatasetSpec):
         if verify:
             verify_md5(self.name, self.md5, p)
         x, y = read_svhn_mat(p)
+        assert self.classes is not None, "labelled sets are registered with their class names"
         return ImageData(torch.from_numpy(x), torch.from_numpy(y), self.name, list(self.classes), source=str(p))
 
     def download(self, split, root):
@@ -526,6 +528,7 @@ class FolderSpec(DatasetSpec):
         return self._dirs(roots)
 
     def find(self, split, roots, verify):
+        assert self.shape is not None, "folder sets are registered with the shape they are kept at"
         for d in self._dirs(roots):
             if d.is_dir() and list_image_files(d):
                 x, src, rec = images_from_folder_as(self.name, d, self.shape)
