@@ -12,6 +12,7 @@ Differences from the reference: the loss is computed stably (never ``inf``, see
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .heads import IsoMaxHead, IsoMaxPlusHead
@@ -47,11 +48,12 @@ class IsoMaxLossSecondPart(IsoMaxLoss):
             entropic_scale = kwargs.pop("entropic_scale", 10.0)
         super().__init__(entropic_scale)
 
+    # override ignored: it adds the reference's `debug` argument and its tuple result
     def forward(self, logits: Tensor, targets: Tensor, debug: bool = False):  # type: ignore[override]
         loss = super().forward(logits, targets)
         if not debug:
             return loss
-        mask = targets.new_zeros(logits.shape, dtype=bool)
+        mask = targets.new_zeros(logits.shape, dtype=torch.bool)
         mask[range(logits.shape[0]), targets] = True
         return loss, logits[mask].detach(), logits[~mask].detach()
 
