@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from .errors import InputError
 from ._validation import all_finite, check_features, check_finite, check_positive_finite, value_checks_enabled
-from .registry import DEFAULT_LOSS, LiveMapping, LiveNames, canonical_loss_name, get_loss, head_kinds, list_losses
+from .registry import DEFAULT_LOSS, LiveMapping, LiveTuple, canonical_loss_name, get_loss, head_kinds, list_losses
 
 __all__ = [
     "DISTANCES",
@@ -509,9 +509,9 @@ class DisMaxHead(DistanceHead):
 # Head and loss names: read live from isomax.registry (the loss specs, registered in isomax.losses).
 # ---------------------------------------------------------------------------------------------
 #: The head kinds of the registered losses (a live view: ``"softmax"``, ``"isomax"``, ``"isomaxplus"``, ...).
-HEADS = LiveNames(head_kinds)
+HEADS = LiveTuple(head_kinds)
 #: The registered loss names (a live view).
-LOSSES = LiveNames(list_losses)
+LOSSES = LiveTuple(list_losses)
 #: Live ``{loss name: head kind}``: LogitNorm trains a linear head like SoftMax, DisMax+FPR a DisMax head.
 LOSS_HEADS = LiveMapping(lambda: {name: get_loss(name).head for name in list_losses()})
 #: The default head of :func:`isomax.convert` and of training (IsoMax+).

@@ -46,15 +46,24 @@ __all__ = [
     "list_scores",
     "canonical_loss_name",
     "head_kinds",
+    "head_kind_of",
     "applicable_scores",
     "DEFAULT_LOSS",
     "BASELINE_LOSS",
+    "PAPER_LOSSES",
+    "SWEEP_LOSSES",
 ]
 
+# The named defaults of the library and its commands: the only loss names written outside the entries.
 #: The loss of ``isomax train`` / :class:`isomax.presets.TrainConfig` and of :func:`isomax.convert`.
 DEFAULT_LOSS = "isomaxplus"
-#: The baseline: cross-entropy on a plain ``nn.Linear`` head (the default head of the model constructors).
+#: The baseline: cross-entropy on a plain ``nn.Linear`` head (the default head of the model constructors,
+#: the loss that gets ODIN / Mahalanobis / Outlier Exposure in ``isomax bench``, as in the papers).
 BASELINE_LOSS = "softmax"
+#: The losses the papers compare (``isomax bench``'s default).
+PAPER_LOSSES = ("softmax", "isomax", "isomaxplus")
+#: The loss of the 2019 paper's entropic-scale sweep (``isomax sweep``'s default).
+SWEEP_LOSSES = ("isomax",)
 
 
 @dataclass(frozen=True)
@@ -119,18 +128,20 @@ class ScoreSpec:
         graph: the same score without checks (no host sync): what ONNX export and compiled graphs run.
             ``function(logits)`` must equal ``graph(logits)`` for valid logits.
         label: the name in tables and figures (``"MDS"``).
-        heads: the head kinds it applies to (None: every head).
+        heads: the head classes it applies to (None: every head): it applies to a loss whose ``head_factory``
+            is one of them or a subclass.
     """
 
     name: str
     function: Callable[..., Tensor]
     graph: Callable[[Tensor], Tensor]
     label: str
-    heads: tuple[str, ...] | None = None
+    heads: tuple[type[nn.Module], ...] | None = None
 
-    def applies_to(self, head: str) -> bool:
-        """Whether the score makes sense for a head kind."""
-        return self.heads is None or head in self.heads
+    def applies_to(self, loss: LossSpec) -> bool:
+        """Whether the score makes sense for the head a loss trains."""
+        factory = loss.head_factory
+        return self.heads is None or (isinstance(factory, type) and issubclass(factory, self.heads))
 
 
 _LOSSES: dict[str, LossSpec] = {}  # canonical name -> spec, in registration order
@@ -237,14 +248,26 @@ def head_kinds() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.head for s in _LOSSES.values()))
 
 
+def head_kind_of(head: nn.Module) -> str | None:
+    """The head kind of a head module: the first loss whose ``head_factory`` is its class, else the first of
+    which it is an instance (registration order); None if no registered loss builds it."""
+    specs = list(_LOSSES.values())
+    for exact in (True, False):
+        for s in specs:
+            factory = s.head_factory
+            if isinstance(factory, type) and (type(head) is factory if exact else isinstance(head, factory)):
+                return s.head
+    return None
+
+
 def applicable_scores(loss: str) -> tuple[str, ...]:
     """The scores that apply to the head a loss (or head kind) trains, in registration order.
 
     >>> applicable_scores("softmax")
     ('mps', 'es', 'energy', 'max_logit')
     """
-    head = get_loss(loss).head
-    return tuple(s.name for s in _SCORES.values() if s.applies_to(head))
+    spec = get_loss(loss)
+    return tuple(s.name for s in _SCORES.values() if s.applies_to(spec))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,30 +295,38 @@ class LiveMapping(Mapping[str, V], Generic[V]):
         return repr(dict(self._build()))
 
 
-class LiveNames(Sequence[str]):
-    """A read-only tuple of names recomputed from the registries at every access."""
+T = TypeVar("T")
 
-    def __init__(self, build: Callable[[], tuple[str, ...]]) -> None:
+
+class LiveTuple(Sequence[T], Generic[T]):
+    """A read-only tuple recomputed from the registries at every access."""
+
+    def __init__(self, build: Callable[[], tuple[T, ...]]) -> None:
         self._build = build
 
     @overload
-    def __getitem__(self, index: int) -> str: ...
+    def __getitem__(self, index: int) -> T: ...
     @overload
-    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
-    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
         return self._build()[index]
 
     def __len__(self) -> int:
         return len(self._build())
 
     def __eq__(self, other: object) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, (tuple, list, LiveNames)) else other)
+        return self._build() == (tuple(other) if isinstance(other, (tuple, list, LiveTuple)) else other)
 
     def __hash__(self) -> int:
         return hash(self._build())
 
     def __repr__(self) -> str:
         return repr(self._build())
+
+
+def roc_combos() -> tuple[tuple[str, str], ...]:
+    """``(loss, score)`` pairs of the report's ROC figures (each loss's ``roc_scores``), in registration order."""
+    return tuple((n, score) for n, s in _LOSSES.items() for score in s.roc_scores)
 
 
 def loss_labels() -> LiveMapping[str]:

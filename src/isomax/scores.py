@@ -31,6 +31,7 @@ from torch import Tensor
 
 from .errors import InputError
 from ._validation import check_finite, check_tensor, value_checks_enabled
+from .heads import DisMaxHead, DistanceHead
 from .registry import ScoreSpec, get_score, list_scores, register_score, score_functions
 
 __all__ = [
@@ -153,18 +154,17 @@ def _mmleps(z: Tensor) -> Tensor:
     return _mmles(z) + _max_probability(z)
 
 
-# The built-in scores (isomax.registry), in table order. MDS needs distance logits; MMLS / MMLES / MMLEPS
-# are DisMax's scores of its enhanced logits.
-_DISTANCE_HEADS = ("isomax", "isomaxplus", "dismax")
+# The built-in scores (isomax.registry), in table order. MDS needs distance logits (any DistanceHead: IsoMax,
+# IsoMax+, DisMax); MMLS / MMLES / MMLEPS are DisMax's scores of its enhanced logits.
 for _spec in (
     ScoreSpec("mps", max_probability, _max_probability, "MPS"),
     ScoreSpec("es", entropic_score, _negative_entropy, "ES"),
-    ScoreSpec("mds", min_distance_score, _max_logit, "MDS", heads=_DISTANCE_HEADS),
+    ScoreSpec("mds", min_distance_score, _max_logit, "MDS", heads=(DistanceHead,)),
     ScoreSpec("energy", energy_score, _energy, "Energy"),
     ScoreSpec("max_logit", max_logit, _max_logit, "MaxLogit"),
-    ScoreSpec("mmls", max_mean_logit_score, _mmls, "MMLS", heads=_DISTANCE_HEADS[2:]),
-    ScoreSpec("mmles", max_mean_logit_entropy_score, _mmles, "MMLES", heads=_DISTANCE_HEADS[2:]),
-    ScoreSpec("mmleps", max_mean_logit_entropy_probability_score, _mmleps, "MMLEPS", heads=_DISTANCE_HEADS[2:]),
+    ScoreSpec("mmls", max_mean_logit_score, _mmls, "MMLS", heads=(DisMaxHead,)),
+    ScoreSpec("mmles", max_mean_logit_entropy_score, _mmles, "MMLES", heads=(DisMaxHead,)),
+    ScoreSpec("mmleps", max_mean_logit_entropy_probability_score, _mmleps, "MMLEPS", heads=(DisMaxHead,)),
 ):
     register_score(_spec)
 
