@@ -41,7 +41,7 @@ The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +116,7 @@ class _EuclideanDistance(torch.autograd.Function):
         f_small = f_len < 1e-12 if normalized else None
         p_small = p_len < 1e-12 if normalized else None
         ctx.save_for_backward(f, p, d, f_norm, p_norm, f_small, p_small, scale, temperature, coef)
-        return d * coef if ctx.scaled else d
+        return d * coef if coef is not None else d
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -155,6 +155,7 @@ class _EuclideanDistance(torch.autograd.Function):
 def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
     """``-|scale| / temperature`` (either may be None, not both)."""
     if scale is None:
+        assert temperature is not None  # the caller passes at least one
         return torch.reciprocal(temperature).neg_()
     coef = -scale.abs()
     return coef / temperature if temperature is not None else coef
@@ -223,6 +224,9 @@ class DistanceHead(nn.Module):
             meant to change during training.
     """
 
+    temperature: Tensor  # a buffer (declared for the type checker: nn.Module.__getattr__ is untyped)
+    distance_scale: nn.Parameter | None
+
     def __init__(
         self,
         num_features: int,
@@ -256,7 +260,7 @@ class DistanceHead(nn.Module):
             raise InputError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
         if dtype is not None and not dtype.is_floating_point:
             raise InputError(f"Expected `dtype` to be a floating-point dtype, but got: {dtype}")
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.num_classes = num_classes
         self.h = h
@@ -283,7 +287,7 @@ class DistanceHead(nn.Module):
             # Checked once here, not at every forward: finite and > 0. A number is accepted and
             # stored in the buffer's device and dtype.
             check_positive_finite("temperature", value)
-            old = self._buffers["temperature"]
+            old = self.temperature
             value = torch.as_tensor(value, dtype=old.dtype, device=old.device).detach().reshape(old.shape).clone()
         super().__setattr__(name, value)
 

@@ -82,6 +82,8 @@ class IsoMaxLoss(nn.Module):
         >>> loss = criterion(head(torch.randn(8, 342)), torch.randint(0, 10, (8,)))
     """
 
+    weight: Tensor | None  # a buffer (declared for the type checker: nn.Module.__getattr__ is untyped)
+
     def __init__(
         self,
         entropic_scale: float = 10.0,
