@@ -17,6 +17,10 @@ whose every target is ``ignore_index``, gives 0 with zero gradients for the ``"m
 
 The entropic scale ``E_s`` is used only here, at training time. At inference, probabilities are
 ``softmax(logits)`` without it (the "entropy maximisation trick").
+
+The built-in losses are registered at the end of this module, one :class:`isomax.registry.LossSpec` each
+(head, factory, deployed score, sweep score, label, colour, ...); :func:`make_loss` and
+:func:`isomax.heads.make_head` look names up there.
 """
 
 from __future__ import annotations

@@ -19,7 +19,12 @@ For an "outlier score" (higher = more OOD), negate: ``-score``.
 
 Every function is branch-free on tensor values: it compiles with ``torch.compile(fullgraph=True)``
 and exports. Shapes and dtypes are always checked; NaN/inf logits only in eager mode on CPU
-tensors (see :mod:`isomax._validation`).
+tensors (see :mod:`isomax._validation`). Each is its argument checks followed by an unchecked
+graph form (``_max_logit``, ``_mmles``, ...), which ONNX export runs as it is.
+
+The scores are registered at the end of this module as :class:`isomax.registry.ScoreSpec` entries
+(name, function, graph form, label, the heads they apply to); :data:`SCORES` and :func:`compute_scores`
+read that registry live, so a score added with :func:`isomax.registry.register_score` is used everywhere.
 """
 
 from __future__ import annotations
