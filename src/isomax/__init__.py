@@ -11,7 +11,7 @@ Replace the last ``nn.Linear`` of a classifier with :class:`IsoMaxPlusHead` and
     isomax.metrics.ood_metrics(scores_in, scores_out)
 """
 
-from . import metrics, scores
+from . import metrics, registry, scores
 from .compat import IsoMaxLossFirstPart, IsoMaxLossSecondPart, IsoMaxPlusLossFirstPart, IsoMaxPlusLossSecondPart
 from .convert import convert
 from .errors import InputError, IsoMaxError
@@ -50,6 +50,7 @@ __all__ = [
     "make_loss",
     "ood_metrics",
     "metrics",
+    "registry",
     "scores",
     "IsoMaxLossFirstPart",
     "IsoMaxLossSecondPart",

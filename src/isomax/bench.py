@@ -37,6 +37,7 @@ from . import tables
 from ._io import atomic_write_text
 from .evaluation import DETECTOR_METHODS, evaluate_run, load_ood_sets
 from .heads import canonical_head_name
+from .registry import BASELINE_LOSS, PAPER_LOSSES
 from .presets import TrainConfig, get_preset
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, as_records, read_records, write_records
 from .sampling import seeded_subset
@@ -45,7 +46,7 @@ from .training import train
 __all__ = ["run_bench", "write_markdown", "LOSSES", "EVAL_SUBSET_SEED"]
 
 #: The losses a bench trains by default (as ``isomax bench``; add ``dismax`` / ``dismax-fpr`` with ``losses=``).
-LOSSES = ("softmax", "isomax", "isomaxplus")
+LOSSES = PAPER_LOSSES  # softmax, isomax, isomaxplus
 #: Seed of the fixed evaluation subsets (``eval_limit``): the same images for every run and seed.
 EVAL_SUBSET_SEED = 0
 
@@ -92,7 +93,7 @@ def _plans(losses: Sequence[str], methods: Sequence[str], outlier_data: str | No
         raise InputError("Expected --outlier-data (a name or folder of outlier images) for the 'oe' method")
     plans = [_Plan(loss, STANDARD, dict(loss=loss)) for loss in losses]
     if OUTLIER_EXPOSURE in methods:
-        plans.append(_Plan("softmax", OUTLIER_EXPOSURE, dict(loss="softmax", outlier_data=outlier_data)))
+        plans.append(_Plan(BASELINE_LOSS, OUTLIER_EXPOSURE, dict(loss=BASELINE_LOSS, outlier_data=outlier_data)))
     return plans
 
 
@@ -194,7 +195,7 @@ def run_bench(
     progress: bool = True,
     command: str | None = None,
     methods: Sequence[str] = (),
-    methods_on: Sequence[str] = ("softmax",),
+    methods_on: Sequence[str] = (BASELINE_LOSS,),
     outlier_data: str | None = None,
     detector_options: dict | None = None,
     log: Callable[[str], None] = print,

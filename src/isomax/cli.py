@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .presets import get_preset, presets_help
+from .registry import BASELINE_LOSS, PAPER_LOSSES, SWEEP_LOSSES
 
 # Flags that override fields of a preset's TrainConfig: flag -> (field, type, help)
 _CONFIG_FLAGS = {
@@ -258,7 +259,7 @@ def _add_bench(sub) -> None:
     p.add_argument(
         "--losses",
         nargs="+",
-        default=["softmax", "isomax", "isomaxplus"],
+        default=list(PAPER_LOSSES),
         help="losses to train (default: softmax isomax isomaxplus; also dismax, dismax-fpr, logitnorm)",
     )
     p.add_argument("--ood", nargs="+", metavar="NAME_OR_PATH", help="out-distributions (default: the preset's)")
@@ -268,7 +269,7 @@ def _add_bench(sub) -> None:
     p.add_argument(
         "--methods-on",
         nargs="+",
-        default=["softmax"],
+        default=[BASELINE_LOSS],
         metavar="LOSS",
         help="losses whose runs get ODIN / Mahalanobis (default: softmax, as in the paper)",
     )
@@ -320,7 +321,10 @@ def _add_sweep(sub) -> None:
         help="entropic scales (default: 1 3 10 30 100)",
     )
     p.add_argument(
-        "--losses", nargs="+", default=["isomax"], help="isomax, isomaxplus, dismax and/or dismax-fpr (default: isomax)"
+        "--losses",
+        nargs="+",
+        default=list(SWEEP_LOSSES),
+        help="isomax, isomaxplus, dismax and/or dismax-fpr (default: isomax)",
     )
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1), default 1")
     p.add_argument(

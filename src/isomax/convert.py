@@ -39,6 +39,7 @@ from torch import nn
 
 from .errors import InputError
 from .heads import head_kind, make_head
+from .registry import DEFAULT_LOSS
 
 __all__ = ["convert", "classifier_names"]
 
@@ -50,7 +51,7 @@ _AFTER_CONV_CLASSIFIER = (nn.ReLU, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, n
 
 def convert(
     model: nn.Module,
-    head: str = "isomaxplus",
+    head: str = DEFAULT_LOSS,
     *,
     module: str | list[str] | tuple[str, ...] | None = None,
     num_classes: int | None = None,
@@ -243,7 +244,7 @@ def _type_names(obj) -> str:
     return type(obj).__name__
 
 
-def _candidates_hint(model: nn.Module, head: str = "isomaxplus") -> str:
+def _candidates_hint(model: nn.Module, head: str = DEFAULT_LOSS) -> str:
     linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linear:
         return "The model has no nn.Linear module to replace."

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from .errors import InputError
 from .detectors import DETECTORS
 from .deploy.selective import selective_metrics
-from .heads import canonical_head_name, head_kind
+from .heads import canonical_head_name
+from . import registry
 from .metrics import ood_metrics
 from .scores import SCORES
 from .data.roles import ood_role
@@ -59,13 +60,9 @@ DETECTOR_METHODS = tuple(DETECTORS)
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
-    """The plain scores that make sense for a head: MDS needs distance logits (IsoMax, IsoMax+, DisMax);
-    MMLS / MMLES / MMLEPS are DisMax's scores (of its enhanced logits)."""
-    if head_kind(loss) == "softmax":  # SoftMax and LogitNorm: a linear head
-        return ("mps", "es", "energy", "max_logit")
-    if head_kind(loss) == "dismax":
-        return ("mps", "es", "mds", "energy", "max_logit", "mmls", "mmles", "mmleps")
-    return ("mps", "es", "mds", "energy", "max_logit")
+    """The plain scores that make sense for a head (:func:`isomax.registry.applicable_scores`): MDS needs distance
+    logits (IsoMax, IsoMax+, DisMax); MMLS / MMLES / MMLEPS are DisMax's scores (of its enhanced logits)."""
+    return registry.applicable_scores(loss)
 
 
 @torch.no_grad()

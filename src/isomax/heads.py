@@ -41,7 +41,7 @@ The square root has a zero (sub)gradient at distance zero instead of ``inf``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from .errors import InputError
 from ._validation import all_finite, check_features, check_finite, check_positive_finite, value_checks_enabled
+from .registry import DEFAULT_LOSS, LiveMapping, LiveTuple, canonical_loss_name, get_loss, head_kinds, list_losses
 
 __all__ = [
     "DISTANCES",
@@ -59,6 +60,7 @@ __all__ = [
     "HEADS",
     "LOSSES",
     "LOSS_HEADS",
+    "DEFAULT_HEAD",
     "canonical_head_name",
     "head_kind",
     "make_head",
@@ -114,7 +116,7 @@ class _EuclideanDistance(torch.autograd.Function):
         f_small = f_len < 1e-12 if normalized else None
         p_small = p_len < 1e-12 if normalized else None
         ctx.save_for_backward(f, p, d, f_norm, p_norm, f_small, p_small, scale, temperature, coef)
-        return d * coef if ctx.scaled else d
+        return d * coef if coef is not None else d
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -153,6 +155,7 @@ class _EuclideanDistance(torch.autograd.Function):
 def _coef(scale: Tensor | None, temperature: Tensor | None) -> Tensor:
     """``-|scale| / temperature`` (either may be None, not both)."""
     if scale is None:
+        assert temperature is not None  # the caller passes at least one
         return torch.reciprocal(temperature).neg_()
     coef = -scale.abs()
     return coef / temperature if temperature is not None else coef
@@ -221,6 +224,9 @@ class DistanceHead(nn.Module):
             meant to change during training.
     """
 
+    temperature: Tensor  # a buffer (declared for the type checker: nn.Module.__getattr__ is untyped)
+    distance_scale: nn.Parameter | None
+
     def __init__(
         self,
         num_features: int,
@@ -254,7 +260,7 @@ class DistanceHead(nn.Module):
             raise InputError(f"Expected `init` to be 'zeros' or 'normal', but got: {init!r}")
         if dtype is not None and not dtype.is_floating_point:
             raise InputError(f"Expected `dtype` to be a floating-point dtype, but got: {dtype}")
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.num_classes = num_classes
         self.h = h
@@ -281,7 +287,7 @@ class DistanceHead(nn.Module):
             # Checked once here, not at every forward: finite and > 0. A number is accepted and
             # stored in the buffer's device and dtype.
             check_positive_finite("temperature", value)
-            old = self._buffers["temperature"]
+            old = self.temperature
             value = torch.as_tensor(value, dtype=old.dtype, device=old.device).detach().reshape(old.shape).clone()
         super().__setattr__(name, value)
 
@@ -504,45 +510,26 @@ class DisMaxHead(DistanceHead):
 
 
 # ---------------------------------------------------------------------------------------------
-# Head and loss names: the one place that lists them (models, training and evaluation ask here).
+# Head and loss names: read live from isomax.registry (the loss specs, registered in isomax.losses).
 # ---------------------------------------------------------------------------------------------
-HEADS = ("softmax", "isomax", "isomaxplus", "dismax")  # head kinds
-# Training-loss names and the head kind each one trains: LogitNorm (Wei et al. 2022) trains a plain
-# linear head, like the SoftMax loss; "dismax-fpr" is DisMax with its Fractional Probability
-# Regularization (the training step mixes half of each batch into mosaics, :func:`isomax.losses.fpr_batch`).
-LOSS_HEADS: dict[str, str] = {
-    "softmax": "softmax",
-    "isomax": "isomax",
-    "isomaxplus": "isomaxplus",
-    "logitnorm": "softmax",
-    "dismax": "dismax",
-    "dismax-fpr": "dismax",
-}
-LOSSES = tuple(LOSS_HEADS)
-_HEAD_ALIASES = {
-    "isomax+": "isomaxplus",
-    "isomax_plus": "isomaxplus",
-    "isomax-plus": "isomaxplus",
-    "linear": "softmax",
-    "logit_norm": "logitnorm",
-    "logit-norm": "logitnorm",
-    "dismax+fpr": "dismax-fpr",
-    "dismax_fpr": "dismax-fpr",
-    "dismaxfpr": "dismax-fpr",
-}
+#: The head kinds of the registered losses (a live view: ``"softmax"``, ``"isomax"``, ``"isomaxplus"``, ...).
+HEADS = LiveTuple(head_kinds)
+#: The registered loss names (a live view).
+LOSSES = LiveTuple(list_losses)
+#: Live ``{loss name: head kind}``: LogitNorm trains a linear head like SoftMax, DisMax+FPR a DisMax head.
+LOSS_HEADS = LiveMapping(lambda: {name: get_loss(name).head for name in list_losses()})
+#: The default head of :func:`isomax.convert` and of training (IsoMax+).
+DEFAULT_HEAD = DEFAULT_LOSS
 
 
 def canonical_head_name(kind: str) -> str:
     """Normalise a loss/head name (``"isomax+"`` -> ``"isomaxplus"``); raises on unknown names.
 
-    Returns one of :data:`LOSSES`. A loss name is not always a head kind: ``"logitnorm"`` trains a
-    linear head, so code that picks the head (or the scores that go with it) should ask
-    :func:`head_kind`, not compare this name with ``"softmax"``.
+    Returns one of :data:`LOSSES` (:func:`isomax.registry.canonical_loss_name`). A loss name is not
+    always a head kind: ``"logitnorm"`` trains a linear head, so code that picks the head (or the
+    scores that go with it) should ask :func:`head_kind`.
     """
-    key = _HEAD_ALIASES.get(str(kind).lower(), str(kind).lower())
-    if key not in LOSS_HEADS:
-        raise InputError(f"Expected a loss/head name in {list(LOSSES)}, but got: {kind!r}")
-    return key
+    return canonical_loss_name(kind)
 
 
 def head_kind(kind: str) -> str:
@@ -552,24 +539,18 @@ def head_kind(kind: str) -> str:
         >>> head_kind("logitnorm"), head_kind("isomax+"), head_kind("linear")
         ('softmax', 'isomaxplus', 'softmax')
     """
-    return LOSS_HEADS[canonical_head_name(kind)]
+    return get_loss(kind).head
 
 
 def make_head(kind: str, num_features: int, num_classes: int, **kwargs) -> nn.Module:
-    """Build a classifier head by loss/head name: ``"softmax"`` and ``"logitnorm"`` give an
-    ``nn.Linear``, ``"isomax"`` an :class:`IsoMaxHead`, ``"isomaxplus"`` an :class:`IsoMaxPlusHead`,
-    ``"dismax"`` (and ``"dismax-fpr"``) a :class:`DisMaxHead`.
+    """Build a classifier head by loss/head name (its :class:`isomax.registry.LossSpec`'s ``head_factory``):
+    ``"softmax"`` and ``"logitnorm"`` give an ``nn.Linear``, ``"isomax"`` an :class:`IsoMaxHead`,
+    ``"isomaxplus"`` an :class:`IsoMaxPlusHead`, ``"dismax"`` (and ``"dismax-fpr"``) a :class:`DisMaxHead`.
 
     ``kwargs`` go to the constructor (e.g. ``device=``, ``dtype=``).
     """
     try:
-        key = head_kind(kind)
+        spec = get_loss(kind)
     except ValueError:
         raise InputError(f"Expected `kind` to be one of {list(LOSSES)}, but got: {kind!r}") from None
-    if key == "softmax":
-        return nn.Linear(num_features, num_classes, **kwargs)
-    if key == "isomax":
-        return IsoMaxHead(num_features, num_classes, **kwargs)
-    if key == "dismax":
-        return DisMaxHead(num_features, num_classes, **kwargs)
-    return IsoMaxPlusHead(num_features, num_classes, **kwargs)
+    return spec.make_head(num_features, num_classes, **kwargs)

@@ -17,6 +17,10 @@ whose every target is ``ignore_index``, gives 0 with zero gradients for the ``"m
 
 The entropic scale ``E_s`` is used only here, at training time. At inference, probabilities are
 ``softmax(logits)`` without it (the "entropy maximisation trick").
+
+The built-in losses are registered at the end of this module, one :class:`isomax.registry.LossSpec` each
+(head, factory, deployed score, sweep score, label, colour, ...); :func:`make_loss` and
+:func:`isomax.heads.make_head` look names up there.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import InputError
+from .heads import DisMaxHead, IsoMaxHead, IsoMaxPlusHead
+from .registry import LossSpec, get_loss, register_loss
 from ._validation import (
     all_finite,
     check_finite,
@@ -79,6 +85,8 @@ class IsoMaxLoss(nn.Module):
         >>> head, criterion = IsoMaxPlusHead(342, 10), IsoMaxLoss()
         >>> loss = criterion(head(torch.randn(8, 342)), torch.randint(0, 10, (8,)))
     """
+
+    weight: Tensor | None  # a buffer (declared for the type checker: nn.Module.__getattr__ is untyped)
 
     def __init__(
         self,
@@ -350,23 +358,14 @@ def fpr_batch(images: Tensor, labels: Tensor, *, generator: torch.Generator | No
 
 
 def make_loss(kind: str, entropic_scale: float = 10.0, **kwargs) -> nn.Module:
-    """The loss that goes with a loss/head name (see :func:`isomax.heads.canonical_head_name`).
+    """The loss that goes with a loss/head name (its :class:`isomax.registry.LossSpec`'s ``loss_factory``).
 
     ``"softmax"`` -> :class:`SoftMaxLoss`, ``"logitnorm"`` -> :class:`LogitNormLoss`
     (``entropic_scale`` unused; pass ``temperature=``), ``"isomax"`` / ``"isomaxplus"`` ->
     :class:`IsoMaxLoss`, ``"dismax"`` -> :class:`DisMaxLoss`, ``"dismax-fpr"`` -> ``DisMaxLoss(fpr=True)``.
     ``kwargs`` go to the loss (e.g. ``reduction``, ``validate_args``).
     """
-    from .heads import canonical_head_name
-
-    name = canonical_head_name(kind)
-    if name == "softmax":
-        return SoftMaxLoss(**kwargs)
-    if name == "logitnorm":
-        return LogitNormLoss(**kwargs)
-    if name in ("dismax", "dismax-fpr"):
-        return DisMaxLoss(entropic_scale, fpr=name == "dismax-fpr", **kwargs)
-    return IsoMaxLoss(entropic_scale, **kwargs)
+    return get_loss(kind).make_loss(entropic_scale, **kwargs)
 
 
 def reference_isomax_loss(logits: Tensor, targets: Tensor, entropic_scale: float = 10.0) -> Tensor:
@@ -377,3 +376,96 @@ def reference_isomax_loss(logits: Tensor, targets: Tensor, entropic_scale: float
     """
     probabilities = torch.softmax(entropic_scale * logits, dim=1)
     return -torch.log(probabilities[torch.arange(logits.shape[0]), targets]).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-in losses (isomax.registry): one entry per loss, everything about it in one place.
+# Colours: Okabe-Ito, colour-blind safe. LogitNorm is registered last and keeps its name as label
+# (the published tables order and name it so).
+# ---------------------------------------------------------------------------------------------
+def _softmax_loss(entropic_scale: float = 10.0, **kwargs) -> nn.Module:
+    return SoftMaxLoss(**kwargs)
+
+
+def _logitnorm_loss(entropic_scale: float = 10.0, **kwargs) -> nn.Module:
+    return LogitNormLoss(**kwargs)
+
+
+def _dismax_fpr_loss(entropic_scale: float = 10.0, **kwargs) -> nn.Module:
+    return DisMaxLoss(entropic_scale, fpr=True, **kwargs)
+
+
+for _spec in (
+    LossSpec(
+        name="softmax",
+        aliases=("linear",),
+        head="softmax",
+        head_factory=nn.Linear,
+        loss_factory=_softmax_loss,
+        score="es",
+        label="SoftMax",
+        color="#0072B2",
+        entropic_scale=False,
+        roc_scores=("mps", "es"),
+    ),
+    LossSpec(
+        name="isomax",
+        head="isomax",
+        head_factory=IsoMaxHead,
+        loss_factory=IsoMaxLoss,
+        score="es",
+        label="IsoMax",
+        color="#E69F00",
+        sweep_score="es",
+        roc_scores=("es", "mds"),
+        distance="Euclidean",
+    ),
+    LossSpec(
+        name="isomaxplus",
+        aliases=("isomax+", "isomax_plus", "isomax-plus"),
+        head="isomaxplus",
+        head_factory=IsoMaxPlusHead,
+        loss_factory=IsoMaxLoss,
+        score="mds",
+        label="IsoMax+",
+        color="#009E73",
+        sweep_score="mds",
+        roc_scores=("es", "mds"),
+        distance="normalised",
+    ),
+    LossSpec(
+        name="dismax",
+        head="dismax",
+        head_factory=DisMaxHead,
+        loss_factory=DisMaxLoss,
+        score="mmles",
+        label="DisMax",
+        color="#CC79A7",
+        sweep_score="mmles",
+        roc_scores=("mmles",),
+    ),
+    LossSpec(
+        name="dismax-fpr",  # DisMax with Fractional Probability Regularization (the step applies fpr_batch)
+        aliases=("dismax+fpr", "dismax_fpr", "dismaxfpr"),
+        head="dismax",
+        head_factory=DisMaxHead,
+        loss_factory=_dismax_fpr_loss,
+        score="mmles",
+        label="DisMax+FPR",
+        color="#882255",
+        sweep_score="mmles",
+        roc_scores=("mmles",),
+    ),
+    LossSpec(
+        name="logitnorm",  # Wei et al. 2022: a plain linear head, like SoftMax
+        aliases=("logit_norm", "logit-norm"),
+        head="softmax",
+        head_factory=nn.Linear,
+        loss_factory=_logitnorm_loss,
+        score="es",
+        label="logitnorm",
+        entropic_scale=False,
+        label_smoothing=False,
+    ),
+):
+    register_loss(_spec)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from . import registry
 from ._io import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -44,14 +45,9 @@ __all__ = [
     "DPI",
 ]
 
-#: Okabe-Ito colour-blind-safe colours, fixed per loss across every figure.
-LOSS_COLORS = {
-    "softmax": "#0072B2",
-    "isomax": "#E69F00",
-    "isomaxplus": "#009E73",
-    "dismax": "#CC79A7",
-    "dismax-fpr": "#882255",
-}
+#: Live ``{loss: colour}``, fixed per loss across every figure (:class:`isomax.registry.LossSpec` ``color``;
+#: the built-in losses: Okabe-Ito, colour-blind safe).
+LOSS_COLORS = registry.loss_colors()
 _EXTRA_COLORS = ("#D55E00", "#56B4E9", "#F0E442", "#000000")
 SCORE_STYLES = {
     "es": "-",
@@ -88,6 +84,14 @@ def loss_color(loss: str) -> str:
     if loss in LOSS_COLORS:
         return LOSS_COLORS[loss]
     return _EXTRA_COLORS[sum(map(ord, loss)) % len(_EXTRA_COLORS)]
+
+
+def _linear(loss: str) -> bool:
+    """Whether a loss trains a plain linear head (its logits are not distances); unknown names: False."""
+    try:
+        return registry.get_loss(loss).linear
+    except ValueError:
+        return False
 
 
 def _labels():
@@ -209,7 +213,7 @@ def logit_histograms(
         _hist_pair(bottom, inter_in, inter_out, bins, color, f"in: {in_name}", f"out: {out_name}")
         top.set_title(f"{loss_labels.get(loss, loss)}: intra-class logits (predicted class)", loc="left")
         bottom.set_title("inter-class logits (other classes)", loc="left")
-        bottom.set_xlabel("logit value" + (" (= −distance)" if loss != "softmax" else ""))
+        bottom.set_xlabel("logit value" + (" (= −distance)" if not _linear(loss) else ""))
         top.legend(loc="best")
         fig.tight_layout(h_pad=0.6)
         return _save(fig, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from .errors import InputError
+from .registry import DEFAULT_LOSS
 
 __all__ = ["TrainConfig", "PRESETS", "get_preset", "list_presets"]
 
@@ -20,7 +21,9 @@ class TrainConfig:
 
     dataset: str = "fashion-mnist"  # in-distribution (isomax.data.IN_DATASETS)
     model: str = "cnn-28"  # isomax.models.list_models(), or "timm:NAME" / "torchvision:NAME"
-    loss: str = "isomaxplus"  # softmax | isomax | isomaxplus | dismax | dismax-fpr | logitnorm
+    loss: str = (
+        DEFAULT_LOSS  # isomaxplus; any isomax.registry loss: softmax | isomax | dismax | dismax-fpr | logitnorm ...
+    )
     entropic_scale: float = 10.0  # E_s of the IsoMax losses (ignored for softmax)
     epochs: int = 5
     batch_size: int = 128
@@ -70,9 +73,9 @@ class TrainConfig:
     strict: bool = False  # folder data sets: an unreadable or empty image file is an error instead of skipped
 
     def __post_init__(self) -> None:
-        from .heads import canonical_head_name
+        from .registry import get_loss
 
-        canonical_head_name(self.loss)  # raises on an unknown loss name
+        loss = get_loss(self.loss)  # raises on an unknown loss name
         if self.schedule not in ("step", "onecycle", "cosine"):
             raise InputError(f"Expected `schedule` to be 'step', 'onecycle' or 'cosine', but got: {self.schedule!r}")
         if self.optimizer not in ("sgd", "adamw"):
@@ -85,9 +88,10 @@ class TrainConfig:
             or not 0 <= self.label_smoothing < 1
         ):
             raise InputError(f"Expected `label_smoothing` to be in [0, 1), but got: {self.label_smoothing!r}")
-        if self.label_smoothing and canonical_head_name(self.loss) == "logitnorm":
+        if self.label_smoothing and not loss.label_smoothing:
             raise InputError(
-                f"Expected `label_smoothing` 0 with the logitnorm loss (it has none), but got: {self.label_smoothing!r}"
+                f"Expected `label_smoothing` 0 with the {loss.name} loss (it has none), but got: "
+                f"{self.label_smoothing!r}"
             )
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise InputError(f"Expected `warmup_epochs` to be in [0, epochs], but got: {self.warmup_epochs!r}")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from . import plots, tables
+from . import plots, registry, tables
 from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, read_records
 from .sweep import same_dataset, sweep_description, sweep_figure, sweep_table
@@ -34,18 +34,9 @@ from .tables import LOSS_LABELS
 
 __all__ = ["write_report", "load_inputs", "ReportInputs", "RunArrays", "ROC_COMBOS"]
 
-#: (loss, score) pairs drawn on the ROC figures when their logits are available.
-ROC_COMBOS = (
-    ("softmax", "mps"),
-    ("softmax", "es"),
-    ("isomax", "es"),
-    ("isomax", "mds"),
-    ("isomaxplus", "es"),
-    ("isomaxplus", "mds"),
-    ("dismax", "mmles"),
-    ("dismax-fpr", "mmles"),
-)
-_LOSS_ORDER = tuple(LOSS_LABELS)
+#: (loss, score) pairs drawn on the ROC figures when their logits are available (live: each registered
+#: loss's :class:`isomax.registry.LossSpec` ``roc_scores``).
+ROC_COMBOS = registry.LiveTuple(registry.roc_combos)
 
 
 @dataclass
@@ -236,7 +227,7 @@ def _dedupe(records: list[RunRecord], notes: list[str]) -> list[RunRecord]:
 
 
 def _loss_order(values) -> list:
-    return tables.ordered(values, _LOSS_ORDER)
+    return tables.ordered(values, list(LOSS_LABELS))
 
 
 def table_specs(records: Sequence[RunRecord | dict]) -> list[tables.TableSpec]:
@@ -380,16 +371,27 @@ def _probability_figures(g: _Group) -> list[str]:
     return md
 
 
+NORMALISED = "normalised"  # LossSpec.distance of IsoMax+: -logits / |d_s| are the distances
+
+
+def _distance(loss: str) -> str | None:
+    """What ``-logits`` of a loss are (:class:`isomax.registry.LossSpec` ``distance``); None: not a distance."""
+    try:
+        return registry.get_loss(loss).distance
+    except ValueError:
+        return None
+
+
 def _distance_figures(g: _Group, notes: list[str]) -> list[str]:
     """Fig. 1c-d (2021): distance to the nearest prototype, for the IsoMax heads."""
     md = ["#### Minimum distance (Fig. 1c-d of the 2021 paper)", ""]
-    dist_losses = [loss for loss in g.losses if loss in ("isomax", "isomaxplus")]
+    dist_losses = [loss for loss in g.losses if _distance(loss)]
     if not dist_losses:
         notes.append(f"{g.in_name}/{g.model}: minimum-distance histograms skipped (no IsoMax/IsoMax+ logits).")
         return md + ["_Skipped: no IsoMax or IsoMax+ logits._", ""]
 
     def draw(loss, ood, li, lo, d):
-        scale = float(d["distance_scale"]) if loss == "isomaxplus" and "distance_scale" in d else 1.0
+        scale = float(d["distance_scale"]) if _distance(loss) == NORMALISED and "distance_scale" in d else 1.0
         return plots.score_histogram(
             plots.min_distance(li, scale),
             plots.min_distance(lo, scale),
@@ -398,12 +400,13 @@ def _distance_figures(g: _Group, notes: list[str]) -> list[str]:
             loss=loss,
             in_name=g.in_name,
             out_name=ood,
-            note="normalised" if loss == "isomaxplus" else "Euclidean",
+            note=_distance(loss),
         )
 
-    if "isomaxplus" in dist_losses and "distance_scale" not in g.data["isomaxplus"]:
+    for loss in [x for x in dist_losses if _distance(x) == NORMALISED and "distance_scale" not in g.data[x]]:
         notes.append(
-            f"{g.in_name}/{g.model}: the IsoMax+ logit file has no `distance_scale`; distances assume |d_s| = 1."
+            f"{g.in_name}/{g.model}: the {LOSS_LABELS.get(loss, loss)} logit file has no `distance_scale`; distances "
+            "assume |d_s| = 1."
         )
     return md + [
         "IsoMax: `-max logit` (Euclidean distance); IsoMax+: `-max logit / |d_s|` (distance between normalised "

@@ -19,18 +19,25 @@ For an "outlier score" (higher = more OOD), negate: ``-score``.
 
 Every function is branch-free on tensor values: it compiles with ``torch.compile(fullgraph=True)``
 and exports. Shapes and dtypes are always checked; NaN/inf logits only in eager mode on CPU
-tensors (see :mod:`isomax._validation`).
+tensors (see :mod:`isomax._validation`). Each is its argument checks followed by an unchecked
+graph form (``_max_logit``, ``_mmles``, ...), which ONNX export runs as it is.
+
+The scores are registered at the end of this module as :class:`isomax.registry.ScoreSpec` entries
+(name, function, graph form, label, the heads they apply to); :data:`SCORES` and :func:`compute_scores`
+read that registry live, so a score added with :func:`isomax.registry.register_score` is used everywhere.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from .errors import InputError
 from ._validation import check_finite, check_tensor, value_checks_enabled
+from .heads import DisMaxHead, DistanceHead
+from .registry import ScoreSpec, get_score, list_scores, register_score, score_functions
 
 __all__ = [
     "max_probability",
@@ -57,7 +64,7 @@ def _check_logits(logits: Tensor) -> Tensor:
 
 def max_probability(logits: Tensor) -> Tensor:
     """Maximum probability score (MPS, Hendrycks & Gimpel): ``max_j softmax(logits)_j``, shape (B,)."""
-    return torch.softmax(_check_logits(logits), dim=1).amax(dim=1)
+    return _max_probability(_check_logits(logits))
 
 
 def entropic_score(logits: Tensor) -> Tensor:
@@ -69,13 +76,6 @@ def entropic_score(logits: Tensor) -> Tensor:
     return _negative_entropy(_check_logits(logits))
 
 
-def _negative_entropy(logits: Tensor) -> Tensor:
-    log_p = torch.log_softmax(logits, dim=1)
-    # log_p is -inf where logits differ by more than the float range; clamp so 0 * log 0 = 0, not NaN.
-    log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
-    return (log_p.exp() * log_p).sum(dim=1)
-
-
 def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> Tensor:
     """Minimum distance score (MDS, 2021 paper Eq. 5), negated so higher = in-distribution.
 
@@ -84,6 +84,7 @@ def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> 
     pass ``head.distance_scale`` to get the distances themselves.
     """
     _check_logits(logits)
+    scale: float | Tensor
     if isinstance(distance_scale, Tensor):
         scale = distance_scale.to(device=logits.device, dtype=logits.dtype).abs().reshape(())
         if value_checks_enabled(scale) and not bool(scale > 0):
@@ -92,7 +93,7 @@ def min_distance_score(logits: Tensor, distance_scale: float | Tensor = 1.0) -> 
         if not abs(distance_scale) > 0:
             raise InputError(f"Expected `distance_scale` to be non-zero, but got: {distance_scale!r}")
         scale = abs(distance_scale)
-    return logits.amax(dim=1) / scale
+    return _max_logit(logits) / scale
 
 
 def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -104,43 +105,82 @@ def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:
 
 def max_logit(logits: Tensor) -> Tensor:
     """Maximum logit score (Hendrycks et al. 2022): ``max_j logits_j``, shape (B,)."""
-    return _check_logits(logits).amax(dim=1)
+    return _max_logit(_check_logits(logits))
 
 
 def max_mean_logit_score(logits: Tensor) -> Tensor:
     """Max-mean logit score (MMLS, DisMax): ``max_j logits_j + mean_j logits_j``, shape (B,)."""
-    z = _check_logits(logits)
-    return z.amax(dim=1) + z.mean(dim=1)
+    return _mmls(_check_logits(logits))
 
 
 def max_mean_logit_entropy_score(logits: Tensor) -> Tensor:
     """Max-mean logit entropy score (MMLES, DisMax's score): MMLS plus the negative entropy
     ``sum_j p_j log p_j`` of ``p = softmax(logits)`` (as :func:`entropic_score`, finite when probabilities underflow)."""
-    z = _check_logits(logits)
-    return z.amax(dim=1) + z.mean(dim=1) + _negative_entropy(z)
+    return _mmles(_check_logits(logits))
 
 
 def max_mean_logit_entropy_probability_score(logits: Tensor) -> Tensor:
     """MMLEPS (DisMax): MMLES plus the maximum probability ``max_j softmax(logits)_j``, shape (B,)."""
-    z = _check_logits(logits)
-    return z.amax(dim=1) + z.mean(dim=1) + _negative_entropy(z) + torch.softmax(z, dim=1).amax(dim=1)
+    return _mmleps(_check_logits(logits))
 
 
-SCORES: dict[str, Callable[[Tensor], Tensor]] = {
-    "mps": max_probability,
-    "es": entropic_score,
-    "mds": min_distance_score,
-    "energy": energy_score,
-    "max_logit": max_logit,
-    "mmls": max_mean_logit_score,
-    "mmles": max_mean_logit_entropy_score,
-    "mmleps": max_mean_logit_entropy_probability_score,
-}
+# ---------------------------------------------------------------------------------------------
+# The unchecked forms (no host sync, no branch): the public scores above call them after their
+# checks, and export (ScoreSpec.graph) runs them as they are, so both give the same numbers.
+# ---------------------------------------------------------------------------------------------
+def _max_probability(z: Tensor) -> Tensor:
+    return torch.softmax(z, dim=1).amax(dim=1)
 
 
-def compute_scores(logits: Tensor, names: list[str] | tuple[str, ...] = tuple(SCORES)) -> dict[str, Tensor]:
-    """Several scores at once, by short name (see the module table)."""
+def _negative_entropy(z: Tensor) -> Tensor:
+    log_p = torch.log_softmax(z, dim=1)
+    # log_p is -inf where logits differ by more than the float range; clamp so 0 * log 0 = 0, not NaN.
+    log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
+    return (log_p.exp() * log_p).sum(dim=1)
+
+
+def _max_logit(z: Tensor) -> Tensor:
+    return z.amax(dim=1)
+
+
+def _energy(z: Tensor) -> Tensor:
+    return torch.logsumexp(z, dim=1)  # T = 1: energy_score's default (T * logsumexp(z / T) is exact for T = 1)
+
+
+def _mmls(z: Tensor) -> Tensor:
+    return z.amax(dim=1) + z.mean(dim=1)
+
+
+def _mmles(z: Tensor) -> Tensor:
+    return _mmls(z) + _negative_entropy(z)
+
+
+def _mmleps(z: Tensor) -> Tensor:
+    return _mmles(z) + _max_probability(z)
+
+
+# The built-in scores (isomax.registry), in table order. MDS needs distance logits (any DistanceHead: IsoMax,
+# IsoMax+, DisMax); MMLS / MMLES / MMLEPS are DisMax's scores of its enhanced logits.
+for _spec in (
+    ScoreSpec("mps", max_probability, _max_probability, "MPS"),
+    ScoreSpec("es", entropic_score, _negative_entropy, "ES"),
+    ScoreSpec("mds", min_distance_score, _max_logit, "MDS", heads=(DistanceHead,)),
+    ScoreSpec("energy", energy_score, _energy, "Energy"),
+    ScoreSpec("max_logit", max_logit, _max_logit, "MaxLogit"),
+    ScoreSpec("mmls", max_mean_logit_score, _mmls, "MMLS", heads=(DisMaxHead,)),
+    ScoreSpec("mmles", max_mean_logit_entropy_score, _mmles, "MMLES", heads=(DisMaxHead,)),
+    ScoreSpec("mmleps", max_mean_logit_entropy_probability_score, _mmleps, "MMLEPS", heads=(DisMaxHead,)),
+):
+    register_score(_spec)
+
+#: Live ``{short name: score function}`` of every registered score (:mod:`isomax.registry`).
+SCORES = score_functions()
+
+
+def compute_scores(logits: Tensor, names: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """Several scores at once, by short name (see the module table; default: every registered score)."""
+    names = list_scores() if names is None else tuple(names)
     unknown = [n for n in names if n not in SCORES]
     if unknown:
         raise InputError(f"Expected score names in {list(SCORES)}, but got: {unknown}")
-    return {name: SCORES[name](logits) for name in names}
+    return {name: get_score(name).function(logits) for name in names}

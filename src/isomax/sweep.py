@@ -31,6 +31,7 @@ from .errors import InputError
 from . import tables
 from ._io import atomic_write_text
 from .presets import TrainConfig
+from .registry import SWEEP_LOSSES, LiveMapping, get_loss, list_losses
 from .records import RunRecord, as_records
 
 __all__ = [
@@ -44,8 +45,8 @@ __all__ = [
 ]
 
 DEFAULT_SCALES = (1.0, 3.0, 10.0, 30.0, 100.0)
-#: The seamless score of each loss, used to choose the scale.
-SWEEP_SCORE = {"isomax": "es", "isomaxplus": "mds", "dismax": "mmles", "dismax-fpr": "mmles"}
+#: The seamless score of each loss, used to choose the scale (live: the ``sweep_score`` of the registered losses).
+SWEEP_SCORE = LiveMapping(lambda: {n: s.sweep_score for n in list_losses() if (s := get_loss(n)).sweep_score})
 WARNING = (
     "the validation out-distribution {name!r} is used to choose E_s: keep it out of the test "
     "out-distributions of every later evaluation (e.g. `isomax bench --ood ...` without it)"
@@ -103,7 +104,7 @@ def run_sweep(
     out: str | os.PathLike,
     *,
     scales: Sequence[float] = DEFAULT_SCALES,
-    losses: Sequence[str] = ("isomax",),
+    losses: Sequence[str] = SWEEP_LOSSES,
     seeds: Sequence[int] = (0,),
     test_ood: Sequence[str] = (),
     overrides: dict | None = None,

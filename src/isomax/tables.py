@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import registry
 from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE as OE
 from .records import STANDARD, RunRecord, as_records
@@ -51,25 +52,12 @@ __all__ = [
     "role_sets",
 ]
 
-LOSS_LABELS = {
-    "softmax": "SoftMax",
-    "isomax": "IsoMax",
-    "isomaxplus": "IsoMax+",
-    "dismax": "DisMax",
-    "dismax-fpr": "DisMax+FPR",
-}
-SCORE_LABELS = {
-    "mps": "MPS",
-    "es": "ES",
-    "mds": "MDS",
-    "energy": "Energy",
-    "max_logit": "MaxLogit",
-    "odin": "ODIN",
-    "mahalanobis": "Mahalanobis",
-    "mmls": "MMLS",
-    "mmles": "MMLES",
-    "mmleps": "MMLEPS",
-}
+#: Live ``{loss: label}`` of the registered losses (:class:`isomax.registry.LossSpec` ``label``), in registration order.
+LOSS_LABELS = registry.loss_labels()
+# Labels of the detectors whose names the papers' tables print in capitals
+_DETECTOR_LABELS = {"odin": "ODIN", "mahalanobis": "Mahalanobis"}
+#: Live ``{score: label}``: the registered scores (:class:`isomax.registry.ScoreSpec` ``label``) and detectors.
+SCORE_LABELS = registry.LiveMapping(lambda: {**registry.score_labels(), **_DETECTOR_LABELS})
 METHOD_LABELS = {STANDARD: "standard", OE: "Outlier Exposure"}
 # A combo selects records: (loss, score) of standard training, or (loss, score, method); None matches anything.
 # Table 3 of the 2021 paper: SoftMax_ES / IsoMax_ES / IsoMax+_MDS

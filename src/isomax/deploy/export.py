@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from .._io import atomic_write_bytes
 from ..heads import DisMaxHead, DistanceHead, euclidean_distances
+from ..registry import get_score, list_scores
 from ._files import OutputLock, check_output_path, remove_stale_temps, terminate_as_interrupt
 from .threshold import Threshold
 
@@ -49,27 +50,13 @@ OUTPUT_NAMES = ("logits", "label", "probability", "score", "accepted")
 
 
 def graph_score(name: str, logits: Tensor) -> Tensor:
-    """The scores of :mod:`isomax.scores` without their argument checks (no host sync: exportable)."""
-    if name in ("mds", "max_logit"):
-        return logits.amax(dim=1)
-    if name == "mps":
-        return torch.softmax(logits, dim=1).amax(dim=1)
-    if name == "es":
-        log_p = torch.log_softmax(logits, dim=1).clamp_min(torch.finfo(logits.dtype).min)
-        return (log_p.exp() * log_p).sum(dim=1)
-    if name == "energy":
-        return torch.logsumexp(logits, dim=1)
-    if name in ("mmls", "mmles", "mmleps"):
-        score = logits.amax(dim=1) + logits.mean(dim=1)
-        if name != "mmls":
-            score = score + graph_score("es", logits)
-        if name == "mmleps":
-            score = score + graph_score("mps", logits)
-        return score
-    raise InputError(
-        "Expected a plain score ('mds', 'es', 'mps', 'energy', 'max_logit', 'mmls', 'mmles', 'mmleps') "
-        f"to export, but got: {name!r}"
-    )
+    """A score of :mod:`isomax.scores` in its graph form (:class:`isomax.registry.ScoreSpec` ``graph``: the same
+    computation without the argument checks, no host sync: exportable)."""
+    try:
+        spec = get_score(name)
+    except ValueError:
+        raise InputError(f"Expected a plain score in {list(list_scores())} to export, but got: {name!r}") from None
+    return spec.graph(logits)
 
 
 def _traceable_head_logits(head: DistanceHead, features: Tensor) -> Tensor:

@@ -60,21 +60,16 @@ def _model_spec(model: nn.Module, model_spec: str | None) -> str:
 
 def _head_kind(model: nn.Module, spec: str) -> str:
     from ..convert import classifier_names
-    from ..heads import DisMaxHead, IsoMaxHead, IsoMaxPlusHead
+    from ..registry import head_kind_of
 
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Module) or ":" in spec:  # a library model: where convert() put the head
         net = getattr(model, "net", model)
         names = classifier_names(net) if not hasattr(model, "head_names") else model.head_names
         head = net.get_submodule(names[0])
-    if isinstance(head, DisMaxHead):
-        return "dismax"
-    if isinstance(head, IsoMaxPlusHead):
-        return "isomaxplus"
-    if isinstance(head, IsoMaxHead):
-        return "isomax"
-    if isinstance(head, nn.Linear):
-        return "softmax"
+    kind = head_kind_of(head) if isinstance(head, nn.Module) else None
+    if kind is not None:
+        return kind
     raise UnsupportedModelError(
         f"Expected the model's classifier to be an isomax head or nn.Linear, but got: {type(head).__name__}"
     )

@@ -60,12 +60,11 @@ class ThresholdMismatchError(IsoMaxError, ValueError):
 
 
 def default_score(loss: str) -> str:
-    """The deployed score of a loss: MDS for IsoMax+, MMLES for DisMax, ES for IsoMax and SoftMax (as in the papers)."""
-    from ..heads import canonical_head_name, head_kind
+    """The deployed score of a loss (its :class:`isomax.registry.LossSpec` ``score``): MDS for IsoMax+, MMLES for
+    DisMax, ES for IsoMax and SoftMax (as in the papers)."""
+    from ..registry import get_loss
 
-    if head_kind(loss) == "dismax":
-        return "mmles"
-    return "mds" if canonical_head_name(loss) == "isomaxplus" else "es"
+    return get_loss(loss).score
 
 
 @dataclass

@@ -34,6 +34,7 @@ from torch import nn
 from ..errors import InputError
 from ..convert import classifier_names, convert as _convert
 from ..heads import head_kind
+from ..registry import DEFAULT_LOSS, get_loss
 from ..losses import make_loss
 
 __all__ = ["convert", "isomax_compute_loss", "load_pretrained", "patch_loss"]
@@ -43,7 +44,7 @@ _HOOK = "_isomax_loss_hook"
 
 def convert(
     model: nn.Module,
-    head: str = "isomaxplus",
+    head: str = DEFAULT_LOSS,
     *,
     entropic_scale: float = 10.0,
     label_smoothing: float = 0.0,
@@ -73,7 +74,7 @@ def _loss_fn(info: dict) -> nn.Module:
     return make_loss(info["head"], info.get("entropic_scale", 10.0), **smoothing)
 
 
-def isomax_compute_loss(entropic_scale: float = 10.0, head: str = "isomaxplus", label_smoothing: float = 0.0):
+def isomax_compute_loss(entropic_scale: float = 10.0, head: str = DEFAULT_LOSS, label_smoothing: float = 0.0):
     """A ``compute_loss_func`` for ``transformers.Trainer``: ``(outputs, labels, num_items_in_batch) -> loss``,
     the IsoMax loss (per-batch mean) of ``outputs.logits``."""
     loss_fn = _loss_fn({"head": head_kind(head), "entropic_scale": entropic_scale, "label_smoothing": label_smoothing})
@@ -85,11 +86,19 @@ def isomax_compute_loss(entropic_scale: float = 10.0, head: str = "isomaxplus", 
     return compute_loss
 
 
+def _isomax_info(config) -> dict | None:
+    """``config.isomax`` (what :func:`convert` recorded), None if absent."""
+    try:
+        return config.isomax
+    except AttributeError:
+        return None
+
+
 def patch_loss(model: nn.Module) -> nn.Module:
     """Make ``model(..., labels=y)`` return the IsoMax loss of ``model.config.isomax`` instead of the
     model's own (cross-entropy on the logits). Idempotent. Refuses regression and multi-label
     problems (an IsoMax head is a single-label classifier)."""
-    info = getattr(model.config, "isomax", None)
+    info = _isomax_info(model.config)
     if not isinstance(info, dict) or "head" not in info:
         raise InputError("Expected a model converted by isomax.integrations.huggingface.convert (config.isomax)")
     for old in getattr(model, _HOOK, ()):
@@ -113,7 +122,7 @@ def patch_loss(model: nn.Module) -> nn.Module:
         output.loss = loss_fn.to(logits.device)(logits.float().view(-1, logits.shape[-1]), labels.view(-1))
         return output
 
-    if head_kind(info["head"]) != "softmax" or info.get("label_smoothing"):
+    if not get_loss(info["head"]).linear or info.get("label_smoothing"):
         object.__setattr__(
             model,
             _HOOK,
@@ -164,7 +173,7 @@ def load_pretrained(model_class, path: str | os.PathLike, **kwargs) -> nn.Module
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"Expected `path` to be a folder written by save_pretrained, but got: {str(path)!r}")
-    info = getattr(AutoConfig.from_pretrained(path), "isomax", None)
+    info = _isomax_info(AutoConfig.from_pretrained(path))
     if not isinstance(info, dict):
         return model_class.from_pretrained(path, **kwargs)
     verbosity = hf_logging.get_verbosity()

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from isomax.heads import HEADS as HEAD_KINDS  # the head kinds; names live in one place, isomax.heads
 from isomax.heads import head_kind
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 
 if TYPE_CHECKING:
     from .library import LibraryModel
@@ -156,7 +157,7 @@ def list_models() -> list[str]:
 def create_model(
     name: str,
     num_classes: int = 10,
-    head: str = "softmax",
+    head: str = BASELINE_LOSS,
     in_channels: int | None = None,
     **kwargs,
 ) -> IsoMaxModel | LibraryModel:

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["SmallCNN", "cnn_28", "cnn_32", "cnn_32_half", "cnn_32_small"]
@@ -102,7 +103,7 @@ class SmallCNN(IsoMaxModel):
         input_hw: tuple[int, int] = (32, 32),
         channels_last: bool = True,
         num_classes: int = 10,
-        head: str = "softmax",
+        head: str = BASELINE_LOSS,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -141,28 +142,28 @@ CNN_32_SMALL_PLAN: tuple[PlanItem, ...] = (32, "M", 64, "M", 128, "M", 256)
 
 
 @register_model
-def cnn_28(num_classes: int = 10, head: str = "softmax", in_channels: int = 1, **kwargs) -> SmallCNN:
+def cnn_28(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 1, **kwargs) -> SmallCNN:
     """Small CNN for 28x28 grey images (Fashion-MNIST): 241,898 parameters with 10 classes."""
     kwargs.setdefault("plan", CNN_28_PLAN)
     return SmallCNN(input_hw=(28, 28), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)
 
 
 @register_model
-def cnn_32(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> SmallCNN:
+def cnn_32(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> SmallCNN:
     """Small CNN for 32x32 RGB images (CIFAR-10): 1,148,874 parameters with 10 classes."""
     kwargs.setdefault("plan", CNN_32_PLAN)
     return SmallCNN(input_hw=(32, 32), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)
 
 
 @register_model
-def cnn_32_half(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> SmallCNN:
+def cnn_32_half(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> SmallCNN:
     """``cnn-32`` at about half the cost (48/96/192 channels) for 32x32 RGB images: 0.65M parameters."""
     kwargs.setdefault("plan", CNN_32_HALF_PLAN)
     return SmallCNN(input_hw=(32, 32), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)
 
 
 @register_model
-def cnn_32_small(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> SmallCNN:
+def cnn_32_small(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> SmallCNN:
     """Four convolutions (32/64/128/256) for 32x32 RGB images, the cheapest CIFAR-10 CNN: 0.39M parameters."""
     kwargs.setdefault("plan", CNN_32_SMALL_PLAN)
     return SmallCNN(input_hw=(32, 32), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)

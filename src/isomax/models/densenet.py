@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["DenseNet", "densenet_bc_100"]
@@ -88,7 +89,7 @@ class DenseNet(IsoMaxModel):
         growth_rate: int = 12,
         compression: float = 0.5,
         num_classes: int = 10,
-        head: str = "softmax",
+        head: str = BASELINE_LOSS,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -132,7 +133,7 @@ class DenseNet(IsoMaxModel):
 
 
 @register_model
-def densenet_bc_100(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> DenseNet:
+def densenet_bc_100(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> DenseNet:
     """DenseNet-BC-100, growth 12: 0.77M parameters (769,162 with 10 classes, SoftMax head)."""
     return DenseNet(
         depth=100,

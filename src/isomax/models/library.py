@@ -22,6 +22,7 @@ import inspect
 
 from torch import Tensor, nn
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 
 __all__ = [
     "LIBRARIES",
@@ -141,7 +142,7 @@ def _build(spec: str, num_classes: int, in_channels: int | None) -> nn.Module:
 
 
 def create_library_model(
-    spec: str, num_classes: int = 10, head: str = "softmax", in_channels: int | None = None, **kwargs
+    spec: str, num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int | None = None, **kwargs
 ) -> LibraryModel:
     """Build ``spec`` (``"timm:NAME"`` / ``"torchvision:NAME"``) with random weights and the head ``head``.
 

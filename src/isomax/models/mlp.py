@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 from ._base import IsoMaxModel, register_model
 
 __all__ = ["MLP", "mlp_28"]
@@ -42,7 +43,7 @@ class MLP(IsoMaxModel):
         hidden: Sequence[int] = (256, 128, 128),
         input_hw: tuple[int, int] = (28, 28),
         num_classes: int = 10,
-        head: str = "softmax",
+        head: str = BASELINE_LOSS,
         in_channels: int = 1,
     ) -> None:
         super().__init__()
@@ -74,6 +75,6 @@ class MLP(IsoMaxModel):
 
 
 @register_model
-def mlp_28(num_classes: int = 10, head: str = "softmax", in_channels: int = 1, **kwargs) -> MLP:
+def mlp_28(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 1, **kwargs) -> MLP:
     """BatchNorm-free MLP for 28x28 grey images: 251,658 parameters with 10 classes (exact under DDP on CPU)."""
     return MLP(input_hw=(28, 28), num_classes=num_classes, head=head, in_channels=in_channels, **kwargs)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..registry import BASELINE_LOSS
 from ._base import IsoMaxModel, global_avg_pool, init_backbone_weights, register_model
 
 __all__ = ["CifarResNet", "resnet34", "resnet110"]
@@ -97,7 +98,7 @@ class CifarResNet(IsoMaxModel):
         shortcut: Shortcut = "B",
         init_mode: Literal["fan_in", "fan_out"] = "fan_out",
         num_classes: int = 10,
-        head: str = "softmax",
+        head: str = BASELINE_LOSS,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -142,7 +143,7 @@ class CifarResNet(IsoMaxModel):
 
 
 @register_model
-def resnet34(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> CifarResNet:
+def resnet34(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-34 of Lee et al. (2018): 21.28M parameters (21,282,122 with 10 classes)."""
     return CifarResNet(
         (3, 4, 6, 3),
@@ -157,7 +158,7 @@ def resnet34(num_classes: int = 10, head: str = "softmax", in_channels: int = 3,
 
 
 @register_model
-def resnet110(num_classes: int = 10, head: str = "softmax", in_channels: int = 3, **kwargs) -> CifarResNet:
+def resnet110(num_classes: int = 10, head: str = BASELINE_LOSS, in_channels: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-110, option-A shortcuts: 1.73M parameters (1,727,962 with 10 classes)."""
     return CifarResNet(
         (18, 18, 18),
