@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import InputError
@@ -25,8 +25,8 @@ from .heads import canonical_head_name, head_kind
 from .metrics import ood_metrics
 from .scores import SCORES
 from .data.roles import ood_role
-from .devices import autocast, resolve_device
-from .runs import load_run, savez_atomic, unique_keys, write_json
+from .inference import batches, predict_logits  # predict_logits: re-exported (isomax.evaluation.predict_logits)
+from .runs import Run, savez_atomic, unique_keys, write_json
 
 __all__ = [
     "predict_logits",
@@ -66,29 +66,6 @@ def applicable_scores(loss: str) -> tuple[str, ...]:
     if head_kind(loss) == "dismax":
         return ("mps", "es", "mds", "energy", "max_logit", "mmls", "mmles", "mmleps")
     return ("mps", "es", "mds", "energy", "max_logit")
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    data,
-    mean,
-    std,
-    device: torch.device,
-    batch_size: int = 1000,
-    amp: bool = True,
-    desc: str | None = None,
-    progress: bool = True,
-) -> Tensor:
-    """Logits (N, C) as float32 on the CPU, in the order of ``data``."""
-
-    model.eval()
-    loader = _batches(data, mean, std, device, batch_size)
-    out = []
-    for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
-        with autocast(device, amp):
-            out.append(model(x).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
 
 
 def evaluate_model(
@@ -197,7 +174,7 @@ def evaluate_detectors(
         def run(data, what):
             return det.predict_data(
                 tqdm(
-                    _batches(data, mean, std, device, batch_size),
+                    batches(data, mean, std, device, batch_size),
                     desc=f"{name} {what}",
                     leave=False,
                     disable=not progress,
@@ -215,14 +192,6 @@ def evaluate_detectors(
                 rec["conversion"] = ood.conversion
             records.append(rec)
     return records
-
-
-def _batches(data, mean, std, device, batch_size):
-    from .data import BatchLoader
-
-    if hasattr(data, "loader"):  # files read by the streaming path (isomax.data.streaming.FileImages)
-        return data.loader(batch_size, mean, std, device)
-    return BatchLoader(data, batch_size, mean=mean, std=std, device=device)
 
 
 def load_ood_sets(
@@ -275,21 +244,16 @@ def evaluate_run(
     ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
     validation splits and evaluate too; ``scores=()`` with ``methods`` evaluates only them.
     """
-    from .data import normalization
-
-    dev = resolve_device(device)
-    model, config, run_meta = load_run(run_dir, dev)
+    run = Run.load(run_dir, device, calibrated=False)  # the model as trained (the published numbers)
+    model, config, dev = run.model, run.config, run.device
     _check_validation_split(run_dir, config, methods)
+    in_test = run.test_data(data_dir)
     data_dir = data_dir or config.data_dir
-    from .inputs import load_test
-
-    in_test = load_test(config, data_dir)
     if ood_sets is None:
         ood_sets = load_ood_sets(
             list(ood or config.ood), in_test.shape, data_dir, log, stream=getattr(in_test, "workers", None)
         )
-    recorded = run_meta.get("data") or {}
-    mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
+    mean, std = run.input.mean, run.input.std  # what the run was trained with
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
     if config.outlier_data:  # an Outlier Exposure run (training method "oe"): its entropic score
@@ -315,9 +279,7 @@ def evaluate_run(
         )
         accuracy = records[0]["accuracy"] if records else float("nan")
     if methods:
-        from .inputs import load_data
-
-        train_data, val_data = load_data(config.replace(data_dir=data_dir))
+        train_data, val_data = run.train_val_data(data_dir)
         records += evaluate_detectors(
             model,
             config.loss,
