@@ -136,7 +136,7 @@ class RunRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RunRecord":
+    def from_dict(cls, d: "RunRecord | Mapping[str, Any]") -> "RunRecord":
         """Read a record of ``results.json`` (including files written before the ``method`` field)."""
         if isinstance(d, RunRecord):
             return d

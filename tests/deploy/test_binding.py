@@ -201,6 +201,7 @@ def test_predictor_refuses_a_threshold_of_another_model(model, runs):
 
 def test_predictor_fit_records_the_fingerprint(model, runs):
     from isomax.data import normalization
+
     val = Run.load(runs["isomaxplus"]).val_data()
     mean, std = normalization("fashion-mnist")
     with pytest.warns(UserWarning, match="only 60 validation scores"):

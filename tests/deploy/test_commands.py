@@ -189,7 +189,9 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
     assert run.class_names == names and run.input.mean == (0.5,) and run.input.std == (0.25,) and not run.notes
     recorded = dict(channels=1, height=2, width=2, mean=[0.5], std=[0.5], num_classes=3)
     spec, notes = InputSpec.recorded(recorded, "unknown-set")  # no names recorded, no registered set to ask
-    assert spec.class_names() == ["0", "1", "2"] and notes == ["class names: not recorded with the run; using class indices"]
+    assert spec.class_names() == ["0", "1", "2"] and notes == [
+        "class names: not recorded with the run; using class indices"
+    ]
     with pytest.raises(ValueError, match="no input description"):
         InputSpec.recorded({"num_classes": 3}, "unknown-set")
 

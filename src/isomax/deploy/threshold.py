@@ -52,6 +52,7 @@ __all__ = [
     "ThresholdMismatchError",
 ]
 
+
 def default_score(loss: str) -> str:
     """The deployed score of a loss: MDS for IsoMax+, MMLES for DisMax, ES for IsoMax and SoftMax (as in the papers)."""
     from ..heads import canonical_head_name, head_kind

@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,7 @@ __all__ = [
 
 CALIBRATION_FILE = CALIBRATION
 
+
 def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
     """Make ``model`` divide its logits by ``temperature`` in total (absolute, not relative), in place.
 
@@ -48,7 +50,7 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
             f"Expected `temperature` to be a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
             f"but got: {temperature!r}"
         )
-    head = getattr(model, "head", None)
+    head: Any = getattr(model, "head", None)
     if isinstance(getattr(head, "temperature", None), Tensor):
         head.temperature.fill_(float(temperature))
     elif isinstance(head, nn.Linear):
@@ -59,7 +61,7 @@ def apply_temperature(model: nn.Module, temperature: float) -> nn.Module:
             head.weight.mul_(old / temperature)
             if head.bias is not None:
                 head.bias.mul_(old / temperature)
-        head.folded_temperature = float(temperature)
+        setattr(head, "folded_temperature", float(temperature))  # not in the state_dict
     else:
         raise InputError(
             f"Expected a model whose `head` is an isomax head or nn.Linear, but got: {type(head).__name__}"

@@ -90,7 +90,7 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Pat
 def savez_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """``np.savez_compressed`` into memory, then an atomic write (a kill never leaves a truncated .npz)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first keyword
     return atomic_write_bytes(path, buf.getvalue())
 
 

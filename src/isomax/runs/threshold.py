@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,7 +124,11 @@ class Threshold:
                 "(temperature: null): score values change with it; refit it (`isomax threshold RUN_DIR`)"
             )
         # Every score's *values* scale or change with the head temperature (MDS and max_logit keep their ranking).
-        if temperature is not None and not math.isclose(temperature, self.temperature, rel_tol=1e-6):
+        if (
+            temperature is not None
+            and self.temperature is not None
+            and not math.isclose(temperature, self.temperature, rel_tol=1e-6)
+        ):
             raise ThresholdMismatchError(
                 f"Expected the head temperature the threshold was fitted under ({self.temperature:g}), but the model "
                 f"has temperature {temperature:g}: score values change with it; refit the threshold after "
@@ -200,7 +205,7 @@ def _canonical(loss: str) -> str:
 def _check_input(d) -> dict:
     if not isinstance(d, dict) or set(d) != {"channels", "height", "width", "mean", "std"}:
         raise InputError(f"Expected `input` to be {{channels, height, width, mean, std}}, but got: {d!r}")
-    out = {}
+    out: dict[str, Any] = {}
     for k in ("channels", "height", "width"):
         v = d[k]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= 1 << 16:
@@ -256,6 +261,8 @@ def load_threshold(run_dir: str | os.PathLike) -> Threshold:
     fix = f"refit it with `isomax threshold {path.parent}`"
     d = read_json_file(path, fix)
     try:
+        if not isinstance(d, dict):
+            raise InputError(f"Expected a threshold record (a JSON object), but got {type(d).__name__}")
         t = Threshold.from_dict(d)
         if t.score not in SCORES:
             raise InputError(f"Expected `score` to be one of {list(SCORES)}, but got: {t.score!r}")
