@@ -199,9 +199,7 @@ def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
     records = evaluate_run(
         tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None, arrays_path=tmp_path / "oe.npz"
     )
-    assert [(r["loss"], r["method"], r["score"], r["outlier_data"]) for r in records] == [
-        ("softmax", "oe", "es", "gaussian")
-    ]
+    assert [(r.loss, r.method, r.score, r.outlier_data) for r in records] == [("softmax", "oe", "es", "gaussian")]
     assert not (tmp_path / "oe.npz").exists()  # no logits file that figures could take for plain SoftMax
 
 

@@ -1,8 +1,8 @@
 """Evaluation: test accuracy and, for every out-distribution, every applicable score and metric.
 
-Records (one per in-distribution x out-distribution x score) have the keys of ``results.json``:
-``in_dataset, out_dataset, model, loss, score, seed, accuracy, tnr_at_tpr95, auroc, dtacc, auin,
-auout, fpr_at_tpr95`` (fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
+Records (:class:`~isomax.records.RunRecord`, one per in-distribution x out-distribution x score) are
+what ``results.json`` holds (:func:`isomax.records.write_records`): :data:`RECORD_KEYS` and more
+(metrics are fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
 run for figures (:mod:`isomax.report`).
 """
 
@@ -26,7 +26,8 @@ from .metrics import ood_metrics
 from .scores import SCORES
 from .data.roles import ood_role
 from .inference import batches, predict_logits  # predict_logits: re-exported (isomax.evaluation.predict_logits)
-from .runs import Run, savez_atomic, unique_keys, write_json
+from .records import METRICS, OUTLIER_EXPOSURE, REQUIRED_FIELDS, RunRecord, write_records
+from .runs import RESULTS, Run, savez_atomic, unique_keys
 
 __all__ = [
     "predict_logits",
@@ -39,23 +40,11 @@ __all__ = [
     "DETECTOR_METHODS",
 ]
 
-RECORD_KEYS = (
-    "in_dataset",
-    "out_dataset",
-    "model",
-    "loss",
-    "score",
-    "seed",
-    "accuracy",
-    "tnr_at_tpr95",
-    "auroc",
-    "dtacc",
-    "auin",
-    "auout",
-    "fpr_at_tpr95",
-)
-# Post-hoc detectors fitted per model (isomax.detectors); their records also hold "params" (chosen hyperparameters)
-DETECTOR_METHODS = tuple(DETECTORS)
+#: the keys every record of ``results.json`` has: :class:`~isomax.records.RunRecord`'s required fields and metrics
+RECORD_KEYS = REQUIRED_FIELDS + METRICS
+#: post-hoc detectors fitted per model (isomax.detectors), read live from the registry (``register_detector``
+#: adds to it); their records also hold ``params`` (the chosen hyperparameters)
+DETECTOR_METHODS = DETECTORS.keys()
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
@@ -82,7 +71,7 @@ def evaluate_model(
     scores: Iterable[str] | None = None,
     meta: dict | None = None,
     progress: bool = True,
-) -> tuple[list[dict], dict[str, np.ndarray]]:
+) -> tuple[list[RunRecord], dict[str, np.ndarray]]:
     """Records for every out-distribution x score, and the arrays to keep (logits, labels)."""
     scores = tuple(scores) if scores is not None else applicable_scores(loss)
     logits_in = predict_logits(model, in_test, mean, std, device, batch_size, amp, f"{in_test.name} (in)", progress)
@@ -114,7 +103,7 @@ def evaluate_model(
                 rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
-            records.append(rec)
+            records.append(RunRecord.from_dict(rec))
     return records, arrays
 
 
@@ -136,7 +125,7 @@ def evaluate_detectors(
     detector_options: dict | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> list[dict]:
+) -> list[RunRecord]:
     """Records of the post-hoc detectors (:mod:`isomax.detectors`) for every out-distribution.
 
     ODIN and Mahalanobis choose their hyperparameters on ``val_data`` against FGSM samples made
@@ -190,7 +179,7 @@ def evaluate_detectors(
                 rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
-            records.append(rec)
+            records.append(RunRecord.from_dict(rec))
     return records
 
 
@@ -238,7 +227,7 @@ def evaluate_run(
     methods: Sequence[str] = (),
     detector_options: dict | None = None,
     log: Callable[[str], None] = print,
-) -> list[dict]:
+) -> list[RunRecord]:
     """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders).
 
     ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
@@ -277,7 +266,7 @@ def evaluate_run(
             meta=meta,
             progress=progress,
         )
-        accuracy = records[0]["accuracy"] if records else float("nan")
+        accuracy = records[0].accuracy if records else float("nan")
     if methods:
         train_data, val_data = run.train_val_data(data_dir)
         records += evaluate_detectors(
@@ -299,7 +288,7 @@ def evaluate_run(
             log=log,
         )
     if config.outlier_data:
-        records = [dict(r, method="oe", outlier_data=config.outlier_data) for r in records]
+        records = [r.replace(method=OUTLIER_EXPOSURE, outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
     warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
@@ -346,7 +335,7 @@ def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:
     ``results.md``, ``outputs/*.npz``), so a report never mixes runs of two evaluations (also after one was
     killed midway). Other files are left alone. Returns the removed paths."""
     out_dir = Path(out_dir)
-    old = [out_dir / "results.json", out_dir / "results.md"]
+    old = [out_dir / RESULTS, out_dir / "results.md"]
     if (out_dir / "outputs").is_dir():
         old += sorted(p for p in (out_dir / "outputs").iterdir() if p.name.endswith(".npz") or ".npz." in p.name)
     removed = [p for p in old if p.is_file()]
@@ -355,8 +344,8 @@ def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
-    """Write ``results.json`` atomically (a list of records)."""
+def save_results(records: Sequence[RunRecord], out_dir: str | os.PathLike) -> Path:
+    """Write ``out_dir/results.json`` atomically (:func:`isomax.records.write_records`, its one writer)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_json(out_dir / "results.json", records, indent=1)
+    return write_records(records, out_dir / RESULTS)
