@@ -57,10 +57,10 @@ class Run:
 
     run_dir: Path
     config: TrainConfig
-    model: nn.Module
+    model: nn.Module = field(repr=False)
     input: InputSpec
     epoch: int
-    history: list[EpochRecord]
+    history: list[EpochRecord] = field(repr=False)
     fingerprint: str
     device: torch.device
     calibration: Calibration | None = None
