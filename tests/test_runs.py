@@ -245,3 +245,28 @@ def test_the_training_subset_is_the_hand_written_draw_it_replaced(data_dir):
     full = load_data(config.replace(train_limit=None))[0]
     g = torch.Generator().manual_seed(0)
     assert torch.equal(train.labels, full.labels[torch.randperm(len(full), generator=g)[:100]])
+
+
+def test_evaluate_summary_and_threshold_all_use_the_recorded_normalisation(tmp_path, data_dir):
+    from isomax.data import normalization
+    from isomax.deploy.summary import deploy_summary
+    from isomax.deploy.threshold import fit_run_threshold
+    from isomax.evaluation import evaluate_run
+    from isomax.inference import predict_logits
+    from isomax.scores import SCORES
+
+    run_dir, _ = _run_dir(tmp_path / "run", data_dir, {**RECORDED, "mean": [0.9], "std": [0.1]}, seed=3)
+    run = Run.load(run_dir)
+    test = run.test_data()
+    recorded = run.logits(test, amp=False)
+    mean, std = normalization("fashion-mnist")
+    other = predict_logits(run.model, test, mean, std, torch.device("cpu"), 100, False, None, False)
+    assert not torch.allclose(recorded, other)  # the two normalisations give other logits: the check can fail
+    accuracy = float((recorded.argmax(1) == test.labels).float().mean())
+    records = evaluate_run(run_dir, ["uniform"], device="cpu", progress=False, log=lambda _: None)
+    assert records and all(r.accuracy == pytest.approx(accuracy) for r in records)
+    assert deploy_summary(run_dir, device="cpu")["accuracy"] == pytest.approx(accuracy)
+    t = fit_run_threshold(run_dir, device="cpu", progress=False, save=False, log=lambda _: None)
+    val = run.val_data()
+    expected = SCORES["mds"](run.logits(val, amp=False)).sort().values
+    assert t.input == run.input.description() and t.threshold in expected.tolist()
