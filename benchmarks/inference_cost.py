@@ -46,12 +46,11 @@ LINEAR_HEAD = ("vim", "dice")
 
 def build(args) -> tuple[torch.nn.Module, tuple[int, int, int], str]:
     if args.run:
-        from isomax.training import load_run
+        from isomax.runs import Run
 
-        model, config, _ = load_run(args.run, "cpu")
-        c = next(p for p in model.parameters() if p.ndim == 4).shape[1]
-        hw = getattr(model, "input_size", (c, 28, 28))[1:]
-        return model.eval(), (c, *hw), f"{config.model} ({config.loss}) from {args.run}"
+        run = Run.load(args.run, "cpu", calibrated=False)
+        model, config = run.model, run.config
+        return model.eval(), run.input.shape, f"{config.model} ({config.loss}) from {args.run}"
     torch.manual_seed(0)
     model = create_model(args.model, num_classes=10, head=args.head).eval()
     return model, tuple(model.input_size), f"{args.model} ({args.head}, random weights)"

@@ -68,9 +68,10 @@ def run(args) -> None:
             t0 = time.perf_counter()
             result = train(config, args.runs / tag, progress=False, log=lambda m: print(m, flush=True))
             train_s = time.perf_counter() - t0
-            records = evaluate_run(args.runs / tag, progress=False, log=lambda m: None)
-            for r in records:
-                r.update(epochs=epochs, point=name, head_weight_decay=config.head_weight_decay)
+            records = [
+                r.replace(epochs=epochs, point=name, head_weight_decay=config.head_weight_decay).to_dict()
+                for r in evaluate_run(args.runs / tag, progress=False, log=lambda m: None)
+            ]
             _write_json(
                 dict(
                     point=name,

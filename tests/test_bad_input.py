@@ -271,7 +271,7 @@ def test_checkpoint_of_the_wrong_kind_is_a_clear_error(tmp_path):
     softmax = create_model("mlp-28", num_classes=10, head="softmax", in_channels=1)
     runs.save_checkpoint(run / runs.CHECKPOINT, _state(softmax, data=dict(num_classes=10, channels=1)))
     with pytest.raises(runs.CheckpointError, match="does not match its configuration"):
-        runs.load_run(run)
+        runs.Run.load(run)
 
 
 def test_checkpoints_round_trip_with_weights_only(tmp_path):

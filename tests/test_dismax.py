@@ -488,7 +488,7 @@ def test_cli_train_evaluate_calibrate(fixture_data, tmp_path):
     proc = _run_cli("calibrate", run, "--device", "cpu", "--data-dir", fixture_data, "--no-progress")
     assert "temperature" in proc.stdout
     cal = json.loads((run / "calibration.json").read_text())
-    from isomax.deploy.calibration import load_calibrated_run
+    from isomax.runs import Run
 
-    model, _, _ = load_calibrated_run(run, torch.device("cpu"))
+    model = Run.load(run, torch.device("cpu")).model
     assert float(model.head.temperature) == pytest.approx(cal["temperature"])  # the head's temperature buffer

@@ -113,11 +113,12 @@ def test_train_pretrained_timm_then_predict_and_export(tmp_path, monkeypatch):
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
     images = np.random.default_rng(1).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     logits = session.run(None, {session.get_inputs()[0].name: images})[0]
-    from isomax.deploy.calibration import load_calibrated_run
+    from isomax.runs import Run
 
-    model, _, meta = load_calibrated_run(run)  # `isomax train` calibrated it: the graph holds the temperature
-    mean = torch.tensor(meta["data"]["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(meta["data"]["std"]).view(1, 3, 1, 1)
+    loaded = Run.load(run)  # `isomax train` calibrated it: the graph holds the temperature
+    model = loaded.model
+    mean = torch.tensor(loaded.input.mean).view(1, 3, 1, 1)
+    std = torch.tensor(loaded.input.std).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = model((torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - mean) / std)
     np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-3, atol=1e-3)

@@ -272,7 +272,7 @@ def test_folder_run_from_pretrained_timm_weights_takes_their_input_size(tmp_path
 def test_save_run_timm_model_rebuilds_identically(tmp_path, head, score):
     from isomax import convert
     from isomax.deploy import Predictor, save_run
-    from isomax.runs import load_run
+    from isomax.runs import Run
 
     torch.manual_seed(0)
     model = convert(timm.create_model("resnet18", pretrained=False, num_classes=3), head=head).eval()
@@ -287,8 +287,9 @@ def test_save_run_timm_model_rebuilds_identically(tmp_path, head, score):
         std=(0.25,) * 3,
         class_names=["a", "b", "c"],
     )
-    loaded, config, meta = load_run(out)
-    assert config.model == "timm:resnet18" and config.loss == head and meta["data"]["classes"] == ["a", "b", "c"]
+    run = Run.load(out, calibrated=False)
+    loaded, config = run.model, run.config
+    assert config.model == "timm:resnet18" and config.loss == head and run.class_names == ["a", "b", "c"]
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))

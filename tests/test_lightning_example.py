@@ -26,7 +26,7 @@ def test_lightning_module_trains_and_deploys(tmp_path):
 
     from isomax import IsoMaxLoss, IsoMaxPlusHead
     from isomax.deploy import Predictor, save_run
-    from isomax.runs import load_run
+    from isomax.runs import Run
 
     example = _example()
     torch.manual_seed(0)
@@ -60,7 +60,8 @@ def test_lightning_module_trains_and_deploys(tmp_path):
         mean=(0.5,) * 3,
         std=(0.25,) * 3,
     )
-    loaded, config, _ = load_run(out)
+    run = Run.load(out, calibrated=False)
+    loaded, config = run.model, run.config
     assert config.model == "timm:resnet18"
     with torch.no_grad():
         torch.testing.assert_close(loaded(x[:4]), model(x[:4]))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from isomax.presets import TrainConfig, get_preset
-from isomax.training import load_run, make_scheduler, train
+from isomax.runs import EpochRecord, Run
+from isomax.training import make_scheduler, train
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,15 @@ def test_train_writes_run_dir_and_learns(data_dir, tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     assert result.history[-1]["val_accuracy"] > 0.5  # the fixture classes are easy
     assert result.history[-1]["distance_scale"] > 0
-    model, config, meta = load_run(tmp_path / "run")
-    assert config == tiny_config(data_dir, epochs=3) and meta["epoch"] == 3
+    run = Run.load(tmp_path / "run", calibrated=False)
+    model, config = run.model, run.config
+    assert config == tiny_config(data_dir, epochs=3) and run.epoch == 3
     # the input description is recorded at training time, not guessed from checkpoint shapes
-    assert meta["data"]["channels"] == 1 and (meta["data"]["height"], meta["data"]["width"]) == (28, 28)
-    assert meta["data"]["num_classes"] == 10 and len(meta["data"]["classes"]) == 10 and len(meta["data"]["mean"]) == 1
+    assert run.input.shape == (1, 28, 28) and not run.notes
+    assert run.input.num_classes == 10 and len(run.input.classes) == 10 and len(run.input.mean) == 1
+    assert run.input.to_dict() == result.data  # the checkpoint's record round-trips
+    assert [r.to_dict() for r in run.history] == result.history and run.history[-1].epoch == 3
+    assert [EpochRecord.from_dict(json.loads(line)) for line in lines] == run.history
     assert not (tmp_path / "run" / ".lock").exists()  # the lock goes with the process
     for k, v in _weights(result.model).items():
         assert torch.equal(v, model.state_dict()[k]), k
@@ -112,9 +117,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_dir, tmp_path):
 
     subprocess.run(cmd + ["--out", str(killed)], env=env, check=True, capture_output=True)
     subprocess.run(cmd + ["--out", str(tmp_path / "straight")], env=env, check=True, capture_output=True)
-    resumed, _, meta_r = load_run(killed)
-    straight, _, meta_s = load_run(tmp_path / "straight")
-    assert meta_r["epoch"] == meta_s["epoch"] == epochs
+    run_r, run_s = Run.load(killed, calibrated=False), Run.load(tmp_path / "straight", calibrated=False)
+    resumed, straight = run_r.model, run_s.model
+    assert run_r.epoch == run_s.epoch == epochs
     for k, v in straight.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
     logged = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
@@ -166,7 +171,7 @@ def test_preset_and_config_errors():
 
 def test_missing_run_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
-        load_run(tmp_path)
+        Run.load(tmp_path)
 
 
 def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
@@ -194,9 +199,7 @@ def test_outlier_exposure_run_trains_and_is_recorded_as_oe(data_dir, tmp_path):
     records = evaluate_run(
         tmp_path / "oe", ["uniform"], device="cpu", progress=False, log=lambda s: None, arrays_path=tmp_path / "oe.npz"
     )
-    assert [(r["loss"], r["method"], r["score"], r["outlier_data"]) for r in records] == [
-        ("softmax", "oe", "es", "gaussian")
-    ]
+    assert [(r.loss, r.method, r.score, r.outlier_data) for r in records] == [("softmax", "oe", "es", "gaussian")]
     assert not (tmp_path / "oe.npz").exists()  # no logits file that figures could take for plain SoftMax
 
 

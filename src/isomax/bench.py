@@ -86,7 +86,7 @@ class _Plan:
 
 
 def _plans(losses: Sequence[str], methods: Sequence[str], outlier_data: str | None) -> list[_Plan]:
-    unknown = [m for m in methods if m not in DETECTOR_METHODS + (OUTLIER_EXPOSURE,)]
+    unknown = [m for m in methods if m not in (*DETECTOR_METHODS, OUTLIER_EXPOSURE)]
     if unknown:
         raise InputError(f"Expected methods in {list(DETECTOR_METHODS) + [OUTLIER_EXPOSURE]}, but got: {unknown}")
     if OUTLIER_EXPOSURE in methods and not outlier_data:

@@ -616,7 +616,7 @@ def _cmd_evaluate(args: argparse.Namespace, command_line: str) -> int:
                 methods=args.methods,
                 detector_options=_detector_options(args),
             )
-            records += [dict(r, run=key) for r in new]
+            records += [r.replace(run=key) for r in new]
         path = save_results(records, args.out)
         write_markdown(records, args.out / "results.md", "isomax evaluate", command_line)
     _print_tables(records, tables.all_scores_table, f"wrote {path}")

@@ -1,8 +1,8 @@
 """Evaluation: test accuracy and, for every out-distribution, every applicable score and metric.
 
-Records (one per in-distribution x out-distribution x score) have the keys of ``results.json``:
-``in_dataset, out_dataset, model, loss, score, seed, accuracy, tnr_at_tpr95, auroc, dtacc, auin,
-auout, fpr_at_tpr95`` (fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
+Records (:class:`~isomax.records.RunRecord`, one per in-distribution x out-distribution x score) are
+what ``results.json`` holds (:func:`isomax.records.write_records`): :data:`RECORD_KEYS` and more
+(metrics are fractions in [0, 1]). Per-sample logits are kept in a compact ``.npz`` per
 run for figures (:mod:`isomax.report`).
 """
 
@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import InputError
@@ -26,8 +26,9 @@ from . import registry
 from .metrics import ood_metrics
 from .scores import SCORES
 from .data.roles import ood_role
-from .devices import autocast, resolve_device
-from .runs import load_run, savez_atomic, unique_keys, write_json
+from .inference import batches, predict_logits  # predict_logits: re-exported (isomax.evaluation.predict_logits)
+from .records import METRICS, OUTLIER_EXPOSURE, REQUIRED_FIELDS, RunRecord, write_records
+from .runs import RESULTS, Run, savez_atomic, unique_keys
 
 __all__ = [
     "predict_logits",
@@ -40,52 +41,17 @@ __all__ = [
     "DETECTOR_METHODS",
 ]
 
-RECORD_KEYS = (
-    "in_dataset",
-    "out_dataset",
-    "model",
-    "loss",
-    "score",
-    "seed",
-    "accuracy",
-    "tnr_at_tpr95",
-    "auroc",
-    "dtacc",
-    "auin",
-    "auout",
-    "fpr_at_tpr95",
-)
-# Post-hoc detectors fitted per model (isomax.detectors); their records also hold "params" (chosen hyperparameters)
-DETECTOR_METHODS = tuple(DETECTORS)
+#: the keys every record of ``results.json`` has: :class:`~isomax.records.RunRecord`'s required fields and metrics
+RECORD_KEYS = REQUIRED_FIELDS + METRICS
+#: post-hoc detectors fitted per model (isomax.detectors), read live from the registry (``register_detector``
+#: adds to it); their records also hold ``params`` (the chosen hyperparameters)
+DETECTOR_METHODS = DETECTORS.keys()
 
 
 def applicable_scores(loss: str) -> tuple[str, ...]:
     """The plain scores that make sense for a head (:func:`isomax.registry.applicable_scores`): MDS needs distance
     logits (IsoMax, IsoMax+, DisMax); MMLS / MMLES / MMLEPS are DisMax's scores (of its enhanced logits)."""
     return registry.applicable_scores(loss)
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    data,
-    mean,
-    std,
-    device: torch.device,
-    batch_size: int = 1000,
-    amp: bool = True,
-    desc: str | None = None,
-    progress: bool = True,
-) -> Tensor:
-    """Logits (N, C) as float32 on the CPU, in the order of ``data``."""
-
-    model.eval()
-    loader = _batches(data, mean, std, device, batch_size)
-    out = []
-    for x, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
-        with autocast(device, amp):
-            out.append(model(x).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
 
 
 def evaluate_model(
@@ -102,7 +68,7 @@ def evaluate_model(
     scores: Iterable[str] | None = None,
     meta: dict | None = None,
     progress: bool = True,
-) -> tuple[list[dict], dict[str, np.ndarray]]:
+) -> tuple[list[RunRecord], dict[str, np.ndarray]]:
     """Records for every out-distribution x score, and the arrays to keep (logits, labels)."""
     scores = tuple(scores) if scores is not None else applicable_scores(loss)
     logits_in = predict_logits(model, in_test, mean, std, device, batch_size, amp, f"{in_test.name} (in)", progress)
@@ -134,7 +100,7 @@ def evaluate_model(
                 rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
-            records.append(rec)
+            records.append(RunRecord.from_dict(rec))
     return records, arrays
 
 
@@ -156,7 +122,7 @@ def evaluate_detectors(
     detector_options: dict | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> list[dict]:
+) -> list[RunRecord]:
     """Records of the post-hoc detectors (:mod:`isomax.detectors`) for every out-distribution.
 
     ODIN and Mahalanobis choose their hyperparameters on ``val_data`` against FGSM samples made
@@ -194,7 +160,7 @@ def evaluate_detectors(
         def run(data, what):
             return det.predict_data(
                 tqdm(
-                    _batches(data, mean, std, device, batch_size),
+                    batches(data, mean, std, device, batch_size),
                     desc=f"{name} {what}",
                     leave=False,
                     disable=not progress,
@@ -210,16 +176,8 @@ def evaluate_detectors(
                 rec["role"] = ood_role(in_test.name, ood.name)
             if ood.conversion:
                 rec["conversion"] = ood.conversion
-            records.append(rec)
+            records.append(RunRecord.from_dict(rec))
     return records
-
-
-def _batches(data, mean, std, device, batch_size):
-    from .data import BatchLoader
-
-    if hasattr(data, "loader"):  # files read by the streaming path (isomax.data.streaming.FileImages)
-        return data.loader(batch_size, mean, std, device)
-    return BatchLoader(data, batch_size, mean=mean, std=std, device=device)
 
 
 def load_ood_sets(
@@ -266,27 +224,22 @@ def evaluate_run(
     methods: Sequence[str] = (),
     detector_options: dict | None = None,
     log: Callable[[str], None] = print,
-) -> list[dict]:
+) -> list[RunRecord]:
     """Evaluate a run directory made by ``isomax train`` against out-distributions (names or folders).
 
     ``methods``: post-hoc detectors (:data:`DETECTOR_METHODS`) to fit on the run's training and
     validation splits and evaluate too; ``scores=()`` with ``methods`` evaluates only them.
     """
-    from .data import normalization
-
-    dev = resolve_device(device)
-    model, config, run_meta = load_run(run_dir, dev)
+    run = Run.load(run_dir, device, calibrated=False)  # the model as trained (the published numbers)
+    model, config, dev = run.model, run.config, run.device
     _check_validation_split(run_dir, config, methods)
+    in_test = run.test_data(data_dir)
     data_dir = data_dir or config.data_dir
-    from .inputs import load_test
-
-    in_test = load_test(config, data_dir)
     if ood_sets is None:
         ood_sets = load_ood_sets(
             list(ood or config.ood), in_test.shape, data_dir, log, stream=getattr(in_test, "workers", None)
         )
-    recorded = run_meta.get("data") or {}
-    mean, std = (recorded["mean"], recorded["std"]) if "mean" in recorded else normalization(config.dataset)
+    mean, std = run.input.mean, run.input.std  # what the run was trained with
     meta = dict(model=config.model, seed=config.seed)
     scores = tuple(scores) if scores is not None else None
     if config.outlier_data:  # an Outlier Exposure run (training method "oe"): its entropic score
@@ -310,11 +263,9 @@ def evaluate_run(
             meta=meta,
             progress=progress,
         )
-        accuracy = records[0]["accuracy"] if records else float("nan")
+        accuracy = records[0].accuracy if records else float("nan")
     if methods:
-        from .inputs import load_data
-
-        train_data, val_data = load_data(config.replace(data_dir=data_dir))
+        train_data, val_data = run.train_val_data(data_dir)
         records += evaluate_detectors(
             model,
             config.loss,
@@ -334,7 +285,7 @@ def evaluate_run(
             log=log,
         )
     if config.outlier_data:
-        records = [dict(r, method="oe", outlier_data=config.outlier_data) for r in records]
+        records = [r.replace(method=OUTLIER_EXPOSURE, outlier_data=config.outlier_data) for r in records]
         arrays = None  # no logits file: figures would take them for a plain SoftMax run
     warn_if_near_chance(accuracy, in_test.num_classes, str(run_dir), log)
     if arrays_path is not None and arrays is not None:
@@ -381,7 +332,7 @@ def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:
     ``results.md``, ``outputs/*.npz``), so a report never mixes runs of two evaluations (also after one was
     killed midway). Other files are left alone. Returns the removed paths."""
     out_dir = Path(out_dir)
-    old = [out_dir / "results.json", out_dir / "results.md"]
+    old = [out_dir / RESULTS, out_dir / "results.md"]
     if (out_dir / "outputs").is_dir():
         old += sorted(p for p in (out_dir / "outputs").iterdir() if p.name.endswith(".npz") or ".npz." in p.name)
     removed = [p for p in old if p.is_file()]
@@ -390,8 +341,8 @@ def clear_evaluation_out(out_dir: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def save_results(records: list[dict], out_dir: str | os.PathLike) -> Path:
-    """Write ``results.json`` atomically (a list of records)."""
+def save_results(records: Sequence[RunRecord], out_dir: str | os.PathLike) -> Path:
+    """Write ``out_dir/results.json`` atomically (:func:`isomax.records.write_records`, its one writer)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_json(out_dir / "results.json", records, indent=1)
+    return write_records(records, out_dir / RESULTS)

@@ -14,6 +14,7 @@ import torch
 
 from .errors import InputError
 from .presets import TrainConfig
+from .sampling import seeded_indices
 
 __all__ = ["load_data", "load_test", "MEMORY_PATH_BYTES"]
 
@@ -42,9 +43,8 @@ def load_data(config: TrainConfig):
 
 
 def _limit(config: TrainConfig, train_set):
-    if config.train_limit is not None:
-        g = torch.Generator().manual_seed(_SPLIT_SEED)
-        train_set = train_set.subset(torch.randperm(len(train_set), generator=g)[: config.train_limit])
+    if config.train_limit is not None:  # in the order drawn (as always: the order the training batches follow)
+        train_set = train_set.subset(seeded_indices(len(train_set), config.train_limit, _SPLIT_SEED, sort=False))
     return train_set
 
 

@@ -31,11 +31,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import InputError
 from ._io import atomic_write_text
+from .metrics import METRIC_NAMES
 
 __all__ = [
     "RunRecord",
     "METHODS",
     "METRICS",
+    "REQUIRED_FIELDS",
     "STANDARD",
     "OUTLIER_EXPOSURE",
     "as_records",
@@ -48,8 +50,9 @@ STANDARD = "standard"
 OUTLIER_EXPOSURE = "oe"
 #: Training methods: the loss alone, or the loss plus Outlier Exposure.
 METHODS = (STANDARD, OUTLIER_EXPOSURE)
-#: OOD-detection metrics of a record (fractions; higher is better except ``fpr_at_tpr95``).
-METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+#: OOD-detection metrics of a record (fractions; higher is better except ``fpr_at_tpr95``): the one tuple of
+#: metric names, :data:`isomax.metrics.METRIC_NAMES` (what :func:`isomax.metrics.ood_metrics` computes).
+METRICS = METRIC_NAMES
 _ROLES = ("near", "far", "noise")  # isomax.data.roles.ROLE_ORDER
 # Pre-method files stored Outlier Exposure as a score.
 _LEGACY_OE_SCORE = "oe"
@@ -136,7 +139,7 @@ class RunRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RunRecord":
+    def from_dict(cls, d: "RunRecord | Mapping[str, Any]") -> "RunRecord":
         """Read a record of ``results.json`` (including files written before the ``method`` field)."""
         if isinstance(d, RunRecord):
             return d
@@ -158,6 +161,8 @@ class RunRecord:
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 _REQUIRED = tuple(f.name for f in dataclasses.fields(RunRecord) if f.default is dataclasses.MISSING)
+#: the fields every record has (with :data:`METRICS`: the keys every ``results.json`` record holds)
+REQUIRED_FIELDS = _REQUIRED
 _OPTIONAL = tuple(f for f in _FIELDS if f not in _REQUIRED + METRICS + ("method",))
 
 

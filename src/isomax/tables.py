@@ -18,7 +18,7 @@ import numpy as np
 from . import registry
 from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE as OE
-from .records import STANDARD, RunRecord, as_records
+from .records import METRICS, STANDARD, RunRecord, as_records
 
 __all__ = [
     "aggregate",
@@ -75,7 +75,7 @@ COMBO_LABELS = {
     ("softmax", "mahalanobis"): "Mahalanobis",
     ("softmax", "es", OE): "SoftMax<sub>ES</sub><sup>OE</sup>",
 }
-ALL_METRICS = ("tnr_at_tpr95", "auroc", "dtacc", "auin", "auout", "fpr_at_tpr95")
+ALL_METRICS = METRICS
 # OpenOOD v1.5's metrics, per near / far / noise group (isomax.data.roles)
 NEAR_FAR_METRICS = ("accuracy", "fpr_at_tpr95", "auroc", "auin", "auout")
 NEAR_FAR_LABELS = {

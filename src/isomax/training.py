@@ -41,7 +41,7 @@ from .inputs import (
 from .heads import canonical_head_name
 from .losses import make_loss
 from .presets import TrainConfig
-from .runs import CHECKPOINT, CONFIG, LOG, load_run
+from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord
 
 __all__ = [
     "train",
@@ -49,7 +49,6 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "input_normalization",
-    "load_run",
     "load_data",
     "resolve_device",
     "TrainResult",
@@ -397,7 +396,11 @@ def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
     runs.load_state(s.model, state["model"], ckpt_path, "model", s.config)
     runs.load_state(s.optimizer, state["optimizer"], ckpt_path, "optimizer", s.config)
     runs.load_state(s.scheduler, state["scheduler"], ckpt_path, "scheduler", s.config)
-    return state["epoch"], state["history"]
+    try:  # validated (EpochRecord), kept in the form the checkpoint and log.jsonl hold
+        history = [EpochRecord.from_dict(r).to_dict() for r in state["history"]]
+    except InputError as err:
+        raise runs.CheckpointError(f"cannot read checkpoint {ckpt_path}: its history: {err}") from err
+    return state["epoch"], history
 
 
 # ---- one epoch --------------------------------------------------------------------------------
@@ -490,7 +493,9 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
         val_acc, val_loss = accuracy_and_loss(s.model, s.val_loader, s.loss_fn, s.device, s.config.amp)
     else:
         val_acc, val_loss = float("nan"), float("nan")
-    record = dict(
+    head = getattr(s.model, "head", None)
+    scale = getattr(head, "distance_scale", None)
+    return EpochRecord(
         epoch=epoch + 1,
         train_loss=train_loss,
         train_accuracy=train_acc,
@@ -498,11 +503,8 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
         val_accuracy=val_acc,
         lr=s.optimizer.param_groups[0]["lr"],
         seconds=seconds,
-    )
-    head = getattr(s.model, "head", None)
-    if getattr(head, "distance_scale", None) is not None:
-        record["distance_scale"] = float(head.distance_scale.detach().abs())
-    return record
+        distance_scale=float(scale.detach().abs()) if scale is not None else None,
+    ).to_dict()  # training's history and log.jsonl hold the dict form (EpochRecord.from_dict reads it back)
 
 
 def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[str], None]) -> None:
@@ -543,7 +545,7 @@ def train(
     At the end (with a validation split), ``calibrate`` fits the head temperature by NLL on the validation
     split (``calibration.json``), then the operating threshold on the
     calibrated scores (``threshold.json``); ``calibrate=False`` (``--no-calibrate``) fits the threshold only.
-    The returned model is as trained (the checkpoint); :func:`isomax.deploy.load_calibrated_run` gives the
+    The returned model is as trained (the checkpoint); :meth:`isomax.runs.Run.load` gives the
     calibrated one.
 
     Raises :class:`~isomax.runs.RunLockedError` if another process trains in ``run_dir``,

@@ -1,5 +1,5 @@
 """Tiny run directories for the deploy tests: an untrained cnn-28 per loss on generated Fashion-MNIST files
-(no training, no network; load_run only needs config.json and checkpoint.pt)."""
+(no training, no network; Run.load only needs config.json and checkpoint.pt)."""
 
 import json
 

@@ -10,9 +10,8 @@ import torch
 
 from isomax.deploy import Predictor, Threshold, ThresholdMismatchError, fit_threshold, load_threshold
 from isomax.deploy._files import model_fingerprint
-from isomax.deploy.calibration import load_calibrated_run
 from isomax.deploy.commands import run_calibrate, run_threshold
-from isomax.deploy.run import load_deployed
+from isomax.runs import Run
 
 
 def _quiet(_):
@@ -35,8 +34,9 @@ def _edit(run_dir, **changes):
 
 def test_threshold_records_the_model_it_belongs_to(fitted):
     t = load_threshold(fitted)
-    model, config, meta = load_calibrated_run(fitted)
-    assert t.fingerprint == model_fingerprint(model) == meta["fingerprint"] and len(t.fingerprint) == 64
+    run = Run.load(fitted)
+    assert t.fingerprint == model_fingerprint(run.model) == run.fingerprint and len(t.fingerprint) == 64
+    assert t.input == run.input.description()
     assert t.loss == "isomaxplus" and t.temperature == 1.0
     assert t.input == {
         "channels": 1,
@@ -67,13 +67,13 @@ def test_threshold_copied_from_another_run_is_refused(fresh_run):
     with pytest.raises(
         ThresholdMismatchError, match=rf"{isomax}/threshold.json: .*another model.*isomax threshold {isomax}"
     ):
-        load_deployed(isomax)
+        Run.load(isomax).threshold()
 
 
 def test_threshold_of_the_same_weights_under_another_loss_is_refused(fitted):
     _edit(fitted, loss="softmax")
     with pytest.raises(ThresholdMismatchError, match="loss 'isomaxplus'.*'softmax'.*isomax threshold"):
-        load_deployed(fitted)
+        Run.load(fitted).threshold()
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_threshold_of_the_same_weights_under_another_loss_is_refused(fitted):
 def test_threshold_missing_or_wrong_binding_is_refused(fitted, changes, match):
     _edit(fitted, **changes)
     with pytest.raises(ThresholdMismatchError, match=match):
-        load_deployed(fitted)
+        Run.load(fitted).threshold()
 
 
 BAD_THRESHOLD_FILES = [
@@ -150,7 +150,7 @@ def test_bad_calibration_file_is_one_line_naming_the_file(fitted, text, match):
     path = fitted / "calibration.json"
     path.write_text(text)
     with pytest.raises(ValueError, match=match) as info:
-        load_calibrated_run(fitted)
+        Run.load(fitted)
     msg = str(info.value)
     assert msg.startswith(str(path)) and "\n" not in msg and f"isomax calibrate {fitted}" in msg
 
@@ -158,8 +158,9 @@ def test_bad_calibration_file_is_one_line_naming_the_file(fitted, text, match):
 def test_calibration_records_its_model_and_is_applied(fresh_run):
     run_dir = fresh_run("softmax")
     cal = run_calibrate(run_dir, device="cpu", progress=False, log=_quiet)
-    model, config, meta = load_calibrated_run(run_dir)
-    assert cal.fingerprint == meta["fingerprint"] and cal.loss == "softmax"
+    run = Run.load(run_dir)
+    model = run.model
+    assert cal.fingerprint == run.fingerprint and cal.loss == "softmax" and run.calibration == cal
     assert model.head.folded_temperature == cal.temperature
     assert model_fingerprint(model) == cal.fingerprint  # the weights' identity before the fold
 
@@ -180,9 +181,7 @@ def test_threshold_value_must_be_finite_number(bad):
 
 @pytest.fixture(scope="module")
 def model(runs):
-    from isomax.training import load_run
-
-    return load_run(runs["isomaxplus"])[0]
+    return Run.load(runs["isomaxplus"]).model
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), True, "0.5"])
@@ -192,9 +191,7 @@ def test_predictor_threshold_must_be_a_finite_number(model, bad):
 
 
 def test_predictor_refuses_a_threshold_of_another_model(model, runs):
-    from isomax.training import load_run
-
-    other = load_run(runs["isomax"])[0]
+    other = Run.load(runs["isomax"]).model
     t = fit_threshold(np.linspace(-1, 0, 200), score="mds", temperature=1.0, fingerprint=model_fingerprint(other))
     with pytest.raises(ThresholdMismatchError, match="another model"):
         Predictor(model, "mds", t)
@@ -204,9 +201,8 @@ def test_predictor_refuses_a_threshold_of_another_model(model, runs):
 
 def test_predictor_fit_records_the_fingerprint(model, runs):
     from isomax.data import normalization
-    from isomax.training import load_data, load_run
 
-    _, val = load_data(load_run(runs["isomaxplus"])[1])
+    val = Run.load(runs["isomaxplus"]).val_data()
     mean, std = normalization("fashion-mnist")
     with pytest.warns(UserWarning, match="only 60 validation scores"):
         p = Predictor(model, "mds", mean=mean, std=std).fit(val)

@@ -80,15 +80,17 @@ def test_predict_writes_one_row_per_file_and_lists_unreadable_ones(fitted_run, t
 
 
 def test_predict_matches_the_predictor_api(fitted_run, tmp_path):
-    from isomax.deploy.run import load_deployed
+    from isomax.runs import Run
 
     paths = [str(p) for p in write_images(tmp_path / "images")]
     run_predict(fitted_run, paths, tmp_path / "p.csv", progress=False, log=lambda _: None)
     rows = {r["path"]: r for r in _read(tmp_path / "p.csv")}
-    run = load_deployed(fitted_run)
-    images, ok, errors, _ = read_images(paths, run.input_shape)
+    run = Run.load(fitted_run)
+    images, ok, errors, _ = read_images(paths, run.input.shape)
     assert not errors
-    out = Predictor(run.model, "mds", run.threshold, mean=run.mean, std=run.std).predict(images)
+    out = Predictor(run.model, "mds", run.threshold(), input=run.input).predict(images)
+    again = Predictor.from_run(run, "mds").predict(images)
+    assert torch.equal(out.score, again.score) and torch.equal(out.accepted, again.accepted)
     for k, i in enumerate(ok):
         assert float(rows[paths[i]]["score"]) == pytest.approx(float(out.score[k]), abs=1e-6)
 
@@ -167,10 +169,11 @@ def test_predict_with_another_score_is_refused(fitted_run, tmp_path):
 
 
 def test_class_names_recorded_at_training_time_are_used(fitted_run):
-    from isomax.deploy.run import load_deployed, run_class_names
+    from isomax.runs import InputSpec, Run
 
-    run = load_deployed(fitted_run)  # the fixture's checkpoint records no data description: the dataset's names
+    run = Run.load(fitted_run)  # the fixture's checkpoint records no data description: the dataset's names
     assert run.class_names[0] == "T-shirt/top" and any("not recorded" in n for n in run.notes)
+    assert run.input.shape == (1, 28, 28) and run.input.num_classes == 10
     ckpt = fitted_run / "checkpoint.pt"
     state = torch.load(ckpt, weights_only=True)
     names = [f"c{i}" for i in range(10)]
@@ -179,11 +182,18 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
         ckpt,
     )
     with pytest.raises(ThresholdMismatchError, match=r"threshold.json: .*input 1x28x28 mean \[0.5\].*isomax threshold"):
-        load_deployed(fitted_run)  # fitted under another normalisation: refused until refitted
+        Run.load(fitted_run).threshold()  # fitted under another normalisation: refused until refitted
     run_threshold(fitted_run, test=False, progress=False, log=lambda _: None)
-    run = load_deployed(fitted_run)
-    assert run.class_names == names and run.mean == (0.5,) and run.std == (0.25,) and not run.notes
-    assert run_class_names({}, "unknown-set", 3)[0] == ["0", "1", "2"]
+    run = Run.load(fitted_run)
+    run.threshold()
+    assert run.class_names == names and run.input.mean == (0.5,) and run.input.std == (0.25,) and not run.notes
+    recorded = dict(channels=1, height=2, width=2, mean=[0.5], std=[0.5], num_classes=3)
+    spec, notes = InputSpec.recorded(recorded, "unknown-set")  # no names recorded, no registered set to ask
+    assert spec.class_names() == ["0", "1", "2"] and notes == [
+        "class names: not recorded with the run; using class indices"
+    ]
+    with pytest.raises(ValueError, match="no input description"):
+        InputSpec.recorded({"num_classes": 3}, "unknown-set")
 
 
 def test_parsers_hook_into_a_cli(fitted_run, tmp_path):
@@ -207,10 +217,12 @@ def test_parsers_hook_into_a_cli(fitted_run, tmp_path):
 def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
     from isomax.data import normalization
     from isomax.deploy import fit_model_threshold
-    from isomax.training import load_data, load_run
+    from isomax.runs import Run
+    from isomax.training import load_data
 
     run_dir = fresh_run("isomaxplus")
-    model, config, _ = load_run(run_dir)
+    run = Run.load(run_dir)
+    model, config = run.model, run.config
     _, val = load_data(config)
     mean, std = normalization(config.dataset)
     t = fit_model_threshold(model, config.loss, val, mean, std, "cpu")
@@ -222,7 +234,7 @@ def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
 
 def test_calibrate_then_the_old_threshold_is_refused_until_refitted(fresh_run, tmp_path):
     from isomax.deploy.commands import run_calibrate
-    from isomax.deploy.run import load_deployed
+    from isomax.runs import Run
 
     run_dir = fresh_run("softmax")
     run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
@@ -236,6 +248,6 @@ def test_calibrate_then_the_old_threshold_is_refused_until_refitted(fresh_run, t
     with pytest.raises(ThresholdMismatchError, match=f"isomax threshold {run_dir}"):
         run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)
     run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
-    run = load_deployed(run_dir)  # the calibrated model: the Linear head carries the temperature
-    assert run.threshold.temperature == pytest.approx(cal.temperature)
+    run = Run.load(run_dir)  # the calibrated model: the Linear head carries the temperature
+    assert run.threshold().temperature == pytest.approx(cal.temperature) == run.temperature
     run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)

@@ -72,12 +72,11 @@ def test_calibrated_onnx_scores_match_predict_to_float32_precision(fresh_run, tm
     # issue 19: a calibrated graph's scores differed from predict by 9.8e-5 where the README said 1e-5.
     # Both compute in float32: the guarantee is relative, |onnx - predict| <= 1e-5 * max(1, |score|)
     # (a temperature of 0.01 makes IsoMax+ scores about -135: 3e-5 apart in absolute terms, 2e-7 relative).
-    from isomax.deploy._files import model_fingerprint
     from isomax.deploy.calibration import Calibration
-    from isomax.training import load_run
+    from isomax.runs import Run
 
     run_dir = fresh_run(loss)
-    Calibration(temperature, 60, {}, {}, fingerprint=model_fingerprint(load_run(run_dir)[0]), loss=loss).save(run_dir)
+    Calibration(temperature, 60, {}, {}, fingerprint=Run.load(run_dir).fingerprint, loss=loss).save(run_dir)
     run_threshold(run_dir, progress=False, test=False, log=lambda _: None)
     export_onnx(run_dir, tmp_path / "m.onnx", log=lambda _: None)
     paths = [str(p) for p in write_images(tmp_path / "images", n=9, seed=1)]

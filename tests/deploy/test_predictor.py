@@ -9,9 +9,11 @@ from isomax.scores import SCORES
 @pytest.fixture(scope="module")
 def model_and_data(runs):
     from isomax.data import normalization
-    from isomax.training import load_data, load_run
+    from isomax.runs import Run
+    from isomax.training import load_data
 
-    model, config, _ = load_run(runs["isomaxplus"])
+    run = Run.load(runs["isomaxplus"])
+    model, config = run.model, run.config
     _, val = load_data(config)
     return model, val, normalization("fashion-mnist")
 
@@ -83,9 +85,9 @@ def test_threshold_of_another_score_is_refused(model_and_data):
 
 
 def test_threshold_under_another_temperature_is_refused(runs):
-    from isomax.training import load_run
+    from isomax.runs import Run
 
-    model, _, _ = load_run(runs["isomaxplus"])
+    model = Run.load(runs["isomaxplus"]).model
     t = fit_threshold(torch.linspace(-1, 0, 50), score="mds", temperature=1.0)
     pred = Predictor(model, "mds", t)
     apply_temperature(model, 2.0)

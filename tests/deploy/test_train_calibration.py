@@ -8,9 +8,8 @@ import torch
 
 from conftest import write_images
 from isomax.deploy import load_threshold
-from isomax.deploy.calibration import load_calibrated_run
 from isomax.deploy.commands import run_predict
-from isomax.deploy.run import load_deployed
+from isomax.runs import Run
 
 
 def _config(data_dir, loss):
@@ -36,7 +35,7 @@ def _config(data_dir, loss):
 def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_data_dir, tmp_path, loss):
     from isomax.deploy import negative_log_likelihood
     from isomax.evaluation import predict_logits
-    from isomax.training import load_data, load_run, train
+    from isomax.training import load_data, train
 
     lines = []
     result = train(_config(deploy_data_dir, loss), tmp_path / "run", progress=False, log=lines.append)
@@ -48,14 +47,15 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
     assert cal["after"]["nll"] <= cal["before"]["nll"] + 1e-9
     assert any("calibrated: temperature" in line for line in lines)
     # the returned model is the checkpoint's; the run deploys as is (no mismatch) with the calibrated model
-    checkpoint_model = load_run(run_dir)[0]
+    checkpoint_model = Run.load(run_dir, calibrated=False).model
     for k, v in result.model.state_dict().items():
         assert torch.equal(v, checkpoint_model.state_dict()[k]), k
-    run = load_deployed(run_dir)
-    model, config, meta = load_calibrated_run(run_dir)
+    run = Run.load(run_dir)
+    run.threshold()  # fitted on the calibrated model: no mismatch
+    model, config = run.model, run.config
     _, val = load_data(config)
-    logits = predict_logits(model, val, run.mean, run.std, torch.device("cpu"), 128, False)
-    plain = predict_logits(checkpoint_model, val, run.mean, run.std, torch.device("cpu"), 128, False)
+    logits = predict_logits(model, val, run.input.mean, run.input.std, torch.device("cpu"), 128, False)
+    plain = predict_logits(checkpoint_model, val, run.input.mean, run.input.std, torch.device("cpu"), 128, False)
     # independent check: the stored temperature minimises the validation NLL (a 1% change either way is worse)
     t0 = cal["temperature"]
     nll = negative_log_likelihood(logits, val.labels)

@@ -92,7 +92,13 @@ def test_tap_reads_the_classifier_input_and_named_outputs():
 
 
 def test_registry_is_what_evaluate_and_bench_accept():
-    assert DETECTOR_METHODS == tuple(DETECTORS)
+    assert tuple(DETECTOR_METHODS) == tuple(DETECTORS)
+    try:  # read live: a detector registered later is accepted too (no copy frozen at import)
+        DETECTORS["later"] = DETECTORS["knn"]
+        assert "later" in DETECTOR_METHODS
+    finally:
+        del DETECTORS["later"]
+    assert "later" not in DETECTOR_METHODS
     assert {"odin", "mahalanobis", "knn", "vim", "react", "ash", "gen", "scale", "dice"} <= set(DETECTORS)
     assert all(issubclass(cls, Detector) and cls.name == name for name, cls in DETECTORS.items())
     import isomax.detectors as pkg

@@ -161,6 +161,6 @@ def test_evaluate_run_with_the_pytorch_ood_detectors(tmp_path, monkeypatch):
         detector_options=dict(max_samples=20, max_train=60),
         log=lambda _: None,
     )
-    mine = [r for r in records if r["score"] in methods]
-    assert sorted(r["score"] for r in mine) == sorted(methods)
-    assert all(set(RECORD_KEYS) <= set(r) and 0 <= r["auroc"] <= 1 and isinstance(r["params"], dict) for r in mine)
+    mine = [r for r in records if r.score in methods]
+    assert sorted(r.score for r in mine) == sorted(methods)
+    assert all(set(RECORD_KEYS) <= set(r.to_dict()) and 0 <= r.auroc <= 1 and isinstance(r.params, dict) for r in mine)

@@ -5,20 +5,17 @@ fingerprint, an output lock, per-process temporary files removed on SIGINT/SIGTE
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import math
 import os
 import signal
 import threading
 from pathlib import Path
 from typing import Iterator
 
-import torch
-from torch import nn
-
 from .._io import PidLock, _alive
 from ..errors import IsoMaxError, InputError
+from ..runs import files as _run_files
+from ..runs.fingerprint import model_fingerprint
+from ..runs.strict import MAX_JSON_BYTES, MAX_JSON_DEPTH, check_depth, finite_number, read_json_file
 
 __all__ = [
     "MAX_JSON_BYTES",
@@ -35,85 +32,8 @@ __all__ = [
     "RUN_FILES",
 ]
 
-MAX_JSON_BYTES = 1 << 20  # threshold.json / calibration.json are a few hundred bytes
-MAX_JSON_DEPTH = 8
 #: files of a run directory an ``--out`` may never replace
-RUN_FILES = ("checkpoint.pt", "config.json", "log.jsonl", "threshold.json", "calibration.json", ".lock", "results.json")
-
-
-def read_json_file(path: Path, fix: str) -> object:
-    """The JSON value of ``path`` (at most :data:`MAX_JSON_BYTES`, nesting at most :data:`MAX_JSON_DEPTH`);
-    any problem is a one-line ``ValueError`` naming the file and ``fix`` (the command that rewrites it)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err}); {fix}") from None
-    if len(data) > MAX_JSON_BYTES:
-        raise InputError(f"{path}: larger than {MAX_JSON_BYTES} bytes, not a file isomax wrote; {fix}")
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err}); {fix}") from None
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply; {fix}") from None
-    try:
-        check_depth(value)
-    except ValueError as err:
-        raise InputError(f"{path}: {err}; {fix}") from None
-    return value
-
-
-def check_depth(value, limit: int = MAX_JSON_DEPTH) -> None:
-    """``ValueError`` if lists/dicts in ``value`` nest deeper than ``limit`` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, (list, dict)):
-            if d > limit:
-                raise InputError(f"JSON nested deeper than {limit} levels")
-            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
-
-
-def finite_number(name: str, value, *, positive: bool = False, allow_nan: bool = False) -> float:
-    """``value`` as a float if it is a real number (not a bool or string), finite (NaN only with ``allow_nan``)."""
-    import numpy as np
-
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"Expected `{name}` to be a number, but got {type(value).__name__}: {value!r}")
-    v = float(value)
-    if math.isnan(v) and allow_nan:
-        return v
-    if not math.isfinite(v):
-        raise InputError(f"Expected `{name}` to be a finite number, but got: {value!r}")
-    if positive and not v > 0:
-        raise InputError(f"Expected `{name}` to be positive, but got: {value!r}")
-    return v
-
-
-def model_fingerprint(model: nn.Module | dict) -> str:
-    """SHA-256 (hex) of a model's ``state_dict`` (names, dtypes, shapes, bytes), the heads' ``temperature``
-    buffers left out (the temperature is recorded and checked on its own). A model whose ``nn.Linear`` head
-    had a temperature folded in (:func:`isomax.deploy.apply_temperature`) keeps the fingerprint of its
-    weights before the fold."""
-    if isinstance(model, nn.Module):
-        cached = getattr(model, "_isomax_fingerprint", None)
-        if cached is not None:
-            return cached
-        state = model.state_dict()
-    else:
-        state = model
-    h = hashlib.sha256()
-    for key in sorted(state):
-        if key.rpartition(".")[2] == "temperature":  # a head's temperature buffer (`head.`, `net.fc.` of timm models)
-            continue
-        t = state[key]
-        if not isinstance(t, torch.Tensor):
-            continue
-        t = t.detach().to("cpu").contiguous().reshape(-1)
-        h.update(f"{key}|{t.dtype}|{tuple(state[key].shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+RUN_FILES = _run_files.RUN_FILES
 
 
 # ---- outputs ---------------------------------------------------------------------------------
@@ -164,7 +84,7 @@ def remove_stale_temps(out: Path) -> list[Path]:
 
 
 def _is_run_dir(folder: Path) -> bool:
-    return (folder / "checkpoint.pt").exists() or (folder / "config.json").exists()
+    return (folder / _run_files.CHECKPOINT).exists() or (folder / _run_files.CONFIG).exists()
 
 
 def check_output_path(out: Path, run_dir: Path | None = None, inputs=()) -> None:

@@ -211,7 +211,7 @@ def _predict_chunk(
     """Partial-file rows (by position in ``chunk``) of one batch of paths: a prediction, or the reason it failed."""
     stats = [_stat_key(p) for p in chunk]  # before reading: a file changed while read is predicted again on resume
     readable = [i for i, p in enumerate(chunk) if p not in missing]
-    images, ok, errors, conversions = read_images([chunk[i] for i in readable], run.input_shape)
+    images, ok, errors, conversions = read_images([chunk[i] for i in readable], run.input.shape)
     ok = [readable[k] for k in ok]
     errors = {readable[k]: e for k, e in errors.items()}
     for i, p in enumerate(chunk):
@@ -221,8 +221,8 @@ def _predict_chunk(
         if c not in conversions_seen:
             conversions_seen.append(c)
             log(
-                f"converting inputs to the model's input ({run.input_shape[1]}x{run.input_shape[2]}, "
-                f"{run.input_shape[0]} channel(s)) as `evaluate` does: {c}"
+                f"converting inputs to the model's input ({run.input.shape[1]}x{run.input.shape[2]}, "
+                f"{run.input.shape[0]} channel(s)) as `evaluate` does: {c}"
             )
     if errors and strict:
         i, reason = min(errors.items())
@@ -312,20 +312,19 @@ def run_predict(
         strict: raise on the first unreadable file instead of listing it with its reason.
         score: expected score name; refused if the run's threshold was fitted for another.
     """
-    from ..devices import resolve_device
+    from ..runs import Run
     from ._files import OutputLock, check_output_path, remove_stale_temps, terminate_as_interrupt
     from .predictor import Predictor
-    from .run import load_deployed
 
     if batch_size < 1:
         raise InputError(f"Expected `batch_size` to be >= 1, but got: {batch_size}")
     out = Path(out)
     check_output_path(out, Path(run_dir), inputs)
-    dev = resolve_device(device)
-    run = load_deployed(run_dir, dev, score)
+    run = Run.load(run_dir, device)
     for note in run.notes:
         log(note)
-    predictor = Predictor(run.model, run.threshold.score, run.threshold, mean=run.mean, std=run.std, device=dev)
+    predictor = Predictor.from_run(run, score)
+    threshold = predictor.threshold_
     skipped: dict[str, int] = {}
     paths, missing = list_inputs(inputs, skipped)
     for why, n in sorted(skipped.items()):
@@ -346,9 +345,9 @@ def run_predict(
         meta = dict(
             run_dir=str(Path(run_dir).resolve()),
             fingerprint=run.fingerprint,
-            score=run.threshold.score,
-            threshold=run.threshold.threshold,
-            temperature=run.threshold.temperature,
+            score=threshold.score,
+            threshold=threshold.threshold,
+            temperature=threshold.temperature,
             columns=list(PARTIAL_COLUMNS),
         )
         done = _resume_partial(out, partial, partial_meta, meta, len(paths), log)
@@ -356,7 +355,7 @@ def run_predict(
         todo = [p for p in paths if p not in done]
 
         conversions_seen: list[str] = []
-        thr = _fmt(run.threshold.threshold)
+        thr = _fmt(threshold.threshold)
         with (
             open(partial, "a", newline="", encoding="utf-8") as fh,
             tqdm(total=len(todo), desc="predict", unit="img", disable=not progress) as bar,
@@ -370,7 +369,7 @@ def run_predict(
                 os.fsync(fh.fileno())
                 bar.update(len(chunk))
 
-        return _finish(out, partial, partial_meta, paths, done, run.threshold, n_resumed, conversions_seen, log)
+        return _finish(out, partial, partial_meta, paths, done, threshold, n_resumed, conversions_seen, log)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -168,41 +168,41 @@ def export_onnx(
     import onnx
 
     from .. import __version__
-    from .run import load_deployed
+    from ..runs import Run
 
     if exporter not in ("auto", "dynamo", "legacy"):
         raise InputError(f"Expected `exporter` to be 'auto', 'dynamo' or 'legacy', but got: {exporter!r}")
     out = Path(out)
     check_output_path(out, Path(run_dir))
-    run = load_deployed(run_dir, "cpu")
+    run = Run.load(run_dir, "cpu")
+    t, spec = run.threshold(), run.input  # the threshold strictly checked against the model and its input
     for note in run.notes:
         log(note)
-    c, h, w = run.input_shape
+    c, h, w = spec.shape
     example = torch.randint(0, 256, (2, h, w, c), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     use_dynamo = exporter == "dynamo"
     if exporter == "dynamo":
-        ok, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
+        ok, why = _torch_export_ok(DeployModule(run.model, t, spec.mean, spec.std).eval(), example)
         if not ok:
             raise InputError(
                 f"torch.export cannot trace this model ({why}); use exporter='legacy' (--exporter legacy) or 'auto'"
             )
     if exporter == "auto":
-        use_dynamo, why = _torch_export_ok(DeployModule(run.model, run.threshold, run.mean, run.std).eval(), example)
+        use_dynamo, why = _torch_export_ok(DeployModule(run.model, t, spec.mean, spec.std).eval(), example)
         if not use_dynamo:
             log(
                 f"export: torch.export cannot trace this model's head yet ({why}); using the legacy TorchScript "
                 "exporter with the head's logits in plain ops"
             )
-    module = DeployModule(run.model, run.threshold, run.mean, run.std, traceable_head=not use_dynamo).eval()
+    module = DeployModule(run.model, t, spec.mean, spec.std, traceable_head=not use_dynamo).eval()
     import warnings
 
-    t = run.threshold
     meta = {
         "class_names": json.dumps(run.class_names),
-        "input_size": json.dumps(list(run.input_shape)),
+        "input_size": json.dumps(list(spec.shape)),
         "input_layout": "NHWC uint8",
-        "mean": json.dumps(list(run.mean)),
-        "std": json.dumps(list(run.std)),
+        "mean": json.dumps(list(spec.mean)),
+        "std": json.dumps(list(spec.std)),
         "score": t.score,
         "threshold": repr(float(t.threshold)),
         "target_tpr": repr(float(t.target_tpr)),

@@ -17,6 +17,7 @@ fitted for another score (or under another head temperature) is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,11 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..detectors.base import NotFittedError, iter_batches
 from ..scores import SCORES
+from ..runs.input_spec import InputSpec
 from .threshold import Threshold, fit_threshold, head_temperature, input_description
+
+if TYPE_CHECKING:
+    from ..runs.run import Run
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -56,7 +61,8 @@ class Predictor:
             float, or None (then call :meth:`fit`).
         target_tpr: fraction of validation inputs :meth:`fit` keeps (default 0.95).
         mean, std: per-channel normalisation in [0, 1]-pixel units, used for uint8 inputs and
-            ImageData; None: normalised float inputs only (or the ImageData's own normalisation).
+            ImageData; None: ``input``'s, else normalised float inputs only (or the ImageData's own normalisation).
+        input: the model's :class:`~isomax.runs.InputSpec` (a run's ``run.input``): its mean/std unless given.
         device: where the model runs (default: the model's device).
         batch_size: batch size of :meth:`fit` and :meth:`predict_data`.
     """
@@ -72,7 +78,12 @@ class Predictor:
         std=None,
         device=None,
         batch_size: int = 500,
+        input: InputSpec | None = None,
     ) -> None:
+        if input is not None:
+            mean = input.mean if mean is None else mean
+            std = input.std if std is None else std
+        self.input = input
         self.model = model
         self.score = score
         self.threshold = threshold
@@ -84,9 +95,17 @@ class Predictor:
         self.score_name = _score_name(score)
         self.threshold_ = None if threshold is None else self._as_threshold(threshold)
 
+    @classmethod
+    def from_run(cls, run: Run, score: str | None = None, **kwargs) -> "Predictor":
+        """The predictor a run deploys: its (calibrated) model, the score and threshold of its ``threshold.json``
+        (:meth:`isomax.runs.Run.threshold`, strictly checked; ``score``: the one expected) and its input."""
+        threshold = run.threshold(score)
+        kwargs.setdefault("device", run.device)
+        return cls(run.model, threshold.score, threshold, input=run.input, **kwargs)
+
     # ---------------------------------------------------------------------------------------------
     def _as_threshold(self, threshold) -> Threshold:
-        from ._files import model_fingerprint
+        from ..runs.fingerprint import model_fingerprint
 
         if isinstance(threshold, Threshold):
             threshold.check_score(self.score_name, head_temperature(self.model))
@@ -193,7 +212,7 @@ class Predictor:
                 )
             ]
         )
-        from ._files import model_fingerprint
+        from ..runs.fingerprint import model_fingerprint
 
         shape = getattr(val_data, "shape", None)  # an ImageData: its (C, H, W) with this Predictor's mean/std
         like = (

@@ -11,7 +11,7 @@
 The folder holds what ``isomax train`` writes: ``config.json`` (the model *spec* that rebuilds it
 and the loss), ``checkpoint.pt`` (the weights, the input description and class names) and, from
 the predictor or ``threshold=``, ``threshold.json``. Before returning, the folder is loaded back
-with :func:`isomax.runs.load_run` and its logits compared with the model's: a folder that would not
+with :meth:`isomax.runs.Run.load` and its logits compared with the model's: a folder that would not
 rebuild the same model is never left behind silently.
 
 Models it can describe (a spec rebuilds them from the library, the weights fill them):
@@ -176,16 +176,16 @@ def save_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(dataset=dataset, model=spec, loss=loss or kind, data_dir=data_dir, device="cpu", epochs=1)
-    data = dict(
-        dataset=dataset,
+    data = runs.InputSpec(
         channels=int(input_size[0]),
         height=int(input_size[1]),
         width=int(input_size[2]),
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
+        classes=tuple(str(c) for c in class_names) if class_names is not None else None,
         num_classes=num_classes,
-        classes=[str(c) for c in class_names] if class_names is not None else None,
-        mean=[float(m) for m in mean],
-        std=[float(s) for s in std],
-    )
+        dataset=dataset,
+    ).to_dict()
     runs.write_config(out, config)
     runs.save_checkpoint(
         out / runs.CHECKPOINT,
@@ -208,7 +208,7 @@ def save_run(
     if t is not None:
         t.save(out)
     if check:
-        loaded, _, _ = runs.load_run(out)
+        loaded = runs.Run.load(out, calibrated=False).model
         with torch.no_grad():
             again = loaded(example.cpu()).float()
         if not torch.allclose(again, logits, rtol=1e-4, atol=1e-4):

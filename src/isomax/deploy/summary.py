@@ -33,21 +33,15 @@ def deploy_summary(
     """``{"loss", "accuracy", "scores": {score: {threshold, val_tpr, test_tpr, aurc, e_aurc, ...}},
     "calibration": {"temperature", "before", "after"}, "calibrated_scores": {score: {...}}}`` of a run
     directory (model as trained, then with the validation-fitted temperature)."""
-    from ..runs import recorded_normalization
-    from ..evaluation import applicable_scores, predict_logits
+    from ..evaluation import applicable_scores
+    from ..runs import Run
     from ..scores import SCORES
-    from ..devices import resolve_device
-    from ..inputs import load_data, load_test
-    from ..runs import load_run
 
-    dev = resolve_device(device)
-    model, config, meta = load_run(run_dir, dev)
-    data_dir = data_dir or config.data_dir
-    _, val = load_data(config.replace(data_dir=data_dir))
-    test = load_test(config, data_dir)
-    mean, std = recorded_normalization(meta, config.dataset)  # what the run was trained with
-    lv = predict_logits(model, val, mean, std, dev, config.eval_batch_size, config.amp, "validation", progress)
-    lt = predict_logits(model, test, mean, std, dev, config.eval_batch_size, config.amp, "test", progress)
+    run = Run.load(run_dir, device, calibrated=False)  # as trained: the temperature is fitted below
+    config = run.config
+    val, test = run.val_data(data_dir), run.test_data(data_dir)
+    lv = run.logits(val, desc="validation", progress=progress)
+    lt = run.logits(test, desc="test", progress=progress)
     scores = tuple(scores) if scores is not None else applicable_scores(config.loss)
     test_scores = {s: SCORES[s](lt) for s in scores}
     selective = selective_metrics(lt, test.labels, test_scores)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from ..errors import IsoMaxError, InputError
 from .hooks import Tap, pool, read_activations
+from ..sampling import seeded_subset
 
 __all__ = ["Detector", "NotFittedError", "extract_features", "iter_batches", "collect", "pixel_scale"]
 
@@ -242,10 +243,8 @@ def collect(
     replacement); iterables are read until ``max_samples`` are collected.
     """
     if max_samples is not None and _is_image_data(data) and len(data) > max_samples:
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(len(data), generator=g)[:max_samples].sort().values
         mean, std = _data_norm(data, mean, std)
-        data = data.subset(idx)
+        data = seeded_subset(data, max_samples, seed)
     xs, ys, n = [], [], 0
     for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=batch_size):
         if max_samples is not None and n + len(x) > max_samples:
@@ -342,8 +341,7 @@ def extract_features(
     device = device or _model_device(model)
     if max_samples is not None and _is_image_data(data) and len(data) > max_samples:
         mean, std = _data_norm(data, mean, std)
-        g = torch.Generator().manual_seed(int(seed))
-        data = data.subset(torch.randperm(len(data), generator=g)[:max_samples].sort().values)
+        data = seeded_subset(data, max_samples, seed)
     acc_layers: list[list[Tensor]] = []
     logits, labels, n = [], [], 0
     for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=batch_size):

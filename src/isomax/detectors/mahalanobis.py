@@ -44,6 +44,7 @@ from .adversarial import FGSM_EPS, adversarial_validation
 from .base import Detector, LayerReader, _data_norm, _model_device, as_layer_list, chunks, iter_batches, pixel_scale
 from .hooks import find_classifier
 from .odin import NOISES
+from ..sampling import seeded_subset
 
 __all__ = ["Mahalanobis", "class_statistics", "mahalanobis_distances", "mahalanobis_score"]
 
@@ -274,8 +275,7 @@ class Mahalanobis(Detector):
         tmean, tstd = _data_norm(train_data, mean, std)
         self.std_ = self.std if self.std is not None else (std if std is not None else tstd)
         if self.max_train is not None and hasattr(train_data, "subset") and len(train_data) > self.max_train:
-            g = torch.Generator().manual_seed(int(self.seed))
-            train_data = train_data.subset(torch.randperm(len(train_data), generator=g)[: self.max_train].sort().values)
+            train_data = seeded_subset(train_data, self.max_train, self.seed)
         stats: list[_ClassStats] = []
         num_classes = _num_classes(model, train_data)
         seen = 0

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from .base import Detector, _data_norm, _is_image_data, _model_device, iter_batches
 from .hooks import Tap, find_classifier, pool, read_activations
+from ..sampling import seeded_subset
 
 __all__ = ["PostHocDetector", "KNN", "ViM", "ReAct", "DICE", "ASH", "SCALE", "GEN"]
 
@@ -166,8 +167,7 @@ class PostHocDetector(Detector):
         device = device or _model_device(model)
         if self.max_train is not None and _is_image_data(data) and len(data) > self.max_train:
             mean, std = _data_norm(data, mean, std)
-            g = torch.Generator().manual_seed(int(self.seed))
-            data = data.subset(torch.randperm(len(data), generator=g)[: self.max_train].sort().values)
+            data = seeded_subset(data, self.max_train, self.seed)
         zs, ys, n = [], [], 0
         for x, y in iter_batches(data, mean=mean, std=std, device=device, batch_size=self.batch_size):
             if self.max_train is not None and n + len(x) > self.max_train:

@@ -9,7 +9,7 @@ tests use it (see :mod:`isomax.distributed`).
 
 The first layer is stored as a ``Conv2d`` whose kernel covers the whole image (mathematically a
 ``Linear`` on the flattened image, computed as one), so the state dict records the input
-channels like the convolutional models do (``isomax.training.load_run`` reads them from the
+channels like the convolutional models do (``isomax.runs.Run.load`` reads them from the
 first 4-D weight). Each hidden layer's output is one ``(B, C, 1, 1)`` map of :meth:`feature_list`.
 """
 

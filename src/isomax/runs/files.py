@@ -9,7 +9,11 @@ A run directory holds:
   ``torch.load(weights_only=True)``: a crafted file cannot run code, it is refused with
   :class:`CheckpointError`;
 * ``log.jsonl``: one JSON line per finished epoch;
-* ``.lock`` while a process trains in it (:class:`RunLock`): the pid and host of that process.
+* ``.lock`` while a process trains in it (:class:`RunLock`): the pid and host of that process;
+* ``calibration.json`` and ``threshold.json`` once fitted (:mod:`isomax.runs.calibration`,
+  :mod:`isomax.runs.threshold`); ``results.json`` where an evaluation wrote its records there.
+
+The file names are defined here once (:data:`RUN_FILES`); :class:`isomax.runs.Run` reads them all.
 
 Every file is written atomically (temporary file, fsync, rename), so a kill at any point leaves
 either the old or the new version.
@@ -25,11 +29,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
-from ._io import PidLock, atomic_write_bytes, atomic_write_text
-from .errors import IsoMaxError, InputError
-from .presets import TrainConfig
+from .._io import PidLock, atomic_write_bytes, atomic_write_text
+from ..errors import IsoMaxError, InputError
+from ..presets import TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -49,9 +52,10 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_state",
-    "data_info",
-    "load_run",
-    "recorded_normalization",
+    "THRESHOLD",
+    "CALIBRATION",
+    "RESULTS",
+    "RUN_FILES",
     "write_log",
     "append_log",
     "unique_keys",
@@ -61,6 +65,11 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 LOG = "log.jsonl"
 LOCK = ".lock"
+THRESHOLD = "threshold.json"
+CALIBRATION = "calibration.json"
+RESULTS = "results.json"
+#: every file a run directory may hold (an ``--out`` may never replace one of them)
+RUN_FILES = (CHECKPOINT, CONFIG, LOG, THRESHOLD, CALIBRATION, LOCK, RESULTS)
 _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history")  # what resuming needs
 _MODEL_KEYS = ("model", "epoch", "history")  # what loading a trained model needs
 
@@ -81,7 +90,7 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Pat
 def savez_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """``np.savez_compressed`` into memory, then an atomic write (a kill never leaves a truncated .npz)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first keyword
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -128,7 +137,7 @@ def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu", keys: tuple[str, ...] = _CHECKPOINT_KEYS
 ) -> dict:
     """Read a checkpoint with ``weights_only=True`` and check that it has ``keys`` (default: all that
-    resuming needs; :func:`load_run` asks only for the model's).
+    resuming needs; :meth:`isomax.runs.Run.load` asks only for the model's).
 
     Raises :class:`CheckpointError` (one line, naming the file) for anything unreadable: truncated,
     random bytes, a pickle that would run code, a bare tensor, missing keys. ``OSError`` (missing,
@@ -168,70 +177,6 @@ def load_state(module, state: dict, path: str | os.PathLike, what: str, config: 
             f"checkpoint {path} does not match its configuration (model {config.model!r}, loss "
             f"{config.loss!r}): the {what} state differs ({first})"
         ) from err
-
-
-def data_info(train_set, mean, std) -> dict:
-    """What a model needs to know about its inputs, recorded at training time (plain types only)."""
-    c, h, w = train_set.shape
-    return dict(
-        dataset=train_set.name,
-        channels=int(c),
-        height=int(h),
-        width=int(w),
-        num_classes=int(train_set.num_classes),
-        classes=list(train_set.classes) if train_set.classes else None,
-        mean=[float(m) for m in mean],
-        std=[float(s) for s in std],
-    )
-
-
-def recorded_normalization(meta: dict, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the run was trained with (``load_run``'s ``meta["data"]``), else the dataset's
-    (runs written before they were recorded). A timm model started from pretrained weights trains with
-    its pretrained mean/std, not the dataset's: every command must read them from here."""
-    from .data import normalization
-
-    data = (meta or {}).get("data") or {}
-    if data.get("mean") and data.get("std"):
-        return tuple(float(m) for m in data["mean"]), tuple(float(s) for s in data["std"])
-    return normalization(dataset)
-
-
-def _guess_data(model_state: dict) -> dict:
-    """Fallback for run directories written before ``data`` was recorded (isomax <= 0.x)."""
-    num_classes = next(v.shape[0] for k, v in model_state.items() if k in ("head.weight", "head.prototypes"))
-    first_4d = next((v for v in model_state.values() if v.ndim == 4), None)
-    return dict(num_classes=int(num_classes), channels=int(first_4d.shape[1]) if first_4d is not None else None)
-
-
-def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict]:
-    """Model (eval mode), configuration and checkpoint metadata (``epoch``, ``history``, ``data``) of a run."""
-    from .heads import canonical_head_name
-    from .models import create_model
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: no such directory (made by `isomax train`)")
-    for name in (CONFIG, CHECKPOINT):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing (made by `isomax train`)")
-    config = read_config(run_dir)
-    ckpt = run_dir / CHECKPOINT
-    state = load_checkpoint(ckpt, device, keys=_MODEL_KEYS)
-    data = state.get("data") if isinstance(state.get("data"), dict) else None
-    data = data or _guess_data(state["model"])
-    try:
-        model = create_model(
-            config.model,
-            num_classes=data["num_classes"],
-            head=canonical_head_name(config.loss),
-            in_channels=data["channels"],
-        )
-    except (StopIteration, KeyError) as err:
-        raise CheckpointError(f"checkpoint {ckpt} has no head weights for model {config.model!r}") from err
-    load_state(model, state["model"], ckpt, "model", config)
-    model.to(device).eval()
-    return model, config, {"epoch": state["epoch"], "history": state["history"], "data": data}
 
 
 # ---- epoch log -------------------------------------------------------------------------------
