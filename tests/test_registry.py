@@ -152,7 +152,8 @@ def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
     evaluation and the exported graph compute it."""
     from isomax.evaluation import evaluate_run
     from isomax.presets import TrainConfig
-    from isomax.training import load_run, train
+    from isomax.runs import Run
+    from isomax.training import train
 
     cfg = TrainConfig(
         dataset="fashion-mnist",
@@ -169,11 +170,12 @@ def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
     )
     run = tmp_path / "run"
     train(cfg, run, progress=False, log=lambda s: None)
-    model, config, _ = load_run(run)
+    loaded = Run.load(run)
+    model, config = loaded.model, loaded.config
     assert config.loss == "toy" and type(model.head) is isomax.IsoMaxPlusHead and model.head_kind == "isomaxplus"
     assert json.loads((run / "threshold.json").read_text())["score"] == "toymean"
     records = evaluate_run(run, ["uniform"], device="cpu", progress=False, log=lambda s: None)
-    assert "toymean" in {r["score"] for r in records} and {r["loss"] for r in records} == {"toy"}
+    assert "toymean" in {r.score for r in records} and {r.loss for r in records} == {"toy"}
 
     ort = pytest.importorskip("onnxruntime")
     from isomax.deploy.export import export_onnx
