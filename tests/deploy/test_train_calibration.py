@@ -9,7 +9,7 @@ import torch
 from conftest import write_images
 from isomax.deploy import load_threshold
 from isomax.deploy.calibration import load_calibrated_run
-from isomax.deploy.commands import run_predict
+from isomax.deploy import run_predict
 from isomax.deploy.run import load_deployed
 
 
@@ -36,10 +36,13 @@ def _config(data_dir, loss):
 def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_data_dir, tmp_path, loss):
     from isomax.deploy import negative_log_likelihood
     from isomax.evaluation import predict_logits
+    from isomax.deploy import fit_deployment
     from isomax.training import load_data, load_run, train
 
     lines = []
     result = train(_config(deploy_data_dir, loss), tmp_path / "run", progress=False, log=lines.append)
+    assert not (tmp_path / "run" / "calibration.json").exists()  # training only; deploy fits (issue 18)
+    fit_deployment(result, log=lines.append)
     run_dir = tmp_path / "run"
     cal = json.loads((run_dir / "calibration.json").read_text())
     t = load_threshold(run_dir)
@@ -72,9 +75,11 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
 
 def test_no_calibrate_keeps_the_old_behaviour(deploy_data_dir, tmp_path):
     from isomax.cli import _build_parser
+    from isomax.deploy import fit_deployment
     from isomax.training import train
 
-    train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None, calibrate=False)
+    result = train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None)
+    fit_deployment(result, calibrate=False, log=lambda _: None)
     assert not (tmp_path / "run" / "calibration.json").exists()
     assert load_threshold(tmp_path / "run").temperature == 1.0
     assert _build_parser().parse_args(["train", "--out", str(tmp_path / "x"), "--no-calibrate"]).no_calibrate
