@@ -11,103 +11,44 @@ from ..errors import InputError
 
 SEED_MAX = 2**32 - 1  # seeds are also numpy seeds
 
-# Flags that override fields of a preset's TrainConfig: flag -> (field, type, help)
-_CONFIG_FLAGS = {
-    "--dataset": (
-        "dataset",
-        str,
-        "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn), or PATH: a folder "
-        "with train/<class>/ (optional val/<class>/, test/<class>/) images of any size",
-    ),
-    "--model": ("model", str, "model name (see isomax.models.list_models()), or timm:NAME / torchvision:NAME"),
-    "--epochs": ("epochs", int, "number of epochs"),
-    "--batch-size": ("batch_size", int, "global batch size"),
-    "--lr": ("lr", float, "peak learning rate"),
-    "--weight-decay": ("weight_decay", float, "SGD weight decay"),
-    "--head-weight-decay": (
-        "head_weight_decay",
-        float,
-        "weight decay of the head's prototypes and distance scale (default: --weight-decay)",
-    ),
-    "--entropic-scale": ("entropic_scale", float, "E_s of the IsoMax losses (default 10, as in the papers)"),
-    "--train-limit": ("train_limit", int, "train on only this many images (quick checks)"),
-    "--device": ("device", str, "auto, cpu, cuda or cuda:N (default auto)"),
-    "--threads": ("threads", int, "CPU threads for torch (>= 1)"),
-    "--val-fraction": (
-        "val_fraction",
-        float,
-        "fraction of the training split held out for validation, in [0, 1) "
-        "(default 0.1; 0 trains on every image: no validation metrics, "
-        "and ODIN / Mahalanobis, which tune on it, refuse)",
-    ),
-    "--data-dir": ("data_dir", str, "where the datasets are (also $ISOMAX_DATA; see isomax.data)"),
-    # fine-tuning (isomax.models.library, isomax.models.pretrained)
-    "--pretrained": (
-        "pretrained",
-        str,
-        "start from this .safetensors / .pt / .pth state dict (the classifier's "
-        "weights dropped, everything else must match)",
-    ),
-    "--optimizer": ("optimizer", str, "sgd (momentum 0.9, Nesterov; default) or adamw"),
-    "--lr-schedule": ("schedule", str, "onecycle (default), cosine (linear warm-up, then cosine to 0) or step"),
-    "--warmup-epochs": ("warmup_epochs", float, "warm-up of the onecycle and cosine schedules, in epochs"),
-    "--head-lr": ("head_lr", float, "learning rate of the new head and its prototypes (default: --lr)"),
-    "--label-smoothing": ("label_smoothing", float, "label smoothing of the loss, in [0, 1) (default 0)"),
-    "--img-size": (
-        "img_size",
-        int,
-        "folder data sets: input side in pixels (default 224); training random-resized-crop "
-        "+ flip, evaluation resize + center crop",
-    ),
-    "--eval-batch-size": ("eval_batch_size", int, "batch size of validation and evaluation"),
-    "--workers": ("workers", int, "decoding workers of the streaming path (default: min(8, CPUs - 1))"),
-    "--data-path": (
-        "data_path",
-        str,
-        "auto, memory or stream (default auto: stream when the decoded training set "
-        "would exceed 1 GiB; the log says which)",
-    ),
-}
+# The flags that override a preset's TrainConfig fields come from the fields' metadata (isomax.presets._field):
+# a field with a `flag` gets it, with the field's help; `cfg_<field>` holds the value (None: not given).
+# Registered sets and the fields of most interest first, then the rest in declaration order.
+_FLAG_ORDER = (
+    "dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "head_weight_decay", "entropic_scale",
+    "train_limit", "device", "threads", "val_fraction", "data_dir", "pretrained", "optimizer", "schedule",
+    "warmup_epochs", "head_lr", "label_smoothing", "img_size", "eval_batch_size", "workers", "data_path",
+)  # fmt: skip
+
+
+def _flag_type(annotation: str):
+    """The argparse type of a field annotation such as ``float | None``: its first of int, float, str."""
+    parts = [p.strip() for p in annotation.split("|")]
+    return next({"int": int, "float": float, "str": str}[p] for p in parts if p in ("int", "float", "str"))
+
+
+def config_flags() -> list[tuple[str, str, dict]]:
+    """(flag, field, ``add_argument`` keywords) of every TrainConfig field that has a flag, in ``--help`` order."""
+    import dataclasses
+
+    from ..presets import TrainConfig
+
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag")]
+    fields.sort(key=lambda f: _FLAG_ORDER.index(f.name) if f.name in _FLAG_ORDER else len(_FLAG_ORDER))
+    out = []
+    for f in fields:
+        cli = dict(f.metadata["cli"])
+        kwargs = dict(default=None, help=cli.pop("flag_help", f.metadata["help"]))
+        if "action" not in cli:  # a value: typed by the annotation (unless `cli` says), named after the field
+            kwargs.update(metavar=f.name.upper(), type=cli.pop("type", None) or _flag_type(str(f.type)))
+        out.append((f.metadata["flag"], f.name, {**kwargs, **cli}))
+    return out
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration overrides (default: the preset's value)")
-    for flag, (field, typ, help_) in _CONFIG_FLAGS.items():
-        g.add_argument(flag, dest=f"cfg_{field}", type=typ, default=None, metavar=field.upper(), help=help_)
-    g.add_argument(
-        "--no-amp",
-        dest="cfg_amp",
-        action="store_const",
-        const=False,
-        default=None,
-        help="disable bfloat16 autocast on CUDA",
-    )
-    g.add_argument(
-        "--mean",
-        dest="cfg_mean",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="M",
-        help="per-channel normalisation mean in [0, 1] (default: the set's, or computed on a training sample)",
-    )
-    g.add_argument(
-        "--std",
-        dest="cfg_std",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="S",
-        help="per-channel normalisation std (with --mean)",
-    )
-    g.add_argument(
-        "--strict",
-        dest="cfg_strict",
-        action="store_const",
-        const=True,
-        default=None,
-        help="folder data sets: fail on an empty or unreadable image file instead of skipping it",
-    )
+    for flag, name, kwargs in config_flags():
+        g.add_argument(flag, dest=f"cfg_{name}", **kwargs)
 
 
 def overrides(args: argparse.Namespace) -> dict:
