@@ -244,7 +244,9 @@ class TrainConfig:
 
 
 #: where and how fast a run goes, not what it trains: the device, CPU threads, data directory, evaluation
-#: batch size and decoding workers (the streaming path gives the same batches whatever the number of workers)
+#: batch size and decoding workers (the streaming path gives the same batches whatever the number of workers;
+#: another device or thread count sums floats in another order, so a run resumed with them is the same run,
+#: not bit for bit the same weights)
 RUNTIME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["runtime"])
 
 
