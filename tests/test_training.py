@@ -132,6 +132,38 @@ def test_different_config_in_existing_run_dir_is_refused(data_dir, tmp_path):
         train(tiny_config(data_dir, epochs=1, lr=0.2), tmp_path / "run", progress=False, log=lambda s: None)
 
 
+def test_a_run_resumes_with_other_runtime_settings(data_dir, tmp_path):
+    """Device, threads, data directory, evaluation batch size and workers say where and how fast a run goes,
+    not what it trains (issue 18): a run interrupted after epoch 1 resumes with other values of them and ends
+    with the weights of the uninterrupted run; config.json then records the new values."""
+    from isomax import runs
+    from isomax.presets import RUNTIME_FIELDS
+
+    assert set(RUNTIME_FIELDS) == {"device", "threads", "data_dir", "eval_batch_size", "workers"}
+    cfg = tiny_config(data_dir, epochs=2)
+    whole = train(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(line):
+        if "epoch 1/" in line:
+            raise Stop  # after the epoch-1 checkpoint and log line are written
+
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "run", progress=False, log=stop_after_first_epoch)
+    other = cfg.replace(device="auto", eval_batch_size=64, workers=0, data_dir=str(data_dir) + os.sep)
+    lines = []
+    resumed = train(other, tmp_path / "run", progress=False, log=lines.append)
+    assert any("resuming" in line and "from epoch 1/2" in line for line in lines)
+    for k, v in _weights(whole.model).items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert load_run(tmp_path / "run")[1] == other
+    runs.check_config(tmp_path / "run", other.replace(threads=2, device="cpu"))  # runtime only: no error
+    with pytest.raises(ValueError, match=r"different configuration \{'lr'"):  # what trains: refused, named
+        runs.check_config(tmp_path / "run", other.replace(lr=0.2, device="cpu"))
+
+
 def test_schedules():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     step = make_scheduler(opt, TrainConfig(schedule="step", milestones=(2, 3), epochs=4, lr=1.0), steps_per_epoch=10)

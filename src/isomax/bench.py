@@ -42,6 +42,7 @@ from .presets import TrainConfig, get_preset
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, as_records, read_records, write_records
 from .sampling import seeded_subset
 from .training import train
+from .deploy.fit import fit_deployment
 
 __all__ = ["run_bench", "write_markdown", "LOSSES", "EVAL_SUBSET_SEED"]
 
@@ -241,7 +242,7 @@ def run_bench(
                 continue
             config = base.replace(seed=seed, ood=ood, **plan.changes)
             t0 = time.perf_counter()
-            train(config, out / "runs" / name, progress=progress, log=log)
+            fit_deployment(train(config, out / "runs" / name, progress=progress, log=log), log=log)
             t_train = time.perf_counter() - t0
             ood_sets = ood_sets or _ood_sets(config, ood, log)
             new = _evaluate(config, out, name, ood_sets, todo_plain, todo_methods, detector_options, progress, log)

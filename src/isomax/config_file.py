@@ -15,6 +15,9 @@ What wins: command-line flags, then the file, then the preset (``--preset`` or t
 ``preset``), then TrainConfig's defaults. A field left out (TOML has no null) keeps the preset's
 value. The run directory's ``config.json`` is the resolved configuration and is itself a valid
 ``--config`` file. Unknown keys and wrong types are refused with a one-line error naming the file.
+The runtime fields (``device``, ``threads``, ``data_dir``, ``eval_batch_size``, ``workers``:
+:data:`isomax.presets.RUNTIME_FIELDS`) may be set here too and are printed with the others; they are not
+part of what a run is, so a run resumes with other values of them.
 """
 
 from __future__ import annotations

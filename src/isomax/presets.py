@@ -12,65 +12,139 @@ from dataclasses import dataclass, field
 from .errors import InputError
 from .registry import DEFAULT_LOSS
 
-__all__ = ["TrainConfig", "PRESETS", "get_preset", "list_presets"]
+__all__ = ["TrainConfig", "RUNTIME_FIELDS", "PRESETS", "get_preset", "list_presets"]
+
+
+def _field(default, help: str, flag: str | None = None, *, runtime: bool = False, **cli):
+    """A TrainConfig field with its documentation in ``metadata``: ``help``; ``flag``, the command-line flag of
+    ``isomax train / bench / sweep`` that overrides it (with ``cli``: further ``add_argument`` options);
+    ``runtime``: where and how fast a run goes, not what it trains (see :data:`RUNTIME_FIELDS`). ``cli`` may
+    set ``flag_help``, the flag's help where it differs from the field's (``--no-amp``)."""
+    return field(default=default, metadata=dict(help=help, flag=flag, runtime=runtime, cli=cli))
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved as ``config.json`` in the run directory)."""
+    """Everything a training run depends on (saved as ``config.json`` in the run directory).
 
-    dataset: str = "fashion-mnist"  # in-distribution (isomax.data.IN_DATASETS)
-    model: str = "cnn-28"  # isomax.models.list_models(), or "timm:NAME" / "torchvision:NAME"
-    loss: str = (
-        DEFAULT_LOSS  # isomaxplus; any isomax.registry loss: softmax | isomax | dismax | dismax-fpr | logitnorm ...
+    Each field's ``metadata`` holds its ``help`` and, where it has one, its command-line ``flag`` (the CLI
+    builds its flags from them). The :data:`RUNTIME_FIELDS` (device, threads, data directory, evaluation
+    batch size, decoding workers) say where and how fast a run goes, not what it trains: a run resumes with
+    other values of them (:meth:`identity` leaves them out).
+    """
+
+    dataset: str = _field(
+        "fashion-mnist",
+        "in-distribution dataset (fashion-mnist, cifar10, cifar100, svhn), or PATH: a folder "
+        "with train/<class>/ (optional val/<class>/, test/<class>/) images of any size",
+        "--dataset",
     )
-    entropic_scale: float = 10.0  # E_s of the IsoMax losses (ignored for softmax)
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9  # SGD, Nesterov
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    head_weight_decay: float | None = (
-        None  # weight decay of the head's prototypes and distance scale (None: weight_decay)
+    model: str = _field(
+        "cnn-28", "model name (see isomax.models.list_models()), or timm:NAME / torchvision:NAME", "--model"
     )
-    schedule: str = "onecycle"  # "step": lr * gamma at each milestone epoch; "onecycle": linear warm-up then linear decay to 0; "cosine": linear warm-up then cosine decay to 0
-    milestones: tuple[int, ...] = ()  # epochs, for schedule="step"
-    gamma: float = 0.1
-    warmup_epochs: float = 0.5  # for schedule="onecycle" and "cosine"
-    augment: bool = True  # random crop with zero padding + horizontal flip
-    pad: int = 2  # pixels of padding for the random crop
-    flip: bool = True
-    val_fraction: float = 0.1  # carved from the training split (stratified, fixed split seed 0)
-    train_limit: int | None = None  # use only this many training images (quick tests)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bfloat16 autocast on CUDA (distances and loss stay float32); ignored on CPU
-    eval_batch_size: int = 1000
-    eval_limit: int | None = (
-        None  # bench: evaluate each out-distribution on a fixed seeded subset of this many images (None: all)
+    loss: str = _field(DEFAULT_LOSS, "a loss of isomax.registry: softmax, isomax, isomaxplus (default), dismax, dismax-fpr, logitnorm")
+    entropic_scale: float = _field(10.0, "E_s of the IsoMax losses (default 10, as in the papers)", "--entropic-scale")
+    epochs: int = _field(5, "number of epochs", "--epochs")
+    batch_size: int = _field(128, "global batch size", "--batch-size")
+    lr: float = _field(0.1, "peak learning rate", "--lr")
+    momentum: float = _field(0.9, "SGD momentum")
+    nesterov: bool = _field(True, "SGD with Nesterov momentum")
+    weight_decay: float = _field(5e-4, "SGD weight decay", "--weight-decay")
+    head_weight_decay: float | None = _field(
+        None,
+        "weight decay of the head's prototypes and distance scale (default: --weight-decay)",
+        "--head-weight-decay",
     )
-    ood: tuple[str, ...] = ("mnist", "isun", "gaussian", "uniform")  # default out-distributions of bench/evaluate
-    outlier_data: str | None = None  # Outlier Exposure (Hendrycks et al. 2019): name or folder of outlier images
-    outlier_weight: float = 0.5  # weight of the cross-entropy to the uniform distribution on outlier batches
-    data_dir: str | None = None
-    threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
+    schedule: str = _field(
+        "onecycle",
+        "onecycle (default), cosine (linear warm-up, then cosine to 0) or step",
+        "--lr-schedule",
+    )
+    milestones: tuple[int, ...] = _field((), "epochs of the step schedule")
+    gamma: float = _field(0.1, "factor of the step schedule at each milestone")
+    warmup_epochs: float = _field(0.5, "warm-up of the onecycle and cosine schedules, in epochs", "--warmup-epochs")
+    augment: bool = _field(True, "random crop with zero padding + horizontal flip")
+    pad: int = _field(2, "pixels of zero padding of the random crop")
+    flip: bool = _field(True, "random horizontal flip")
+    val_fraction: float = _field(  # stratified, fixed split seed 0
+        0.1,
+        "fraction of the training split held out for validation, in [0, 1) "
+        "(default 0.1; 0 trains on every image: no validation metrics, "
+        "and ODIN / Mahalanobis, which tune on it, refuse)",
+        "--val-fraction",
+    )
+    train_limit: int | None = _field(None, "train on only this many images (quick checks)", "--train-limit")
+    seed: int = _field(0, "random seed")
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N (default auto)", "--device", runtime=True)
+    amp: bool = _field(
+        True,
+        "bfloat16 autocast on CUDA (distances and loss stay float32); ignored on CPU",
+        "--no-amp",
+        flag_help="disable bfloat16 autocast on CUDA",
+        action="store_const",
+        const=False,
+    )
+    eval_batch_size: int = _field(1000, "batch size of validation and evaluation", "--eval-batch-size", runtime=True)
+    eval_limit: int | None = _field(
+        None, "bench: evaluate each out-distribution on a fixed seeded subset of this many images (None: all)"
+    )
+    ood: tuple[str, ...] = _field(
+        ("mnist", "isun", "gaussian", "uniform"), "default out-distributions of bench/evaluate"
+    )
+    outlier_data: str | None = _field(
+        None, "Outlier Exposure (Hendrycks et al. 2019): name or folder of outlier images"
+    )
+    outlier_weight: float = _field(0.5, "weight of the cross-entropy to the uniform distribution on outlier batches")
+    data_dir: str | None = _field(
+        None, "where the datasets are (also $ISOMAX_DATA; see isomax.data)", "--data-dir", runtime=True
+    )
+    threads: int | None = _field(None, "CPU threads for torch (>= 1)", "--threads", runtime=True)
     # Fine-tuning (defaults keep older runs' configurations valid: a config.json without these keys loads as before)
-    pretrained: str | None = (
-        None  # .safetensors / .pt / .pth state dict to start from (the classifier's weights dropped)
+    pretrained: str | None = _field(
+        None,
+        "start from this .safetensors / .pt / .pth state dict (the classifier's "
+        "weights dropped, everything else must match)",
+        "--pretrained",
     )
-    optimizer: str = "sgd"  # "sgd" (momentum, nesterov) | "adamw"
-    head_lr: float | None = None  # learning rate of the head (prototypes, distance scale) (None: lr)
-    label_smoothing: float = 0.0  # passed to the loss (softmax, isomax, isomaxplus)
+    optimizer: str = _field("sgd", "sgd (momentum 0.9, Nesterov; default) or adamw", "--optimizer")
+    head_lr: float | None = _field(
+        None, "learning rate of the new head and its prototypes (default: --lr)", "--head-lr"
+    )
+    label_smoothing: float = _field(0.0, "label smoothing of the loss, in [0, 1) (default 0)", "--label-smoothing")
     # input (folder data sets: isomax.data.folder / isomax.data.streaming)
-    img_size: int | None = None  # folder data sets: side of the square input (None: 224); registered sets: their own
-    mean: tuple[float, ...] | None = (
-        None  # per-channel normalisation (None: the set's, or computed on a training sample)
+    img_size: int | None = _field(
+        None,
+        "folder data sets: input side in pixels (default 224); training random-resized-crop "
+        "+ flip, evaluation resize + center crop",
+        "--img-size",
     )
-    std: tuple[float, ...] | None = None
-    workers: int | None = None  # DataLoader decoding workers of the streaming path (None: min(8, CPUs - 1))
-    data_path: str = "auto"  # auto | memory | stream (auto: stream when the decoded training set would exceed 1 GiB)
-    strict: bool = False  # folder data sets: an unreadable or empty image file is an error instead of skipped
+    mean: tuple[float, ...] | None = _field(
+        None,
+        "per-channel normalisation mean in [0, 1] (default: the set's, or computed on a training sample)",
+        "--mean",
+        type=float,
+        nargs="+",
+        metavar="M",
+    )
+    std: tuple[float, ...] | None = _field(
+        None, "per-channel normalisation std (with --mean)", "--std", type=float, nargs="+", metavar="S"
+    )
+    workers: int | None = _field(
+        None, "decoding workers of the streaming path (default: min(8, CPUs - 1))", "--workers", runtime=True
+    )
+    data_path: str = _field(
+        "auto",
+        "auto, memory or stream (default auto: stream when the decoded training set "
+        "would exceed 1 GiB; the log says which)",
+        "--data-path",
+    )
+    strict: bool = _field(
+        False,
+        "folder data sets: fail on an empty or unreadable image file instead of skipping it",
+        "--strict",
+        action="store_const",
+        const=True,
+    )
 
     def __post_init__(self) -> None:
         from .registry import get_loss
@@ -153,6 +227,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """The fields that define the trained model: every field but the :data:`RUNTIME_FIELDS`. Two
+        configurations with the same identity train the same weights (``isomax train`` resumes across them)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
@@ -164,6 +243,13 @@ class TrainConfig:
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+#: where and how fast a run goes, not what it trains: the device, CPU threads, data directory, evaluation
+#: batch size and decoding workers (the streaming path gives the same batches whatever the number of workers;
+#: another device or thread count sums floats in another order, so a run resumed with them is the same run,
+#: not bit for bit the same weights)
+RUNTIME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["runtime"])
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,10 @@ def _train_and_evaluate(
     from .evaluation import evaluate_model, evaluate_run
     from .training import resolve_device, train
 
+    from .deploy.fit import fit_deployment
+
     result = train(config, out / "runs" / name, progress=progress, log=log)
+    fit_deployment(result, log=log)  # calibration.json and threshold.json, as `isomax train` writes them
     mean, std = result.data["mean"], result.data["std"]  # what it was trained with
     val_records, _ = evaluate_model(
         result.model,

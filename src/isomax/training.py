@@ -15,7 +15,6 @@ accuracy (training accuracy with ``val_fraction=0``) is at chance (< ``CHANCE_MA
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -75,6 +74,8 @@ class TrainResult:
     config: TrainConfig
     history: list[dict]
     data: dict  # the input description recorded with the run (runs.data_info: size, mean/std, classes, ...)
+    val_set: object = None  # the validation split (isomax.deploy.fit_deployment fits on it without reloading)
+    device: torch.device | None = None  # where the model is
 
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
@@ -538,15 +539,12 @@ def train(
     resume: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
-    calibrate: bool = True,
 ) -> TrainResult:
     """Train one model as ``config`` says, writing ``run_dir``; resume from its checkpoint if present.
 
-    At the end (with a validation split), ``calibrate`` fits the head temperature by NLL on the validation
-    split (``calibration.json``), then the operating threshold on the
-    calibrated scores (``threshold.json``); ``calibrate=False`` (``--no-calibrate``) fits the threshold only.
-    The returned model is as trained (the checkpoint); :meth:`isomax.runs.Run.load` gives the
-    calibrated one.
+    Training only: ``isomax train`` then fits the head temperature and the operating threshold on the
+    validation split with :func:`isomax.deploy.fit_deployment` (``fit_deployment(train(config, run_dir))``).
+    The returned model is as trained (the checkpoint).
 
     Raises :class:`~isomax.runs.RunLockedError` if another process trains in ``run_dir``,
     :class:`DivergenceError` if training diverges (the last good checkpoint is kept), and
@@ -563,19 +561,19 @@ def train(
         runs.check_config(run_dir, config)
     dist.barrier()
     if not dist.is_main_process():
-        return _train_locked(config, run_dir, resume, progress, log, calibrate)
+        return _train_locked(config, run_dir, resume, progress, log)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with runs.RunLock(run_dir):
-            return _train_locked(config, run_dir, resume, progress, log, calibrate)
+            return _train_locked(config, run_dir, resume, progress, log)
     finally:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a start that failed before writing anything leaves no directory
 
 
 def _train_locked(
-    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None], calibrate: bool = True
+    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]
 ) -> TrainResult:
     rank0 = dist.is_main_process()
     ckpt_path = run_dir / CHECKPOINT
@@ -616,63 +614,4 @@ def _train_locked(
         if rank0:
             _save_epoch(s, run_dir, history, log)
     dist.barrier()
-    if rank0:
-        _fit_threshold(s, config, run_dir, log, calibrate)
-    return TrainResult(run_dir, s.model, config, history, s.data)
-
-
-def _fit_threshold(s, config: TrainConfig, run_dir: Path, log: Callable[[str], None], calibrate: bool = True) -> None:
-    """The operating threshold of the run's default score on the validation split (``threshold.json``:
-    :mod:`isomax.deploy`), once, at the end of training; ``isomax threshold`` refits it for another
-    score or target. With ``calibrate``, first the head temperature by NLL on the validation split
-    (``calibration.json``; applied to a copy of ``s.model``), so the threshold is fitted on the calibrated scores."""
-    from .deploy._files import model_fingerprint
-    from .deploy.calibration import (
-        CALIBRATION_FILE,
-        apply_temperature,
-        calibrate_model,
-        read_calibration,
-    )
-    from .deploy.threshold import THRESHOLD_FILE, fit_model_threshold
-
-    if len(s.val_set) == 0 or (run_dir / THRESHOLD_FILE).exists():
-        if len(s.val_set) == 0:
-            log(f"[{run_dir.name}] no validation split: no threshold fitted (`isomax threshold` needs one)")
-        return
-    model = s.model
-    if (run_dir / CALIBRATION_FILE).exists():  # a finished run resumed after a kill between the two files
-        model = copy.deepcopy(s.model)  # the returned model stays as trained (= the checkpoint)
-        apply_temperature(model, read_calibration(run_dir / CALIBRATION_FILE, model_fingerprint(model)).temperature)
-    elif calibrate:
-        model = copy.deepcopy(s.model)
-        cal = calibrate_model(
-            model,
-            config.loss,
-            s.val_set,
-            s.data["mean"],
-            s.data["std"],
-            s.device,
-            batch_size=config.eval_batch_size,
-            amp=config.amp,
-        )
-        cal.save(run_dir)
-        log(
-            f"[{run_dir.name}] calibrated: temperature {cal.temperature:.4g} (validation NLL {cal.before['nll']:.4f} -> "
-            f"{cal.after['nll']:.4f}, ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%); "
-            "--no-calibrate skips it"
-        )
-    t = fit_model_threshold(
-        model,
-        config.loss,
-        s.val_set,
-        s.data["mean"],
-        s.data["std"],
-        s.device,
-        batch_size=config.eval_batch_size,
-        amp=config.amp,
-    )
-    t.save(run_dir)
-    log(
-        f"[{run_dir.name}] threshold: {t.score} >= {t.threshold:.6g} keeps {100 * t.val_tpr:.2f}% of the validation "
-        f"split (target {100 * t.target_tpr:.1f}%); `isomax threshold` refits it and reports the TPR on the test split"
-    )
+    return TrainResult(run_dir, s.model, config, history, s.data, s.val_set, s.device)

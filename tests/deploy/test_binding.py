@@ -10,7 +10,7 @@ import torch
 
 from isomax.deploy import Predictor, Threshold, ThresholdMismatchError, fit_threshold, load_threshold
 from isomax.deploy._files import model_fingerprint
-from isomax.deploy.commands import run_calibrate, run_threshold
+from isomax.deploy import calibrate_run, fit_run_threshold
 from isomax.runs import Run
 
 
@@ -21,7 +21,7 @@ def _quiet(_):
 @pytest.fixture
 def fitted(fresh_run):
     run_dir = fresh_run("isomaxplus")
-    run_threshold(run_dir, test=False, progress=False, log=_quiet)
+    fit_run_threshold(run_dir, progress=False, log=_quiet)
     return run_dir
 
 
@@ -62,7 +62,7 @@ def test_fingerprint_is_of_the_weights_and_survives_save_and_load(tmp_path):
 def test_threshold_copied_from_another_run_is_refused(fresh_run):
     # issue 19: a SoftMax run's threshold.json copied into an IsoMax run was used (0 of 600 accepted)
     softmax, isomax = fresh_run("softmax"), fresh_run("isomax")
-    run_threshold(softmax, test=False, progress=False, log=_quiet)
+    fit_run_threshold(softmax, progress=False, log=_quiet)
     shutil.copy(softmax / "threshold.json", isomax / "threshold.json")
     with pytest.raises(
         ThresholdMismatchError, match=rf"{isomax}/threshold.json: .*another model.*isomax threshold {isomax}"
@@ -157,7 +157,7 @@ def test_bad_calibration_file_is_one_line_naming_the_file(fitted, text, match):
 
 def test_calibration_records_its_model_and_is_applied(fresh_run):
     run_dir = fresh_run("softmax")
-    cal = run_calibrate(run_dir, device="cpu", progress=False, log=_quiet)
+    cal = calibrate_run(run_dir, device="cpu", progress=False, log=_quiet)
     run = Run.load(run_dir)
     model = run.model
     assert cal.fingerprint == run.fingerprint and cal.loss == "softmax" and run.calibration == cal

@@ -7,16 +7,7 @@ import torch
 
 from conftest import write_images
 from isomax.deploy import MissingThresholdError, Predictor, ThresholdMismatchError, load_threshold
-from isomax.deploy.commands import (
-    CSV_COLUMNS,
-    add_calibrate_parser,
-    add_export_parser,
-    add_predict_parser,
-    add_threshold_parser,
-    read_images,
-    run_predict,
-    run_threshold,
-)
+from isomax.deploy import CSV_COLUMNS, calibrate_run, fit_run_threshold, read_images, run_predict
 
 
 def _read(path):
@@ -27,20 +18,20 @@ def _read(path):
 @pytest.fixture
 def fitted_run(fresh_run):
     run_dir = fresh_run("isomaxplus")
-    run_threshold(run_dir, progress=False, log=lambda _: None)
+    fit_run_threshold(run_dir, progress=False, log=lambda _: None, report_test=True)
     return run_dir
 
 
 def test_threshold_command_fits_on_validation_and_reports_test_tpr(fresh_run):
     run_dir = fresh_run("softmax")
     lines = []
-    t = run_threshold(run_dir, target_tpr=0.9, progress=False, log=lines.append)
+    t = fit_run_threshold(run_dir, target_tpr=0.9, progress=False, log=lines.append, report_test=True)
     assert load_threshold(run_dir) == t
     assert t.score == "es" and t.target_tpr == 0.9 and t.n == 60  # 20% of 300 training images
     assert t.extra["split"] == "validation" and 0 <= t.extra["test_tpr"] <= 1 and t.extra["test_n"] == 100
     assert any("test split" in line for line in lines)
     with pytest.raises(ValueError, match="score for loss"):
-        run_threshold(run_dir, "mds", progress=False, log=lambda _: None)
+        fit_run_threshold(run_dir, "mds", progress=False, log=lambda _: None, report_test=True)
 
 
 def test_predict_writes_one_row_per_file_and_lists_unreadable_ones(fitted_run, tmp_path):
@@ -183,7 +174,7 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
     )
     with pytest.raises(ThresholdMismatchError, match=r"threshold.json: .*input 1x28x28 mean \[0.5\].*isomax threshold"):
         Run.load(fitted_run).threshold()  # fitted under another normalisation: refused until refitted
-    run_threshold(fitted_run, test=False, progress=False, log=lambda _: None)
+    fit_run_threshold(fitted_run, progress=False, log=lambda _: None)
     run = Run.load(fitted_run)
     run.threshold()
     assert run.class_names == names and run.input.mean == (0.5,) and run.input.std == (0.25,) and not run.notes
@@ -197,19 +188,21 @@ def test_class_names_recorded_at_training_time_are_used(fitted_run):
 
 
 def test_parsers_hook_into_a_cli(fitted_run, tmp_path):
+    from isomax.cli import calibrate, export, predict, threshold
+
     parser = argparse.ArgumentParser(prog="isomax")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_predict_parser, add_threshold_parser, add_calibrate_parser, add_export_parser):
-        add(sub)
+    for command in (predict, threshold, calibrate, export):
+        command.add_parser(sub)
     write_images(tmp_path / "images", n=2)
     args = parser.parse_args(
         ["predict", str(fitted_run), str(tmp_path / "images"), "--out", str(tmp_path / "p.csv"), "--no-progress"]
     )
-    assert args.handler(args) == 0 and (tmp_path / "p.csv").exists()
+    assert predict.run(args, "") == 0 and (tmp_path / "p.csv").exists()
     args = parser.parse_args(
         ["threshold", str(fitted_run), "--score", "es", "--tpr", "0.9", "--no-test", "--no-progress"]
     )
-    assert args.handler(args) == 0 and load_threshold(fitted_run).score == "es"
+    assert threshold.run(args, "") == 0 and load_threshold(fitted_run).score == "es"
     with pytest.raises(SystemExit):
         parser.parse_args(["threshold", str(fitted_run), "--tpr", "95"])
 
@@ -228,18 +221,17 @@ def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
     t = fit_model_threshold(model, config.loss, val, mean, std, "cpu")
     path = t.save(run_dir)
     assert t.score == "mds" and t.extra["split"] == "validation"
-    assert run_threshold(run_dir, test=False, progress=False, log=lambda _: None).threshold == t.threshold
+    assert fit_run_threshold(run_dir, progress=False, log=lambda _: None).threshold == t.threshold
     assert path.exists()
 
 
 def test_calibrate_then_the_old_threshold_is_refused_until_refitted(fresh_run, tmp_path):
-    from isomax.deploy.commands import run_calibrate
     from isomax.runs import Run
 
     run_dir = fresh_run("softmax")
-    run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
+    fit_run_threshold(run_dir, progress=False, log=lambda _: None)
     lines = []
-    cal = run_calibrate(run_dir, device="cpu", progress=False, log=lines.append)
+    cal = calibrate_run(run_dir, device="cpu", progress=False, log=lines.append)
     saved = json.loads((run_dir / "calibration.json").read_text())
     assert saved["temperature"] == cal.temperature and set(saved["before"]) == {"accuracy", "ece", "nll", "brier"}
     assert cal.after["nll"] <= cal.before["nll"] + 1e-9 and cal.after["accuracy"] == cal.before["accuracy"]
@@ -247,7 +239,7 @@ def test_calibrate_then_the_old_threshold_is_refused_until_refitted(fresh_run, t
     write_images(tmp_path / "images", n=1)
     with pytest.raises(ThresholdMismatchError, match=f"isomax threshold {run_dir}"):
         run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)
-    run_threshold(run_dir, test=False, progress=False, log=lambda _: None)
+    fit_run_threshold(run_dir, progress=False, log=lambda _: None)
     run = Run.load(run_dir)  # the calibrated model: the Linear head carries the temperature
     assert run.threshold().temperature == pytest.approx(cal.temperature) == run.temperature
     run_predict(run_dir, [tmp_path / "images"], tmp_path / "p.csv", progress=False, log=lambda _: None)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import write_images
-from isomax.deploy.commands import read_images, run_predict, run_threshold
+from isomax.deploy import fit_run_threshold, read_images, run_predict
 from isomax.deploy.export import export_onnx
 
 ort = pytest.importorskip("onnxruntime")
@@ -24,7 +24,7 @@ ort = pytest.importorskip("onnxruntime")
 )
 def test_onnx_graph_matches_predict(fresh_run, tmp_path, loss, exporter):
     run_dir = fresh_run(loss)
-    run_threshold(run_dir, progress=False, test=False, log=lambda _: None)
+    fit_run_threshold(run_dir, progress=False, log=lambda _: None)
     lines = []
     forced = "legacy" if loss == "isomax" else "auto"
     meta = export_onnx(run_dir, tmp_path / "model.onnx", exporter=forced, log=lines.append)
@@ -77,7 +77,7 @@ def test_calibrated_onnx_scores_match_predict_to_float32_precision(fresh_run, tm
 
     run_dir = fresh_run(loss)
     Calibration(temperature, 60, {}, {}, fingerprint=Run.load(run_dir).fingerprint, loss=loss).save(run_dir)
-    run_threshold(run_dir, progress=False, test=False, log=lambda _: None)
+    fit_run_threshold(run_dir, progress=False, log=lambda _: None)
     export_onnx(run_dir, tmp_path / "m.onnx", log=lambda _: None)
     paths = [str(p) for p in write_images(tmp_path / "images", n=9, seed=1)]
     run_predict(run_dir, paths, tmp_path / "p.csv", progress=False, log=lambda _: None)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import write_images
 from isomax.deploy._files import OutputLock, OutputLockedError, terminate_as_interrupt
-from isomax.deploy.commands import list_inputs, read_images, run_predict, run_threshold
+from isomax.deploy import fit_run_threshold, list_inputs, read_images, run_predict
 
 
 def _quiet(_):
@@ -28,7 +28,7 @@ def _read(path):
 @pytest.fixture
 def fitted(fresh_run):
     run_dir = fresh_run("isomaxplus")
-    run_threshold(run_dir, test=False, progress=False, log=_quiet)
+    fit_run_threshold(run_dir, progress=False, log=_quiet)
     return run_dir
 
 

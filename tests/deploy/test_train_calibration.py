@@ -8,7 +8,7 @@ import torch
 
 from conftest import write_images
 from isomax.deploy import load_threshold
-from isomax.deploy.commands import run_predict
+from isomax.deploy import run_predict
 from isomax.runs import Run
 
 
@@ -35,10 +35,13 @@ def _config(data_dir, loss):
 def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_data_dir, tmp_path, loss):
     from isomax.deploy import negative_log_likelihood
     from isomax.evaluation import predict_logits
+    from isomax.deploy import fit_deployment
     from isomax.training import load_data, train
 
     lines = []
     result = train(_config(deploy_data_dir, loss), tmp_path / "run", progress=False, log=lines.append)
+    assert not (tmp_path / "run" / "calibration.json").exists()  # training only; deploy fits (issue 18)
+    fit_deployment(result, log=lines.append)
     run_dir = tmp_path / "run"
     cal = json.loads((run_dir / "calibration.json").read_text())
     t = load_threshold(run_dir)
@@ -72,10 +75,34 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
 
 def test_no_calibrate_keeps_the_old_behaviour(deploy_data_dir, tmp_path):
     from isomax.cli import _build_parser
+    from isomax.deploy import fit_deployment
     from isomax.training import train
 
-    train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None, calibrate=False)
+    result = train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None)
+    fit_deployment(result, calibrate=False, log=lambda _: None)
     assert not (tmp_path / "run" / "calibration.json").exists()
     assert load_threshold(tmp_path / "run").temperature == 1.0
     assert _build_parser().parse_args(["train", "--out", str(tmp_path / "x"), "--no-calibrate"]).no_calibrate
     assert not _build_parser().parse_args(["train", "--out", str(tmp_path / "x")]).no_calibrate
+
+
+def test_fit_deployment_fits_once_and_finishes_a_run_killed_between_the_two_files(deploy_data_dir, tmp_path):
+    from isomax.deploy import fit_deployment
+    from isomax.training import train
+
+    config = _config(deploy_data_dir, "isomaxplus")
+    fit_deployment(train(config, tmp_path / "run", progress=False, log=lambda _: None), log=lambda _: None)
+    run_dir = tmp_path / "run"
+    files = {n: (run_dir / n).read_bytes() for n in ("calibration.json", "threshold.json")}
+    # rerunning `isomax train` on a finished run: training resumes with nothing to do, nothing is refitted
+    lines = []
+    fit_deployment(train(config, run_dir, progress=False, log=lines.append), log=lines.append)
+    assert lines == [] and {n: (run_dir / n).read_bytes() for n in files} == files
+    # killed after calibration.json, before threshold.json: the rerun fits the threshold with the stored temperature
+    (run_dir / "threshold.json").unlink()
+    fit_deployment(train(config, run_dir, progress=False, log=lines.append), log=lines.append)
+    assert (run_dir / "calibration.json").read_bytes() == files["calibration.json"]
+    assert not any("calibrated" in line for line in lines) and any("threshold:" in line for line in lines)
+    before, after = json.loads(files["threshold.json"]), json.loads((run_dir / "threshold.json").read_text())
+    assert after["threshold"] == pytest.approx(before["threshold"], rel=1e-6)
+    assert after["temperature"] == before["temperature"] and after["fingerprint"] == before["fingerprint"]

@@ -8,7 +8,8 @@ selective classification, ``isomax predict / threshold / calibrate / export``.
   score, accepted), with a plain score or a fitted detector.
 * :mod:`.calibration`: :func:`fit_temperature`, ECE / NLL / Brier, :func:`calibrate_run`.
 * :mod:`.selective`: risk-coverage curve, AURC, :func:`selective_metrics`.
-* :mod:`.commands`: the command bodies (``run_predict``, ...) and their ``add_*_parser``.
+* :mod:`.fit`: :func:`fit_deployment`, what ``isomax train`` fits after training (calibration, threshold).
+* :mod:`.predict`: :func:`run_predict`, image files to a resumable CSV (``isomax predict``).
 * :mod:`.export`: :func:`export_onnx`, one ONNX graph from uint8 images to the accept flag.
 
 Scores everywhere: higher = more in-distribution; accepted means ``score >= threshold``.
@@ -28,6 +29,8 @@ from .calibration import (
     read_calibration,
     reliability_bins,
 )
+from .fit import fit_deployment
+from .predict import CSV_COLUMNS, PredictSummary, list_inputs, read_images, run_predict
 from .predictor import Prediction, Predictor
 from .save import UnsupportedModelError, save_run
 from .selective import aurc, risk_coverage, selective_metrics
@@ -78,4 +81,10 @@ __all__ = [
     "selective_metrics",
     "save_run",
     "UnsupportedModelError",
+    "fit_deployment",
+    "run_predict",
+    "PredictSummary",
+    "CSV_COLUMNS",
+    "list_inputs",
+    "read_images",
 ]

@@ -106,15 +106,17 @@ def read_config(run_dir: str | os.PathLike) -> TrainConfig:
 def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
     """Refuse to continue a run of ``run_dir`` that has a checkpoint made with another configuration.
 
-    A ``config.json`` without a checkpoint (a start that failed before its first epoch) never blocks.
+    Only the fields that define the model count (:meth:`TrainConfig.identity`): a run resumes on another
+    device, with other threads, data directory, evaluation batch size or workers
+    (:data:`isomax.presets.RUNTIME_FIELDS`). A ``config.json`` without a checkpoint (a start that failed
+    before its first epoch) never blocks.
     """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
         return
-    saved = read_config(run_dir)
-    if saved != config:
-        new = config.to_dict()
-        diff = {k: (v, new[k]) for k, v in saved.to_dict().items() if new[k] != v}
+    saved, new = read_config(run_dir).identity(), config.identity()
+    if saved != new:
+        diff = {k: (v, new[k]) for k, v in saved.items() if new[k] != v}
         raise InputError(
             f"{run_dir} already holds a run with a different configuration {diff} (saved, requested); "
             "use another output directory or --no-resume to start over"

@@ -1,8 +1,6 @@
-"""The bodies of ``isomax predict``, ``isomax threshold``, ``isomax calibrate`` and ``isomax export``,
-and their argparse parsers (``add_*_parser(subparsers)``; each sets ``handler`` so ``cli.py`` runs
-``args.handler(args)``).
+"""Predicting image files with a run into a resumable CSV (the engine of ``isomax predict``).
 
-``predict`` writes a CSV with the columns :data:`CSV_COLUMNS`, one row per input file, in input
+:func:`run_predict` writes a CSV with the columns :data:`CSV_COLUMNS`, one row per input file, in input
 order (folders recursively, natural path order). Rows go to ``OUT.partial`` as each batch is done
 (flushed to disk), so an interrupted run loses nothing: rerunning the same command skips the paths
 already in ``OUT.partial`` (if it was made with the same model, score, threshold and temperature, the
@@ -12,7 +10,6 @@ atomically (temporary file + rename) and removes the partial file. ``OUT.lock`` 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -28,13 +25,6 @@ from ..errors import InputError
 
 __all__ = [
     "run_predict",
-    "run_threshold",
-    "run_calibrate",
-    "run_export",
-    "add_predict_parser",
-    "add_threshold_parser",
-    "add_calibrate_parser",
-    "add_export_parser",
     "CSV_COLUMNS",
     "PredictSummary",
     "list_inputs",
@@ -370,178 +360,3 @@ def run_predict(
                 bar.update(len(chunk))
 
         return _finish(out, partial, partial_meta, paths, done, threshold, n_resumed, conversions_seen, log)
-
-
-# ------------------------------------------------------------------------------------------------
-# threshold, calibrate, export
-# ------------------------------------------------------------------------------------------------
-def run_threshold(
-    run_dir,
-    score: str | None = None,
-    target_tpr: float = 0.95,
-    *,
-    device: str = "auto",
-    data_dir: str | None = None,
-    test: bool = True,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-):
-    """``isomax threshold``: :func:`isomax.deploy.fit_run_threshold`, plus the TPR it achieves on the test split."""
-    from .threshold import fit_run_threshold
-
-    return fit_run_threshold(
-        run_dir, score, target_tpr, device=device, data_dir=data_dir, progress=progress, report_test=test, log=log
-    )
-
-
-def run_calibrate(
-    run_dir,
-    *,
-    device: str = "auto",
-    data_dir: str | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-):
-    from .calibration import calibrate_run
-
-    return calibrate_run(run_dir, device=device, data_dir=data_dir, progress=progress, log=log)
-
-
-def run_export(run_dir, out, *, exporter: str = "auto", log: Callable[[str], None] = print):
-    from .export import export_onnx
-
-    return export_onnx(run_dir, out, exporter=exporter, log=log)
-
-
-def _tpr(value: str) -> float:
-    v = float(value)
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
-    return v
-
-
-def _run_parser(subparsers, name: str, help: str, description: str) -> argparse.ArgumentParser:
-    """A subcommand taking a run directory first (all four commands here)."""
-    p = subparsers.add_parser(name, help=help, description=description)
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    return p
-
-
-def _common_flags(p: argparse.ArgumentParser, *, data_dir: bool = True, device: bool = True) -> None:
-    if data_dir:
-        p.add_argument("--data-dir", default=None, help="where the run's dataset is (default: the run's, $ISOMAX_DATA)")
-    if device:
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def add_threshold_parser(subparsers) -> argparse.ArgumentParser:
-    from ..scores import SCORES
-
-    p = _run_parser(
-        subparsers,
-        "threshold",
-        help="fit the accept/reject threshold of a run on its validation split",
-        description="Fit the score threshold that accepts --tpr of the run's in-distribution validation split "
-        "(never test or out-distribution data) and write RUN_DIR/threshold.json. Inputs with score >= "
-        "threshold are accepted as in-distribution by `isomax predict` and `isomax export`. Also reports "
-        "the TPR the threshold achieves on the test split (for information).",
-    )
-    p.add_argument(
-        "--score",
-        choices=list(SCORES),
-        default=None,
-        help="score (default: mds for IsoMax+, mmles for DisMax, es for IsoMax and SoftMax)",
-    )
-    p.add_argument("--tpr", type=_tpr, default=0.95, help="fraction of in-distribution inputs to accept (default 0.95)")
-    p.add_argument("--no-test", action="store_true", help="do not measure the achieved TPR on the test split")
-    _common_flags(p)
-    p.set_defaults(
-        handler=lambda a: (
-            run_threshold(
-                a.run_dir,
-                a.score,
-                a.tpr,
-                device=a.device,
-                data_dir=a.data_dir,
-                test=not a.no_test,
-                progress=not a.no_progress,
-            ),
-            0,
-        )[1]
-    )
-    return p
-
-
-def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
-    p = _run_parser(
-        subparsers,
-        "calibrate",
-        help="fit the head temperature of a run on its validation split",
-        description="Fit the temperature dividing the logits by NLL on the validation split, report test ECE "
-        "(15 bins), NLL and Brier before/after, and write RUN_DIR/calibration.json (used by predict, "
-        "threshold and export). Refit the threshold afterwards.",
-    )
-    _common_flags(p)
-    p.set_defaults(
-        handler=lambda a: (
-            run_calibrate(a.run_dir, device=a.device, data_dir=a.data_dir, progress=not a.no_progress),
-            0,
-        )[1]
-    )
-    return p
-
-
-def add_predict_parser(subparsers) -> argparse.ArgumentParser:
-    p = _run_parser(
-        subparsers,
-        "predict",
-        help="classify image files and accept/reject them as in-distribution",
-        description="Run RUN_DIR's model on image files and folders (recursively; any size and mode, converted to "
-        "the model's input as `evaluate` converts out-distribution images) and write a CSV: path, "
-        "class, probability, score, threshold, accepted, error. Needs RUN_DIR/threshold.json "
-        "(`isomax threshold RUN_DIR`). Unreadable files get a row with the reason (--strict: fail). "
-        "An interrupted run resumes where it stopped when rerun.",
-    )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--out", required=True, type=Path, help="CSV to write")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
-    _common_flags(p, data_dir=False)
-    p.set_defaults(
-        handler=lambda a: (
-            run_predict(
-                a.run_dir,
-                a.inputs,
-                a.out,
-                batch_size=a.batch_size,
-                device=a.device,
-                strict=a.strict,
-                progress=not a.no_progress,
-            ),
-            0,
-        )[1]
-    )
-    return p
-
-
-def add_export_parser(subparsers) -> argparse.ArgumentParser:
-    p = _run_parser(
-        subparsers,
-        "export",
-        help="export a run (model, score, threshold) as one ONNX graph",
-        description="Write one ONNX graph: uint8 images (N, H, W, C) -> logits, class, probability, score, accepted, "
-        "with the normalisation and RUN_DIR/threshold.json inside and the class names, input size, "
-        "mean/std, score, threshold and target TPR in its metadata.",
-    )
-    p.add_argument("--out", required=True, type=Path, help="ONNX file to write")
-    p.add_argument(
-        "--exporter",
-        choices=("auto", "dynamo", "legacy"),
-        default="auto",
-        help="torch.onnx.export(dynamo=True), the legacy TorchScript exporter, or auto: dynamo when "
-        "torch.export can trace the model, else legacy (default)",
-    )
-    _common_flags(p, data_dir=False, device=False)
-    p.set_defaults(handler=lambda a: (run_export(a.run_dir, a.out, exporter=a.exporter), 0)[1])
-    return p
