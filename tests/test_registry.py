@@ -150,6 +150,7 @@ def data_dir(fm_fixture_dir, no_checksums):
 def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
     """``train(TrainConfig(loss="toy"))``: the model gets the toy head, the threshold the toy score, and the
     evaluation and the exported graph compute it."""
+    from isomax.deploy import fit_deployment
     from isomax.evaluation import evaluate_run
     from isomax.presets import TrainConfig
     from isomax.runs import Run
@@ -169,7 +170,7 @@ def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
         threads=1,
     )
     run = tmp_path / "run"
-    train(cfg, run, progress=False, log=lambda s: None)
+    fit_deployment(train(cfg, run, progress=False, log=lambda s: None), log=lambda s: None)
     loaded = Run.load(run)
     model, config = loaded.model, loaded.config
     assert config.loss == "toy" and type(model.head) is isomax.IsoMaxPlusHead and model.head_kind == "isomaxplus"

@@ -158,7 +158,7 @@ def test_a_run_resumes_with_other_runtime_settings(data_dir, tmp_path):
     assert any("resuming" in line and "from epoch 1/2" in line for line in lines)
     for k, v in _weights(whole.model).items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
-    assert load_run(tmp_path / "run")[1] == other
+    assert Run.load(tmp_path / "run").config == other
     runs.check_config(tmp_path / "run", other.replace(threads=2, device="cpu"))  # runtime only: no error
     with pytest.raises(ValueError, match=r"different configuration \{'lr'"):  # what trains: refused, named
         runs.check_config(tmp_path / "run", other.replace(lr=0.2, device="cpu"))

@@ -42,7 +42,9 @@ class TrainConfig:
     model: str = _field(
         "cnn-28", "model name (see isomax.models.list_models()), or timm:NAME / torchvision:NAME", "--model"
     )
-    loss: str = _field(DEFAULT_LOSS, "a loss of isomax.registry: softmax, isomax, isomaxplus (default), dismax, dismax-fpr, logitnorm")
+    loss: str = _field(
+        DEFAULT_LOSS, "a loss of isomax.registry: softmax, isomax, isomaxplus (default), dismax, dismax-fpr, logitnorm"
+    )
     entropic_scale: float = _field(10.0, "E_s of the IsoMax losses (default 10, as in the papers)", "--entropic-scale")
     epochs: int = _field(5, "number of epochs", "--epochs")
     batch_size: int = _field(128, "global batch size", "--batch-size")

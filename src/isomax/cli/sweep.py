@@ -33,7 +33,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="entropic scales (default: 1 3 10 30 100)",
     )
     p.add_argument(
-        "--losses", nargs="+", default=list(SWEEP_LOSSES), help="isomax, isomaxplus, dismax and/or dismax-fpr (default: isomax)"
+        "--losses",
+        nargs="+",
+        default=list(SWEEP_LOSSES),
+        help="isomax, isomaxplus, dismax and/or dismax-fpr (default: isomax)",
     )
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1), default 1")
     p.add_argument(
