@@ -165,8 +165,8 @@ def euclidean_distances(features: Tensor, prototypes: Tensor, *, normalized: boo
     """Euclidean (non-squared) distances ``|f_i - p_j|``, shape (batch, num_classes).
 
     One matrix product for all pairs; each row's smallest distance is recomputed exactly
-    (see the module docstring for the precision guaranteed). With ``normalized=True``, distances between ``f_i/|f_i|`` and ``p_j/|p_j|``
-    (an all-zero vector normalises to zero, as with ``F.normalize``).
+    (see the module docstring for the precision guaranteed). With ``normalized=True``, distances between
+    ``f_i/|f_i|`` and ``p_j/|p_j|`` (an all-zero vector normalises to zero, as with ``F.normalize``).
     """
     return _EuclideanDistance.apply(features, prototypes, normalized, None, None)
 
@@ -360,7 +360,8 @@ class DistanceHead(nn.Module):
         if not isinstance(d, Tensor) or d.shape != (f.shape[0], self.num_classes):
             got = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
             raise InputError(
-                f"Expected `distance` to return shape (batch, num_classes) = {(f.shape[0], self.num_classes)}, but got {got}"
+                "Expected `distance` to return shape (batch, num_classes) = "
+                f"{(f.shape[0], self.num_classes)}, but got {got}"
             )
         if not scaled:
             return d

@@ -81,7 +81,8 @@ def _load_folder_cached(root, img_size, val_fraction, workers, strict):
 
 
 def load_test(config: TrainConfig, data_dir=None):
-    """The in-distribution test split of a run: the registered set's, or a folder's ``test/`` (else its validation split)."""
+    """The in-distribution test split of a run: the registered set's, or a folder's ``test/`` (else its
+    validation split)."""
     from .data import load_dataset
 
     if _is_folder(config):

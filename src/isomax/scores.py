@@ -115,7 +115,8 @@ def max_mean_logit_score(logits: Tensor) -> Tensor:
 
 def max_mean_logit_entropy_score(logits: Tensor) -> Tensor:
     """Max-mean logit entropy score (MMLES, DisMax's score): MMLS plus the negative entropy
-    ``sum_j p_j log p_j`` of ``p = softmax(logits)`` (as :func:`entropic_score`, finite when probabilities underflow)."""
+    ``sum_j p_j log p_j`` of ``p = softmax(logits)`` (as :func:`entropic_score`, finite when probabilities
+    underflow)."""
     return _mmles(_check_logits(logits))
 
 

@@ -118,7 +118,7 @@ def run_sweep(
     from .presets import get_preset
     from .inputs import load_data
 
-    losses = [canonical_head_name(l) for l in losses]
+    losses = [canonical_head_name(name) for name in losses]
     scales = [float(s) for s in scales]
     test_ood = list(test_ood or ())
     _check(scales, losses, val_ood, test_ood, overrides)
@@ -277,7 +277,10 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
 
 
 def _chosen_text(s: dict) -> str:
-    return ", ".join(f"{tables.LOSS_LABELS.get(l, l)} E_s = {v:g}" for l, v in s.get("chosen", {}).items()) or "none"
+    return (
+        ", ".join(f"{tables.LOSS_LABELS.get(loss, loss)} E_s = {v:g}" for loss, v in s.get("chosen", {}).items())
+        or "none"
+    )
 
 
 def sweep_description(s: dict) -> str:

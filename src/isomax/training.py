@@ -131,7 +131,8 @@ def _choose_path(config: TrainConfig, train_set) -> tuple[str, str]:
     path = "memory" if need <= MEMORY_PATH_BYTES else "stream"
     return (
         path,
-        f"{size} {'<=' if path == 'memory' else '>'} {MEMORY_PATH_BYTES / 2**30:g} GiB: {path} path (--data-path to force)",
+        f"{size} {'<=' if path == 'memory' else '>'} {MEMORY_PATH_BYTES / 2**30:g} GiB: {path} path "
+        "(--data-path to force)",
     )
 
 
@@ -140,19 +141,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     has already rejected any other ``schedule``. The factor scales every parameter group's own
     learning rate (``head_lr`` keeps its ratio to ``lr``)."""
     total = config.epochs * steps_per_epoch
-    if config.schedule == "step":
-        milestones = [m * steps_per_epoch for m in config.milestones]
-        factor: Callable[[int], float] = lambda it: config.gamma ** sum(it >= m for m in milestones)
-    elif config.schedule == "cosine":  # linear warm-up, then half a cosine down to 0
-        warm = max(1, int(config.warmup_epochs * steps_per_epoch))
-        factor = lambda it: (
-            (it + 1) / warm
-            if it < warm
-            else 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warm) / max(1, total - warm))))
-        )
-    else:  # "onecycle"
-        warm = max(1, int(config.warmup_epochs * steps_per_epoch))
-        factor = lambda it: (it + 1) / warm if it < warm else max(0.0, (total - it) / max(1, total - warm))
+    milestones = [m * steps_per_epoch for m in config.milestones]
+    warm = max(1, int(config.warmup_epochs * steps_per_epoch))
+
+    def factor(it: int) -> float:
+        if config.schedule == "step":
+            return config.gamma ** sum(it >= m for m in milestones)
+        if it < warm:  # onecycle and cosine: linear warm-up
+            return (it + 1) / warm
+        if config.schedule == "cosine":  # then half a cosine down to 0
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warm) / max(1, total - warm))))
+        return max(0.0, (total - it) / max(1, total - warm))  # onecycle: then linearly down to 0
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

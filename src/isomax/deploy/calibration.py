@@ -77,7 +77,8 @@ def _check(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def reliability_bins(logits: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, np.ndarray]:
-    """Per confidence bin ``(lo, hi]`` (equal width over [0, 1]): ``count``, mean ``confidence``, ``accuracy``, ``edges``."""
+    """Per confidence bin ``(lo, hi]`` (equal width over [0, 1]): ``count``, mean ``confidence``,
+    ``accuracy``, ``edges``."""
     logits, labels = _check(logits, labels)
     conf, pred = torch.softmax(logits, 1).max(1)
     correct = (pred == labels).double()
@@ -219,7 +220,8 @@ def calibrate_run(
     if save:
         path = cal.save(run_dir)
         log(
-            f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> {100 * cal.after['ece']:.2f}%, "
+            f"temperature {cal.temperature:.4g}: test ECE {100 * cal.before['ece']:.2f}% -> "
+            f"{100 * cal.after['ece']:.2f}%, "
             f"NLL {cal.before['nll']:.4f} -> {cal.after['nll']:.4f}; wrote {path}"
         )
         if run.path(THRESHOLD).exists():

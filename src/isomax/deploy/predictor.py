@@ -123,7 +123,8 @@ class Predictor:
         raise TypeError(f"Expected `threshold` to be a Threshold, a float or None, but got: {type(threshold).__name__}")
 
     def _input(self, like: dict | None) -> dict | None:
-        """The Predictor's input description (channels and size of ``like``, its own mean/std) to check ``like`` against."""
+        """The Predictor's input description (channels and size of ``like``, its own mean/std) to check
+        ``like`` against."""
         if like is None or self.mean is None or self.std is None:
             return None
         c = like["channels"]
