@@ -68,7 +68,7 @@ class OutputLock(PidLock):
 
 def remove_stale_temps(out: Path) -> list[Path]:
     """Remove ``OUT.<pid>.tmp*`` files of processes that are gone (a SIGKILL, a full disk); called under the lock."""
-    removed = []
+    removed: list[Path] = []
     prefix = out.name + "."
     try:
         entries = list(out.parent.iterdir())

@@ -17,7 +17,7 @@ fitted for another score (or under another head temperature) is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,13 @@ from .threshold import Threshold, fit_threshold, head_temperature, input_descrip
 
 if TYPE_CHECKING:
     from ..runs.run import Run
+
+
+class BatchScorer(Protocol):
+    """What a :class:`Predictor` accepts as its score besides a name: a fitted detector, ``predict(x)`` -> (B,)."""
+
+    def predict(self, x: Tensor) -> Tensor: ...
+
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -70,7 +77,7 @@ class Predictor:
     def __init__(
         self,
         model: nn.Module,
-        score: str | object = "mds",
+        score: str | BatchScorer = "mds",
         threshold: Threshold | float | None = None,
         *,
         target_tpr: float = 0.95,
