@@ -116,7 +116,7 @@ class DeployModule(nn.Module):
             return _traceable_head_logits(head, features(x))
         return self.model(x).float()
 
-    def forward(self, images: Tensor):
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         x = images.permute(0, 3, 1, 2).float() * self.scale - self.shift  # (N, C, H, W), normalised
         logits = self.logits(x)
         probability, label = torch.softmax(logits, dim=1).max(dim=1)

@@ -17,7 +17,8 @@ fitted for another score (or under another head temperature) is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -81,9 +82,9 @@ class Predictor:
         threshold: Threshold | float | None = None,
         *,
         target_tpr: float = 0.95,
-        mean=None,
-        std=None,
-        device=None,
+        mean: Sequence[float] | Tensor | None = None,
+        std: Sequence[float] | Tensor | None = None,
+        device: str | torch.device | None = None,
         batch_size: int = 500,
         input: InputSpec | None = None,
     ) -> None:
@@ -103,7 +104,7 @@ class Predictor:
         self.threshold_ = None if threshold is None else self._as_threshold(threshold)
 
     @classmethod
-    def from_run(cls, run: Run, score: str | None = None, **kwargs) -> "Predictor":
+    def from_run(cls, run: Run, score: str | None = None, **kwargs: Any) -> "Predictor":
         """The predictor a run deploys: its (calibrated) model, the score and threshold of its ``threshold.json``
         (:meth:`isomax.runs.Run.threshold`, strictly checked; ``score``: the one expected) and its input."""
         threshold = run.threshold(score)
@@ -111,7 +112,7 @@ class Predictor:
         return cls(run.model, threshold.score, threshold, input=run.input, **kwargs)
 
     # ---------------------------------------------------------------------------------------------
-    def _as_threshold(self, threshold) -> Threshold:
+    def _as_threshold(self, threshold: Threshold | float) -> Threshold:
         from ..runs.fingerprint import model_fingerprint
 
         if isinstance(threshold, Threshold):
@@ -270,7 +271,7 @@ class Predictor:
         return f"Predictor(score={self.score_name!r}, threshold={self.threshold_})"
 
 
-def _score_name(score) -> str:
+def _score_name(score: str | BatchScorer) -> str:
     if isinstance(score, str):
         if score not in SCORES:
             raise InputError(f"Expected `score` to be one of {list(SCORES)} or a fitted detector, but got: {score!r}")
