@@ -11,7 +11,9 @@ channels_last, the whole training set as uint8 on the GPU, augmented there once 
 Out-distributions and roles: near = TinyImageNet-resize; far = MNIST, iSUN; noise = Gaussian,
 uniform (``ROLES``), each on a fixed subset (the pack's ``n_ood`` images, seed 0). Metrics from
 isomax.metrics (TNR/FPR at 95% TPR with in-distribution positive, AUROC, AUPR-in/out, and the
-OpenOOD-style out-positive ones), means per role.
+OpenOOD-style out-positive ones), means per role. ``results.json`` is a list of :class:`isomax.records.RunRecord`
+(written by :func:`isomax.records.write_records`, read by :func:`isomax.records.read_records`), with the
+evaluation sizes ``n_in``/``n_out`` and the out-positive metrics set.
 
 Two steps:
 
@@ -74,9 +76,10 @@ RECIPE = dict(
 # pack (CPU side)
 # ---------------------------------------------------------------------------------------------
 def _pick(n: int, k: int, seed: int = 0) -> list[int]:
-    import numpy as np
+    """The seeded subset of the package (:func:`isomax.sampling.seeded_indices`), in the original order."""
+    from isomax.sampling import seeded_indices
 
-    return sorted(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False).tolist())
+    return seeded_indices(n, k, seed).tolist()
 
 
 def _idx_bytes(array, magic: int) -> bytes:
@@ -208,6 +211,7 @@ class Study:
         import torch
 
         from isomax.data import load_dataset, load_ood, normalization
+        from isomax.sampling import seeded_subset
 
         self.args, self.t0 = args, time.perf_counter()
         self.device = torch.device(
@@ -222,10 +226,8 @@ class Study:
             load_dataset("cifar10", "train", data_dir=data_dir),
             load_dataset("cifar10", "test", data_dir=data_dir),
         )
-        if args.tiny:  # the first 512 training and 256 test images of a fixed permutation
-            g = torch.Generator().manual_seed(0)
-            train = train.subset(torch.randperm(len(train), generator=g)[:512])
-            test = test.subset(torch.randperm(len(test), generator=g)[:256])
+        if args.tiny:  # seeded subsets of 512 training and 256 test images
+            train, test = seeded_subset(train, 512, seed=0), seeded_subset(test, 256, seed=0)
         self.train_x = torch.nn.functional.pad(train.images.to(self.device), (RECIPE["pad"],) * 4)  # uint8, padded once
         self.train_y = train.labels.to(self.device)
         self.test = test
@@ -233,8 +235,7 @@ class Study:
         n_ood = args.n_ood
         for name in ROLES:
             data = load_ood(name, like=tuple(test.images.shape[1:]), data_dir=data_dir, num_samples=n_ood, seed=0)
-            if len(data) > n_ood:
-                data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n_ood])
+            data = seeded_subset(data, n_ood, seed=0)
             self.ood.append(data)
         mean, std = normalization("cifar10")
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
@@ -380,9 +381,10 @@ class Study:
                     out.append(model(x).float().cpu())
         return torch.cat(out)
 
-    def evaluate(self, model, loss_name: str, seed: int, epochs: int) -> list[dict]:
+    def evaluate(self, model, loss_name: str, seed: int, epochs: int) -> list:
         from isomax.evaluation import applicable_scores
         from isomax.metrics import ood_metrics
+        from isomax.records import RunRecord
         from isomax.scores import SCORES
 
         logits_in = self.logits(model, self.test.images)
@@ -395,7 +397,7 @@ class Study:
             for s in names:
                 m = ood_metrics(s_in[s], SCORES[s](logits_out), out_positive=True)
                 records.append(
-                    dict(
+                    RunRecord(
                         in_dataset="cifar10",
                         out_dataset=data.name,
                         role=ROLES[data.name],
@@ -419,7 +421,8 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
-def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
+def write_markdown(records: list, meta: dict, path: Path) -> None:
+    """results.md from the :class:`isomax.records.RunRecord` s of the study."""
     roles = list(dict.fromkeys(ROLES.values()))
     oods = list(ROLES)
     what = (
@@ -443,18 +446,18 @@ def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
         + " |",
         "|---|---|---|" + "---|" * (len(roles) + len(oods)),
     ]
-    for loss in dict.fromkeys(r["loss"] for r in records):
+    for loss in dict.fromkeys(r.loss for r in records):
         for score in MAIN_SCORES.get(loss, ()):
-            rs = [r for r in records if r["loss"] == loss and r["score"] == score]
+            rs = [r for r in records if r.loss == loss and r.score == score]
             if not rs:
                 continue
             cells = [
-                f"{100 * _mean(r['auroc'] for r in rs if r['role'] == role):.1f} / "
-                f"{100 * _mean(r['fpr_at_tpr95'] for r in rs if r['role'] == role):.1f}"
+                f"{100 * _mean(r.auroc for r in rs if r.role == role):.1f} / "
+                f"{100 * _mean(r.fpr_at_tpr95 for r in rs if r.role == role):.1f}"
                 for role in roles
             ]
-            cells += [f"{100 * _mean(r['auroc'] for r in rs if r['out_dataset'] == o):.1f}" for o in oods]
-            lines.append(f"| {loss} | {score} | {100 * rs[0]['accuracy']:.2f} | " + " | ".join(cells) + " |")
+            cells += [f"{100 * _mean(r.auroc for r in rs if r.out_dataset == o):.1f}" for o in oods]
+            lines.append(f"| {loss} | {score} | {100 * rs[0].accuracy:.2f} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Every applicable score, AUPR-in/out and the out-positive (OpenOOD) metrics: results.json. "
@@ -466,6 +469,8 @@ def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
 
 def run(args) -> None:
     import torch
+
+    from isomax.records import write_records
 
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -484,7 +489,7 @@ def run(args) -> None:
         model, history, seconds = study.train(loss, epochs, args.seed)
         records += study.evaluate(model, loss, args.seed, epochs)
         meta_runs[loss] = dict(train_seconds=round(seconds, 1), history=history)
-        (args.out / "results.json").write_text(json.dumps(records, indent=1))  # after each loss: nothing lost on a kill
+        write_records(records, args.out / "results.json")  # after each loss (atomically): nothing lost on a kill
         del model
     meta = dict(
         epochs=epochs,

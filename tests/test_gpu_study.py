@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import gpu_study  # noqa: E402
 
+from isomax.records import read_records  # noqa: E402
+
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -121,6 +123,7 @@ def test_tiny_run_end_to_end_on_cpu(tmp_path, monkeypatch):
         ]
     )
     records = json.loads((out / "results.json").read_text())
+    assert [r.to_dict() for r in read_records(out / "results.json")] == records  # RunRecords, one writer
     assert {r["loss"] for r in records} == {"softmax", "dismax-fpr"}
     assert {r["out_dataset"]: r["role"] for r in records} == gpu_study.ROLES
     assert {r["score"] for r in records if r["loss"] == "dismax-fpr"} >= {"mmles", "mmls", "mmleps", "es", "mds"}

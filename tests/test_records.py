@@ -31,8 +31,12 @@ def base(**changes):
 
 
 def test_round_trip_keeps_every_field(tmp_path):
-    r = RunRecord.from_dict(base(conversion="grey", params={"temperature": 10}, epochs=3, eval_limit=2000))
+    r = RunRecord.from_dict(
+        base(conversion="grey", params={"temperature": 10}, epochs=3, eval_limit=2000, n_in=200, n_out=20)
+        | dict(auroc_out_positive=0.8, fpr_at_tpr95_out_positive=0.4, aupr_in_out_positive=0.7)
+    )
     assert r.method == "standard" and r.params == {"temperature": 10} and r.eval_limit == 2000
+    assert (r.n_in, r.n_out, r.auroc_out_positive, r.aupr_out_out_positive) == (200, 20, 0.8, None)
     assert RunRecord.from_dict(json.loads(json.dumps(r.to_dict()))) == r
     write_records([r, base(seed=1)], tmp_path / "results.json")
     back = read_records(tmp_path / "results.json")

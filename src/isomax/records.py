@@ -90,6 +90,13 @@ class RunRecord:
     point: str | None = None  # a named point of a study (scripts/schedule_study.py)
     head_weight_decay: float | None = None  # TrainConfig.head_weight_decay of the run, when not the default
     role: str | None = None  # near / far / noise (isomax.data.roles) as written; None: derived when read (ood_role)
+    n_in: int | None = None  # in-distribution test images the metrics were computed on, when recorded
+    n_out: int | None = None  # out-distribution images the metrics were computed on, when recorded
+    # the OpenOOD / pytorch-ood convention (out-distribution positive): isomax.metrics.ood_metrics(out_positive=True)
+    auroc_out_positive: float | None = None
+    fpr_at_tpr95_out_positive: float | None = None
+    aupr_in_out_positive: float | None = None
+    aupr_out_out_positive: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -154,7 +154,7 @@ def run_sweep(
                 v = RunRecord.from_dict(runs[name]["validation"][0])
                 log(
                     f"[{name}] val accuracy {100 * v.accuracy:.2f}%  {val_ood}: TNR@TPR95 "
-                    f"{100 * v.tnr_at_tpr95:.1f}%  AUROC {100 * v.auroc:.1f}%"
+                    f"{100 * _measured(v.tnr_at_tpr95):.1f}%  AUROC {100 * _measured(v.auroc):.1f}%"
                 )
                 _write_json(path, _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command))
     summary = _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, command)
@@ -219,7 +219,12 @@ def _train_and_evaluate(
     )
 
 
-def _tagged(records: Sequence[dict], split: str, scale: float) -> list[dict]:
+def _measured(value: float | None) -> float:
+    """A record's metric; NaN when it was not measured (None)."""
+    return float("nan") if value is None else value
+
+
+def _tagged(records: Sequence[RunRecord | Mapping[str, Any]], split: str, scale: float) -> list[dict]:
     """sweep.json's form of evaluation records: with the split and the entropic scale."""
     return [r.replace(split=split, entropic_scale=scale).to_dict() for r in as_records(records)]
 
@@ -242,16 +247,18 @@ def _summary(preset, overrides, losses, scales, seeds, val_ood, test_ood, runs, 
                 score=SWEEP_SCORE[loss],
                 seeds=[r["seed"] for r in rs],
                 val_accuracy=tables.aggregate(v.accuracy for v in val)[:2],
-                tnr_at_tpr95=tables.aggregate(v.tnr_at_tpr95 for v in val)[:2],
-                auroc=tables.aggregate(v.auroc for v in val)[:2],
+                tnr_at_tpr95=tables.aggregate(_measured(v.tnr_at_tpr95) for v in val)[:2],
+                auroc=tables.aggregate(_measured(v.auroc) for v in val)[:2],
             )
             test = [t for r in rs for t in as_records(r["test"]) if t.score == SWEEP_SCORE[loss]]
             if test:
                 row["test_accuracy"] = tables.aggregate({t.seed: t.accuracy for t in test}.values())[:2]
-                per_seed = {}
+                per_seed: dict[int | None, list[float]] = {}
                 for t in test:
-                    per_seed.setdefault(t.seed, []).append(t.tnr_at_tpr95)
-                row["test_tnr_at_tpr95_mean_over_ood"] = tables.aggregate(np.mean(v) for v in per_seed.values())[:2]
+                    per_seed.setdefault(t.seed, []).append(_measured(t.tnr_at_tpr95))
+                row["test_tnr_at_tpr95_mean_over_ood"] = tables.aggregate(float(np.mean(v)) for v in per_seed.values())[
+                    :2
+                ]
             rows.append(row)
         mine = [r for r in rows if r["loss"] == loss]
         if mine:
@@ -334,7 +341,7 @@ def sweep_figure(s: dict, path: str | os.PathLike, in_name: str | None = None) -
     if not s.get("rows"):
         return None
     if in_name is None:
-        first = next((r for run in s.get("runs", {}).values() for r in run.get("validation", [])), {})
+        first: dict = next((r for run in s.get("runs", {}).values() for r in run.get("validation", [])), {})
         in_name = first.get("in_dataset", "?")
     rows = [
         dict(

@@ -9,7 +9,8 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Iterator
+from types import FrameType
+from typing import Iterable, Iterator, NoReturn
 
 from .._io import PidLock, _alive
 from ..errors import IsoMaxError, InputError
@@ -68,7 +69,7 @@ class OutputLock(PidLock):
 
 def remove_stale_temps(out: Path) -> list[Path]:
     """Remove ``OUT.<pid>.tmp*`` files of processes that are gone (a SIGKILL, a full disk); called under the lock."""
-    removed = []
+    removed: list[Path] = []
     prefix = out.name + "."
     try:
         entries = list(out.parent.iterdir())
@@ -87,7 +88,7 @@ def _is_run_dir(folder: Path) -> bool:
     return (folder / _run_files.CHECKPOINT).exists() or (folder / _run_files.CONFIG).exists()
 
 
-def check_output_path(out: Path, run_dir: Path | None = None, inputs=()) -> None:
+def check_output_path(out: Path, run_dir: Path | None = None, inputs: Iterable[str | os.PathLike] = ()) -> None:
     """Refuse an ``--out`` that is a directory, a file of a run directory, or one of the ``inputs``."""
     out = Path(out)
     if out.is_dir():
@@ -114,7 +115,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)

@@ -136,7 +136,7 @@ def fit_temperature(logits: Tensor, labels: Tensor, *, max_iter: int = 100) -> f
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> Tensor:
         opt.zero_grad()
         loss = F.cross_entropy(logits / log_t.clamp(-7, 7).exp(), labels)
         loss.backward()

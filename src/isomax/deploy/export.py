@@ -32,7 +32,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import Tensor, nn
@@ -85,6 +85,10 @@ class DeployModule(nn.Module):
         traceable_head: compute the isomax head's logits in plain ops (for the legacy exporter).
     """
 
+    threshold: Tensor
+    scale: Tensor
+    shift: Tensor
+
     def __init__(self, model: nn.Module, threshold: Threshold, mean, std, *, traceable_head: bool = False) -> None:
         super().__init__()
         self.model = model
@@ -106,11 +110,13 @@ class DeployModule(nn.Module):
         )
 
     def logits(self, x: Tensor) -> Tensor:
-        if self.traceable_head:
-            return _traceable_head_logits(self.model.head, self.model.forward_features(x))
+        head = getattr(self.model, "head", None)
+        if self.traceable_head and isinstance(head, DistanceHead):
+            features = cast("Callable[[Tensor], Tensor]", self.model.forward_features)
+            return _traceable_head_logits(head, features(x))
         return self.model(x).float()
 
-    def forward(self, images: Tensor):
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         x = images.permute(0, 3, 1, 2).float() * self.scale - self.shift  # (N, C, H, W), normalised
         logits = self.logits(x)
         probability, label = torch.softmax(logits, dim=1).max(dim=1)
@@ -137,7 +143,7 @@ def _torch_export_ok(module: nn.Module, example: Tensor) -> tuple[bool, str]:
 
 
 def _export(module: nn.Module, example: Tensor, path: Path, dynamo: bool) -> None:
-    kwargs = dict(input_names=["images"], output_names=list(OUTPUT_NAMES))
+    kwargs: dict[str, Any] = dict(input_names=["images"], output_names=list(OUTPUT_NAMES))
     if dynamo:
         torch.onnx.export(
             module,

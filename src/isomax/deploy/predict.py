@@ -98,7 +98,9 @@ def read_images(
     from ..data.images import _desc, convert_like, decode_image_bytes, read_file
 
     out = torch.empty((len(paths),) + tuple(like), dtype=torch.uint8)
-    ok, errors, conversions = [], {}, []
+    ok: list[int] = []
+    errors: dict[int, str] = {}
+    conversions: list[str] = []
     for i, p in enumerate(paths):
         try:
             data = read_file(Path(p))  # size caps of isomax.data.limits apply
@@ -315,6 +317,7 @@ def run_predict(
         log(note)
     predictor = Predictor.from_run(run, score)
     threshold = predictor.threshold_
+    assert threshold is not None  # from_run always passes the run's Threshold
     skipped: dict[str, int] = {}
     paths, missing = list_inputs(inputs, skipped)
     for why, n in sorted(skipped.items()):

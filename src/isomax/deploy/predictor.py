@@ -17,7 +17,8 @@ fitted for another score (or under another head temperature) is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +31,13 @@ from .threshold import Threshold, fit_threshold, head_temperature, input_descrip
 
 if TYPE_CHECKING:
     from ..runs.run import Run
+
+
+class BatchScorer(Protocol):
+    """What a :class:`Predictor` accepts as its score besides a name: a fitted detector, ``predict(x)`` -> (B,)."""
+
+    def predict(self, x: Tensor) -> Tensor: ...
+
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -70,13 +78,13 @@ class Predictor:
     def __init__(
         self,
         model: nn.Module,
-        score: str | object = "mds",
+        score: str | BatchScorer = "mds",
         threshold: Threshold | float | None = None,
         *,
         target_tpr: float = 0.95,
-        mean=None,
-        std=None,
-        device=None,
+        mean: Sequence[float] | Tensor | None = None,
+        std: Sequence[float] | Tensor | None = None,
+        device: str | torch.device | None = None,
         batch_size: int = 500,
         input: InputSpec | None = None,
     ) -> None:
@@ -96,7 +104,7 @@ class Predictor:
         self.threshold_ = None if threshold is None else self._as_threshold(threshold)
 
     @classmethod
-    def from_run(cls, run: Run, score: str | None = None, **kwargs) -> "Predictor":
+    def from_run(cls, run: Run, score: str | None = None, **kwargs: Any) -> "Predictor":
         """The predictor a run deploys: its (calibrated) model, the score and threshold of its ``threshold.json``
         (:meth:`isomax.runs.Run.threshold`, strictly checked; ``score``: the one expected) and its input."""
         threshold = run.threshold(score)
@@ -104,7 +112,7 @@ class Predictor:
         return cls(run.model, threshold.score, threshold, input=run.input, **kwargs)
 
     # ---------------------------------------------------------------------------------------------
-    def _as_threshold(self, threshold) -> Threshold:
+    def _as_threshold(self, threshold: Threshold | float) -> Threshold:
         from ..runs.fingerprint import model_fingerprint
 
         if isinstance(threshold, Threshold):
@@ -263,7 +271,7 @@ class Predictor:
         return f"Predictor(score={self.score_name!r}, threshold={self.threshold_})"
 
 
-def _score_name(score) -> str:
+def _score_name(score: str | BatchScorer) -> str:
     if isinstance(score, str):
         if score not in SCORES:
             raise InputError(f"Expected `score` to be one of {list(SCORES)} or a fitted detector, but got: {score!r}")

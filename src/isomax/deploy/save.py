@@ -65,7 +65,8 @@ def _head_kind(model: nn.Module, spec: str) -> str:
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Module) or ":" in spec:  # a library model: where convert() put the head
         net = getattr(model, "net", model)
-        names = classifier_names(net) if not hasattr(model, "head_names") else model.head_names
+        head_names = getattr(model, "head_names", None)  # a LibraryModel's: where convert() put the head
+        names = classifier_names(net) if head_names is None else head_names
         head = net.get_submodule(names[0])
     kind = head_kind_of(head) if isinstance(head, nn.Module) else None
     if kind is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 from .calibration import calibration_metrics, fit_temperature
 from .selective import selective_metrics
@@ -45,7 +46,7 @@ def deploy_summary(
     scores = tuple(scores) if scores is not None else applicable_scores(config.loss)
     test_scores = {s: SCORES[s](lt) for s in scores}
     selective = selective_metrics(lt, test.labels, test_scores)
-    out = {
+    out: dict[str, Any] = {
         "loss": config.loss,
         "run_dir": str(run_dir),
         "accuracy": float((lt.argmax(1) == test.labels).double().mean()),

@@ -18,7 +18,7 @@ TPR, n, head temperature it was fitted under) stored as ``threshold.json`` in a 
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -135,12 +135,17 @@ class ThresholdModule(nn.Module):
     """A :class:`Threshold` as buffers (``threshold``, ``target_tpr``, ``val_tpr``, ``n``) + extra state
     (score name), so it is saved in and restored from a ``state_dict``; ``forward(scores)`` -> accepted."""
 
+    threshold: Tensor
+    target_tpr: Tensor
+    val_tpr: Tensor
+    n: Tensor
+
     def __init__(self, threshold: Threshold | None = None) -> None:
         super().__init__()
         nan = float("nan")
         self.score = threshold.score if threshold else ""  # "" and a NaN threshold: not fitted yet
         self.temperature = threshold.temperature if threshold else None
-        self.binding = (
+        self.binding: dict[str, Any] = (
             dict(fingerprint=threshold.fingerprint, loss=threshold.loss, input=threshold.input) if threshold else {}
         )
         self.register_buffer("threshold", torch.tensor(threshold.threshold if threshold else nan, dtype=torch.float64))
