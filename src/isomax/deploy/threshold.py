@@ -61,10 +61,6 @@ def default_score(loss: str) -> str:
     return get_loss(loss).score
 
 
-#: scores whose *ranking* changes with the head temperature (MDS and max_logit values are only divided by it)
-TEMPERATURE_DEPENDENT = ("es", "mps", "energy")
-
-
 #: fewer validation samples than this and :func:`fit_threshold` warns: the achieved TPR moves in steps of 1/n
 #: and its standard error at 95% is about sqrt(0.95 * 0.05 / n) (2.2 points at n = 100)
 MIN_THRESHOLD_SAMPLES = 100
