@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +39,7 @@ from .inputs import (
 )
 from .heads import canonical_head_name
 from .losses import make_loss
-from .presets import TrainConfig
+from .presets import Runtime, TrainConfig
 from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord
 
 __all__ = [
@@ -76,6 +76,7 @@ class TrainResult:
     data: dict  # the input description recorded with the run (runs.data_info: size, mean/std, classes, ...)
     val_set: object = None  # the validation split (isomax.deploy.fit_deployment fits on it without reloading)
     device: torch.device | None = None  # where the model is
+    runtime: Runtime = field(default_factory=Runtime)  # where and how fast it ran (evaluation batch size, ...)
 
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
@@ -251,13 +252,14 @@ class _Setup:
     optimizer: torch.optim.Optimizer
     scheduler: object
     data: dict
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader)
 
 
-def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
+def _loaders(config: TrainConfig, runtime: Runtime, train_set, val_set, mean, std, device):
     from .data import BatchLoader
 
     world = dist.world_size()
@@ -280,7 +282,7 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
             persistent=True,
         )
         val_loader = val_set.loader(
-            config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
+            runtime.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
         )
     else:
         shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
@@ -298,12 +300,12 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
             seed=config.seed,
             shard=shard,
         )
-        val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
+        val_loader = BatchLoader(val_set, runtime.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
 
-        out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=config.data_dir)
+        out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=runtime.data_dir)
         outliers = BatchLoader(
             out_set,
             config.batch_size,
@@ -330,14 +332,14 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
     return loader, val_loader, outliers
 
 
-def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
+def _setup(config: TrainConfig, runtime: Runtime, pretrained: bool = True) -> _Setup:
     """Data, loaders, model (seeded), loss, optimiser and schedule, in the order that fixes the RNG use.
     ``pretrained=False``: skip ``config.pretrained`` (resuming: the checkpoint has the weights)."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = dist.device_for_rank(resolve_device(config.device))
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    device = dist.device_for_rank(resolve_device(runtime.device))
     _check_registered_size(config)
-    train_set, val_set = load_data(config)
+    train_set, val_set = load_data(config, runtime.data_dir, runtime.workers)
     mean, std = _normalization(config, train_set)
     path, why = _choose_path(config, train_set)
     extra = dict(data_path=path, data_path_reason=why)
@@ -346,7 +348,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
 
         extra.update(
             img_size=train_set.img_size,
-            **_folder_sets(config)[1],
+            **_folder_sets(config, runtime.workers)[1],
             eval_transform="resize shorter side + center crop (ratio 1.0)",
             train_transform="none (as evaluation)"
             if not config.augment
@@ -364,7 +366,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
         load_pretrained(model, config.pretrained)
     model = model.to(device)
     mean, std = input_normalization(config, model, (mean, std))
-    loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
+    loader, val_loader, outliers = _loaders(config, runtime, train_set, val_set, mean, std, device)
     # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
     for m in model.modules():
         if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
@@ -388,6 +390,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
         optimizer,
         scheduler,
         {**runs.data_info(train_set, mean, std), **extra},
+        runtime,
     )
 
 
@@ -519,7 +522,7 @@ def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[st
             scheduler=s.scheduler.state_dict(),
             epoch=record["epoch"],
             history=history,
-            config=s.config.to_dict(),
+            config=runs.config_record(s.config, s.runtime),
             data=s.data,
         ),
     )
@@ -536,6 +539,7 @@ def train(
     config: TrainConfig,
     run_dir: str | os.PathLike,
     *,
+    runtime: Runtime = Runtime(),
     resume: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -544,7 +548,9 @@ def train(
 
     Training only: ``isomax train`` then fits the head temperature and the operating threshold on the
     validation split with :func:`isomax.deploy.fit_deployment` (``fit_deployment(train(config, run_dir))``).
-    The returned model is as trained (the checkpoint).
+    The returned model is as trained (the checkpoint). ``runtime``: where and how fast (device, threads,
+    data directory, evaluation batch size, workers); a run resumes with another one (bit for bit the same
+    weights on the same device and thread count).
 
     Raises :class:`~isomax.runs.RunLockedError` if another process trains in ``run_dir``,
     :class:`DivergenceError` if training diverges (the last good checkpoint is kept), and
@@ -561,23 +567,23 @@ def train(
         runs.check_config(run_dir, config)
     dist.barrier()
     if not dist.is_main_process():
-        return _train_locked(config, run_dir, resume, progress, log)
+        return _train_locked(config, runtime, run_dir, resume, progress, log)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with runs.RunLock(run_dir):
-            return _train_locked(config, run_dir, resume, progress, log)
+            return _train_locked(config, runtime, run_dir, resume, progress, log)
     finally:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a start that failed before writing anything leaves no directory
 
 
 def _train_locked(
-    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]
+    config: TrainConfig, runtime: Runtime, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]
 ) -> TrainResult:
     rank0 = dist.is_main_process()
     ckpt_path = run_dir / CHECKPOINT
-    s = _setup(config, pretrained=not (resume and ckpt_path.exists()))
+    s = _setup(config, runtime, pretrained=not (resume and ckpt_path.exists()))
     if len(s.val_set) == 0 and rank0:
         log(
             f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
@@ -603,7 +609,7 @@ def _train_locked(
         ):  # starting over: an older run's checkpoint (and what was fitted on it) must never pass for this one's
             for stale in (ckpt_path, run_dir / "threshold.json", run_dir / "calibration.json"):
                 stale.unlink(missing_ok=True)
-        runs.write_config(run_dir, config)
+        runs.write_config(run_dir, config, runtime)
         runs.write_log(run_dir, history)
     train_model = dist.wrap_model(s.model, s.device)
     for epoch in range(start_epoch, config.epochs):
@@ -614,4 +620,4 @@ def _train_locked(
         if rank0:
             _save_epoch(s, run_dir, history, log)
     dist.barrier()
-    return TrainResult(run_dir, s.model, config, history, s.data, s.val_set, s.device)
+    return TrainResult(run_dir, s.model, config, history, s.data, s.val_set, s.device, runtime)
