@@ -234,7 +234,8 @@ def evaluate_run(
     model, config, dev = run.model, run.config, run.device
     _check_validation_split(run_dir, config, methods)
     in_test = run.test_data(data_dir)
-    data_dir = data_dir or config.data_dir
+    data_dir = data_dir or run.runtime.data_dir  # the run's (config.json records where training found it)
+    batch_size = run.runtime.eval_batch_size
     if ood_sets is None:
         ood_sets = load_ood_sets(
             list(ood or config.ood), in_test.shape, data_dir, log, stream=getattr(in_test, "workers", None)
@@ -246,7 +247,7 @@ def evaluate_run(
         scores, methods = ("es",), ()
     if scores == () and methods:  # detectors only: no plain-score records nor arrays
         records, arrays = [], None
-        logits_in = predict_logits(model, in_test, mean, std, dev, config.eval_batch_size, config.amp, None, progress)
+        logits_in = predict_logits(model, in_test, mean, std, dev, batch_size, config.amp, None, progress)
         accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
     else:
         records, arrays = evaluate_model(
@@ -257,7 +258,7 @@ def evaluate_run(
             mean,
             std,
             device=dev,
-            batch_size=config.eval_batch_size,
+            batch_size=batch_size,
             amp=config.amp,
             scores=scores,
             meta=meta,
@@ -278,7 +279,7 @@ def evaluate_run(
             val_data=val_data,
             device=dev,
             accuracy=accuracy,
-            batch_size=min(500, config.eval_batch_size),
+            batch_size=min(500, batch_size),
             meta=meta,
             detector_options=detector_options,
             progress=progress,

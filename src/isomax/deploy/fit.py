@@ -50,7 +50,7 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
                 mean,
                 std,
                 result.device,
-                batch_size=config.eval_batch_size,
+                batch_size=result.runtime.eval_batch_size,
                 amp=config.amp,
             )
             cal.save(run_dir)
@@ -60,7 +60,14 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
                 f"{100 * cal.after['ece']:.2f}%); --no-calibrate skips it"
             )
         t = fit_model_threshold(
-            model, config.loss, val_set, mean, std, result.device, batch_size=config.eval_batch_size, amp=config.amp
+            model,
+            config.loss,
+            val_set,
+            mean,
+            std,
+            result.device,
+            batch_size=result.runtime.eval_batch_size,
+            amp=config.amp,
         )
         t.save(run_dir)
     log(
