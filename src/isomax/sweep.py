@@ -185,7 +185,7 @@ def _train_and_evaluate(
 
     result = train(config, out / "runs" / name, runtime=runtime, progress=progress, log=log)
     fit_deployment(result, log=log)  # calibration.json and threshold.json, as `isomax train` writes them
-    mean, std = result.data["mean"], result.data["std"]  # what it was trained with
+    mean, std = result.data.mean, result.data.std  # what it was trained with
     val_records, _ = evaluate_model(
         result.model,
         config.loss,
@@ -216,7 +216,7 @@ def _train_and_evaluate(
         scale=scale,
         seed=config.seed,
         config=json.loads(json.dumps(config_record(config, runtime))),  # flat, as config.json
-        val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
+        val_accuracy=result.history[-1].val_accuracy if result.history else None,
         validation=_tagged(val_records, "validation", scale),
         test=_tagged(test_records, "test", scale),
         test_ood=test_ood,

@@ -40,7 +40,7 @@ from .inputs import (
 from .heads import canonical_head_name
 from .losses import make_loss
 from .presets import Runtime, TrainConfig
-from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord
+from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord, InputSpec
 
 __all__ = [
     "train",
@@ -72,8 +72,8 @@ class TrainResult:
     run_dir: Path
     model: nn.Module
     config: TrainConfig
-    history: list[dict]
-    data: dict  # the input description recorded with the run (runs.data_info: size, mean/std, classes, ...)
+    history: list[EpochRecord]  # one per finished epoch (log.jsonl and the checkpoint hold their to_dict())
+    data: InputSpec  # the input description recorded with the run (size, mean/std, classes, ...; to_dict() on disk)
     val_set: object = None  # the validation split (isomax.deploy.fit_deployment fits on it without reloading)
     device: torch.device | None = None  # where the model is
     runtime: Runtime = field(default_factory=Runtime)  # where and how fast it ran (evaluation batch size, ...)
@@ -251,7 +251,7 @@ class _Setup:
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
-    data: dict
+    data: InputSpec
     runtime: Runtime = field(default_factory=Runtime)
 
     @property
@@ -389,19 +389,19 @@ def _setup(config: TrainConfig, runtime: Runtime, pretrained: bool = True) -> _S
         loss_fn,
         optimizer,
         scheduler,
-        {**runs.data_info(train_set, mean, std), **extra},
+        InputSpec.from_data(train_set, mean, std, **extra),
         runtime,
     )
 
 
-def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
+def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[EpochRecord]]:
     """Load model, optimiser and scheduler state from ``ckpt_path``: (start epoch, history)."""
     state = runs.load_checkpoint(ckpt_path, s.device)
     runs.load_state(s.model, state["model"], ckpt_path, "model", s.config)
     runs.load_state(s.optimizer, state["optimizer"], ckpt_path, "optimizer", s.config)
     runs.load_state(s.scheduler, state["scheduler"], ckpt_path, "scheduler", s.config)
-    try:  # validated (EpochRecord), kept in the form the checkpoint and log.jsonl hold
-        history = [EpochRecord.from_dict(r).to_dict() for r in state["history"]]
+    try:  # validated; written back as the checkpoint and log.jsonl hold it (EpochRecord.to_dict)
+        history = [EpochRecord.from_dict(r) for r in state["history"]]
     except InputError as err:
         raise runs.CheckpointError(f"cannot read checkpoint {ckpt_path}: its history: {err}") from err
     return state["epoch"], history
@@ -462,9 +462,9 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     return float(loss_sum) / float(seen_t), float(correct) / float(seen_t)
 
 
-def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
+def _check_divergence(history: list[EpochRecord], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
     """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
-    rec = history[-1]
+    rec = history[-1].to_dict()
     epoch, loss = rec["epoch"], rec["train_loss"]
     kept = (
         f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
@@ -482,7 +482,7 @@ def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int
             f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} (limit {limit:.3g}); {advice}"
         )
     key = "val_accuracy" if not math.isnan(rec["val_accuracy"]) else "train_accuracy"
-    recent = [r[key] for r in history[-CHANCE_EPOCHS:]]
+    recent = [r.to_dict()[key] for r in history[-CHANCE_EPOCHS:]]
     if len(recent) == CHANCE_EPOCHS and all(a < CHANCE_MARGIN / num_classes for a in recent):
         raise DivergenceError(
             f"training is not learning: {key.replace('_', ' ')} stayed at chance "
@@ -508,12 +508,12 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
         lr=s.optimizer.param_groups[0]["lr"],
         seconds=seconds,
         distance_scale=float(scale.detach().abs()) if scale is not None else None,
-    ).to_dict()  # training's history and log.jsonl hold the dict form (EpochRecord.from_dict reads it back)
+    )
 
 
-def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[str], None]) -> None:
+def _save_epoch(s: _Setup, run_dir: Path, history: list[EpochRecord], log: Callable[[str], None]) -> None:
     """Rank 0: checkpoint (atomic), then the log line and the console line."""
-    record = history[-1]
+    record = history[-1].to_dict()  # the form the checkpoint and log.jsonl hold (EpochRecord.from_dict reads it)
     runs.save_checkpoint(
         run_dir / CHECKPOINT,
         dict(
@@ -521,9 +521,9 @@ def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[st
             optimizer=s.optimizer.state_dict(),
             scheduler=s.scheduler.state_dict(),
             epoch=record["epoch"],
-            history=history,
+            history=[r.to_dict() for r in history],
             config=runs.config_record(s.config, s.runtime),
-            data=s.data,
+            data=s.data.to_dict(),
         ),
     )
     runs.append_log(run_dir, record)
@@ -589,12 +589,13 @@ def _train_locked(
             f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
             "accuracy or loss (divergence is judged on the training accuracy)"
         )
-    if rank0 and "img_size" in s.data:  # a folder or shard data set: which path and why
+    extra = s.data.extra
+    if rank0 and "img_size" in extra:  # a folder or shard data set: which path and why
         log(
-            f"[{run_dir.name}] data: {s.data['data_path_reason']}"
+            f"[{run_dir.name}] data: {extra['data_path_reason']}"
             + (
-                f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)"
-                if s.data.get("skipped")
+                f"; {extra['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)"
+                if extra.get("skipped")
                 else ""
             )
         )
@@ -610,7 +611,7 @@ def _train_locked(
             for stale in (ckpt_path, run_dir / "threshold.json", run_dir / "calibration.json"):
                 stale.unlink(missing_ok=True)
         runs.write_config(run_dir, config, runtime)
-        runs.write_log(run_dir, history)
+        runs.write_log(run_dir, [r.to_dict() for r in history])
     train_model = dist.wrap_model(s.model, s.device)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()

@@ -35,7 +35,7 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
         if val_set is not None and len(val_set) == 0:
             log(f"[{run_dir.name}] no validation split: no threshold fitted (`isomax threshold` needs one)")
         return
-    mean, std = result.data["mean"], result.data["std"]
+    mean, std = result.data.mean, result.data.std
     with runs.RunLock(run_dir):  # as training: no other process writes this run meanwhile
         model = result.model
         if (run_dir / CALIBRATION_FILE).exists():  # a finished run resumed after a kill between the two files
