@@ -464,8 +464,8 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
 
 def _check_divergence(history: list[EpochRecord], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
     """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
-    rec = history[-1].to_dict()
-    epoch, loss = rec["epoch"], rec["train_loss"]
+    rec = history[-1]
+    epoch, loss = rec.epoch, rec.train_loss
     kept = (
         f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
         if epoch > 1
@@ -481,8 +481,8 @@ def _check_divergence(history: list[EpochRecord], config: TrainConfig, num_class
         raise DivergenceError(
             f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} (limit {limit:.3g}); {advice}"
         )
-    key = "val_accuracy" if not math.isnan(rec["val_accuracy"]) else "train_accuracy"
-    recent = [r.to_dict()[key] for r in history[-CHANCE_EPOCHS:]]
+    key = "val_accuracy" if rec.has_validation else "train_accuracy"
+    recent = [getattr(r, key) for r in history[-CHANCE_EPOCHS:]]
     if len(recent) == CHANCE_EPOCHS and all(a < CHANCE_MARGIN / num_classes for a in recent):
         raise DivergenceError(
             f"training is not learning: {key.replace('_', ' ')} stayed at chance "
@@ -491,7 +491,7 @@ def _check_divergence(history: list[EpochRecord], config: TrainConfig, num_class
         )
 
 
-def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> dict:
+def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> EpochRecord:
     dist.broadcast_buffers(s.model)  # BatchNorm running statistics of rank 0 everywhere (per-process BN on CPU)
     if len(s.val_set):
         val_acc, val_loss = accuracy_and_loss(s.model, s.val_loader, s.loss_fn, s.device, s.config.amp)
