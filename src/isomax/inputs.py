@@ -104,7 +104,7 @@ def _check_registered_size(config: TrainConfig) -> None:
 
     if not _is_folder(config) and config.img_size is not None:
         shape = dataset_info(config.dataset).shape
-        if (shape[1], shape[2]) != (config.img_size, config.img_size):
+        if shape is not None and (shape[1], shape[2]) != (config.img_size, config.img_size):
             raise InputError(
                 f"--img-size {config.img_size}: {config.dataset} images are {shape[1]}x{shape[2]}; "
                 "--img-size applies to folder data sets (--dataset PATH)"

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -87,11 +87,11 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
     )
 
 
-def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
+def _normalization(config: TrainConfig, train_set: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
     from .data import normalization
     from .data.streaming import FileImages, sample_mean_std
 
-    if config.mean is not None:
+    if config.mean is not None and config.std is not None:  # both or neither (TrainConfig checks)
         c = train_set.shape[0]
         return (config.mean * c if len(config.mean) == 1 else config.mean), (
             config.std * c if len(config.std) == 1 else config.std
@@ -167,11 +167,12 @@ def _param_groups(model: nn.Module, config: TrainConfig):
         raise InputError(
             f"`head_weight_decay` and `head_lr` need a model with a `head` module; {config.model!r} has none"
         )
-    heads = model.head_modules() if hasattr(model, "head_modules") else [head]
+    head_modules = getattr(model, "head_modules", None)
+    heads = head_modules() if head_modules is not None else [head]
     head_params = [p for h in heads for p in h.parameters()]
     head_ids = {id(p) for p in head_params}
     rest = [p for p in model.parameters() if id(p) not in head_ids]
-    group = {"params": head_params}
+    group: dict[str, Any] = {"params": head_params}
     if config.head_weight_decay is not None:
         group["weight_decay"] = config.head_weight_decay
     if config.head_lr is not None:
@@ -223,7 +224,7 @@ def accuracy_and_loss(
     total_loss = torch.zeros((), device=device)
     n = torch.zeros((), device=device)
     for x, y in dist.shard_batches(loader, dist.rank(), dist.world_size()):
-        if y.numel() == 0:  # an empty slice of a short last batch
+        if y is None or y.numel() == 0:  # an empty slice of a short last batch (or no labels: nothing to count)
             continue
         with autocast(device, amp):
             logits = model(x)
@@ -242,15 +243,15 @@ class _Setup:
 
     config: TrainConfig
     device: torch.device
-    train_set: object
-    val_set: object
-    loader: object
-    val_loader: object
-    outliers: object
+    train_set: Any  # ImageData, FileImages or ShardImages
+    val_set: Any
+    loader: Any  # BatchLoader or the streaming path's loader
+    val_loader: Any
+    outliers: Any  # a BatchLoader of outlier images (Outlier Exposure), or None
     model: nn.Module
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
+    scheduler: Any  # torch.optim.lr_scheduler.LambdaLR
     data: InputSpec
     runtime: Runtime = field(default_factory=Runtime)
 
@@ -370,7 +371,7 @@ def _setup(config: TrainConfig, runtime: Runtime, pretrained: bool = True) -> _S
     # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
     for m in model.modules():
         if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
-            m.validate_args = False
+            setattr(m, "validate_args", False)  # nn.Module's __setattr__ is typed for tensors and modules
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
@@ -428,10 +429,13 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     # (seed, epoch, rank) so that resume is exact
     fpr = getattr(s.loss_fn, "fpr", False)
     fpr_gen = torch.Generator().manual_seed((config.seed * 1_000_003 + epoch) * 1_009 + dist.rank()) if fpr else None
+    fpr_transform = getattr(s.loss_fn, "batch_transform") if fpr else None
     for step, (x, y) in enumerate(dist.shard_batches(s.loader, dist.rank(), dist.world_size())):
+        if y is None:
+            raise InputError(f"Expected labelled training batches, but {config.dataset!r} gave images without labels")
         targets = y
-        if fpr:
-            x, targets = s.loss_fn.batch_transform(x, y, generator=fpr_gen)
+        if fpr_transform is not None:
+            x, targets = fpr_transform(x, y, generator=fpr_gen)
             y = targets[: len(targets) // 2, 0]  # the unmixed half: the training accuracy is measured on it
         if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
             x_out = next(outlier_batches)
@@ -599,7 +603,7 @@ def _train_locked(
                 else ""
             )
         )
-    start_epoch, history = 0, []
+    start_epoch, history = 0, list[EpochRecord]()
     if resume and ckpt_path.exists():
         start_epoch, history = _resume(s, ckpt_path)
         if rank0 and start_epoch < config.epochs:

@@ -17,6 +17,8 @@ the risk of the whole set at every coverage.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -62,7 +64,7 @@ def aurc(scores, correct) -> float:
 def selective_metrics(
     logits_in: Tensor,
     labels_in: Tensor,
-    scores: dict[str, object] | None = None,
+    scores: Mapping[str, object] | None = None,
     coverages: tuple[float, ...] = (0.95,),
 ) -> dict[str, dict[str, float]]:
     """Per score name: ``aurc``, ``e_aurc``, ``aurc_optimal`` and ``risk_at_coverage_<c>``.
