@@ -224,7 +224,9 @@ def accuracy_and_loss(
     total_loss = torch.zeros((), device=device)
     n = torch.zeros((), device=device)
     for x, y in dist.shard_batches(loader, dist.rank(), dist.world_size()):
-        if y is None or y.numel() == 0:  # an empty slice of a short last batch (or no labels: nothing to count)
+        if y is None:
+            raise InputError("Expected labelled validation batches, but got images without labels")
+        if y.numel() == 0:  # an empty slice of a short last batch
             continue
         with autocast(device, amp):
             logits = model(x)
