@@ -157,11 +157,11 @@ def first_step(folder: Path, workers: int, img_size: int, batch: int) -> float:
     """Seconds from nothing to the first normalised training batch (listing, mean/std sample, first batch)."""
     code = (
         "import time,sys; t=time.perf_counter(); import torch; torch.set_num_threads(1);"
-        "from isomax.presets import TrainConfig; from isomax import training;"
-        f"c=TrainConfig(dataset={str(folder)!r}, img_size={img_size}, workers={workers}, batch_size={batch},"
-        " data_path='stream', device='cpu');"
-        "tr, va = training.load_data(c); m, s = training._normalization(c, tr);"
-        "l, _, _ = training._loaders(c, tr, va, m, s, torch.device('cpu')); next(iter(l));"
+        "from isomax.presets import Runtime, TrainConfig; from isomax import training;"
+        f"c=TrainConfig(dataset={str(folder)!r}, img_size={img_size}, batch_size={batch}, data_path='stream');"
+        f"r=Runtime(device='cpu', workers={workers});"
+        "tr, va = training.load_data(c, None, r.workers); m, s = training._normalization(c, tr);"
+        "l, _, _ = training._loaders(c, r, tr, va, m, s, torch.device('cpu')); next(iter(l));"
         "print(time.perf_counter()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

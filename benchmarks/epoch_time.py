@@ -81,7 +81,7 @@ def torchvision_loader(config, train_set, args, device: torch.device):
             root = next(
                 (
                     r / "cifar10-jpg" / "train"
-                    for r in search_roots(config.data_dir)
+                    for r in search_roots(args.data_dir)
                     if (r / "cifar10-jpg" / "train").is_dir()
                 ),
                 Path("cifar10-jpg/train"),
@@ -221,22 +221,19 @@ def main(argv=None) -> None:
     if args.plan:
         args.plan = tuple(int(v) if v.strip().isdigit() else v.strip() for v in args.plan.split(","))
     changes = {
-        k: v
-        for k, v in dict(
-            model=args.model, batch_size=args.batch_size, data_dir=args.data_dir, device=args.device, loss=args.loss
-        ).items()
-        if v is not None
+        k: v for k, v in dict(model=args.model, batch_size=args.batch_size, loss=args.loss).items() if v is not None
     }
     if args.no_amp:
         changes["amp"] = False
     config = get_preset(args.preset).config(**changes)
-    threads = args.threads or config.threads
+    runtime = get_preset(args.preset).runtime(data_dir=args.data_dir, device=args.device or "auto")
+    threads = args.threads or runtime.threads
     if threads:
         torch.set_num_threads(threads)
-    device = resolve_device(config.device)
+    device = resolve_device(runtime.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_set, _, _ = load_data(config)
+    train_set, _ = load_data(config, runtime.data_dir, runtime.workers)
     what = f"plan {args.plan}" if args.plan else config.model
     print(
         f"{args.preset}: {what}, {config.loss}, batch {config.batch_size}, {len(train_set)} training images, "

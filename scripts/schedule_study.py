@@ -51,6 +51,7 @@ def run(args) -> None:
     from isomax.evaluation import evaluate_run
     from isomax.presets import get_preset
     from isomax.training import train
+    from isomax.runs import config_record
 
     points_dir = args.out / "points"
     points_dir.mkdir(parents=True, exist_ok=True)
@@ -62,11 +63,10 @@ def run(args) -> None:
             path = points_dir / f"{tag}.json"
             if path.exists():
                 continue
-            config = get_preset("fashion-mnist").config(
-                loss=loss, epochs=epochs, seed=seed, threads=args.threads, data_dir=args.data_dir, **overrides
-            )
+            config = get_preset("fashion-mnist").config(loss=loss, epochs=epochs, seed=seed, **overrides)
+            runtime = get_preset("fashion-mnist").runtime(threads=args.threads, data_dir=args.data_dir)
             t0 = time.perf_counter()
-            result = train(config, args.runs / tag, progress=False, log=lambda m: print(m, flush=True))
+            result = train(config, args.runs / tag, runtime=runtime, progress=False, log=lambda m: print(m, flush=True))
             train_s = time.perf_counter() - t0
             records = [
                 r.replace(epochs=epochs, point=name, head_weight_decay=config.head_weight_decay).to_dict()
@@ -75,8 +75,8 @@ def run(args) -> None:
             _write_json(
                 dict(
                     point=name,
-                    config=config.to_dict(),
-                    history=result.history,
+                    config=config_record(config, runtime),  # flat, as config.json
+                    history=[r.to_dict() for r in result.history],
                     records=records,
                     train_seconds=round(train_s, 1),
                     eval_seconds=round(time.perf_counter() - t0 - train_s, 1),

@@ -59,12 +59,14 @@ def test_configuration_flags_come_from_the_fields_metadata():
     import dataclasses
 
     from isomax.cli._common import config_flags
-    from isomax.presets import TrainConfig
+    from isomax.presets import Runtime, TrainConfig
 
     flags = {flag: (name, kwargs) for flag, name, kwargs in config_flags()}
-    documented = {f.metadata["flag"]: f for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]}
+    fields = dataclasses.fields(TrainConfig) + dataclasses.fields(Runtime)
+    documented = {f.metadata["flag"]: f for f in fields if f.metadata["flag"]}
     assert set(flags) == set(documented) and len(flags) == 27
-    assert all(f.metadata["help"] for f in dataclasses.fields(TrainConfig))  # every field says what it is
+    assert {name for _, name, _ in config_flags("runtime")} == {f.name for f in dataclasses.fields(Runtime)}
+    assert all(f.metadata["help"] for f in fields)  # every field says what it is
     assert flags["--lr"] == ("lr", dict(default=None, help="peak learning rate", metavar="LR", type=float))
     assert flags["--lr-schedule"][0] == "schedule" and flags["--train-limit"][1]["type"] is int
     assert (

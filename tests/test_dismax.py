@@ -408,10 +408,11 @@ def _run_cli(*args):
 
 
 def test_fpr_training_is_deterministic_and_learns(fixture_data, tmp_path, monkeypatch):
-    from isomax.presets import TrainConfig
+    from isomax.presets import Runtime, TrainConfig
     from isomax.training import train
 
     monkeypatch.setenv("ISOMAX_VERIFY", "0")
+    rt = Runtime(eval_batch_size=128, data_dir=str(fixture_data), device="cpu", threads=1)
     cfg = TrainConfig(
         dataset="fashion-mnist",
         model="cnn-28",
@@ -419,10 +420,6 @@ def test_fpr_training_is_deterministic_and_learns(fixture_data, tmp_path, monkey
         batch_size=32,
         lr=0.05,
         train_limit=256,
-        eval_batch_size=128,
-        data_dir=str(fixture_data),
-        device="cpu",
-        threads=1,
         loss="dismax-fpr",
     )
     calls = []
@@ -433,15 +430,15 @@ def test_fpr_training_is_deterministic_and_learns(fixture_data, tmp_path, monkey
         return original(images, labels, **kw)
 
     monkeypatch.setattr("isomax.losses.fpr_batch", spy)
-    a = train(cfg, tmp_path / "a", progress=False, log=lambda s: None)
+    a = train(cfg, tmp_path / "a", runtime=rt, progress=False, log=lambda s: None)
     assert len(calls) == 2 * (256 // 32) and calls[0] == (32, 1, 28, 28)  # every training step, no other
-    b = train(cfg, tmp_path / "b", progress=False, log=lambda s: None)
+    b = train(cfg, tmp_path / "b", runtime=rt, progress=False, log=lambda s: None)
     wa, wb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert type(a.model.head) is DisMaxHead
     # learns (2 epochs on 256 fixture images: well above chance, 10%, and the loss falls)
-    assert a.history[-1]["val_accuracy"] >= 0.2 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]
-    assert "distance_scale" in a.history[-1]
+    assert a.history[-1].val_accuracy >= 0.2 and a.history[-1].train_loss < a.history[0].train_loss
+    assert a.history[-1].distance_scale is not None
 
 
 def test_cli_train_evaluate_calibrate(fixture_data, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from isomax import distributed as dist
-from isomax.presets import TrainConfig
+from isomax.presets import Runtime, TrainConfig
 from isomax.training import train
 
 pytestmark = pytest.mark.skipif(
@@ -38,10 +38,11 @@ def _config(data_dir, model="mlp-28"):
         batch_size=BATCH,
         lr=LR,
         train_limit=LIMIT,
-        data_dir=str(data_dir),
-        device="cpu",
-        threads=1,
     )
+
+
+def _runtime(data_dir):
+    return Runtime(data_dir=str(data_dir), device="cpu", threads=1)
 
 
 def _torchrun(data_dir, out, model="mlp-28", nproc=2):
@@ -108,7 +109,7 @@ def single_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ISOMAX_VERIFY", "0")
-        train(_config(data_dir), out, progress=False, log=lambda s: None)
+        train(_config(data_dir), out, runtime=_runtime(data_dir), progress=False, log=lambda s: None)
     return _checkpoint(out)
 
 
@@ -140,7 +141,7 @@ def test_resume_under_ddp_from_a_one_process_checkpoint(data_dir, tmp_path, sing
             raise Stop  # after the epoch-1 checkpoint and log line are written
 
     with pytest.raises(Stop):
-        train(_config(data_dir), out, progress=False, log=stop_after_first_epoch)
+        train(_config(data_dir), out, runtime=_runtime(data_dir), progress=False, log=stop_after_first_epoch)
     assert _checkpoint(out)["epoch"] == 1
     stdout = _torchrun(data_dir, out)
     assert "resuming" in stdout and stdout.count(f"epoch 2/{EPOCHS}") == 1

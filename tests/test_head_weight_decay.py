@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from isomax.presets import TrainConfig, get_preset
+from isomax.presets import Runtime, TrainConfig, get_preset
 from isomax.training import _param_groups, build_model, train
 
 
@@ -34,15 +34,12 @@ def test_no_decay_on_head_leaves_prototypes_untouched_by_decay(fm_fixture_dir, n
         batch_size=32,
         lr=0.05,
         train_limit=64,
-        eval_batch_size=64,
-        data_dir=str(fm_fixture_dir),
-        device="cpu",
-        threads=1,
         loss="isomaxplus",
         weight_decay=0.5,
     )
-    a = train(TrainConfig(**kw, head_weight_decay=0.0), tmp_path / "a", progress=False, log=lambda s: None)
-    b = train(TrainConfig(**kw), tmp_path / "b", progress=False, log=lambda s: None)
+    rt = Runtime(eval_batch_size=64, data_dir=str(fm_fixture_dir), device="cpu", threads=1)
+    a = train(TrainConfig(**kw, head_weight_decay=0.0), tmp_path / "a", runtime=rt, progress=False, log=lambda s: None)
+    b = train(TrainConfig(**kw), tmp_path / "b", runtime=rt, progress=False, log=lambda s: None)
     assert a.model.head.prototypes.norm() > b.model.head.prototypes.norm()
 
 

@@ -248,7 +248,28 @@ def test_print_config_cli(capsys):
     assert main(["train", "--print-config", "--model", "timm:resnet18", "--lr-schedule", "cosine"]) == 0
     out = capsys.readouterr().out
     assert 'model = "timm:resnet18"' in out and 'schedule = "cosine"' in out and 'optimizer = "sgd"' in out
+    # the runtime settings come last, after a comment line, in the same flat table
+    config_part, runtime_part = out.split("# runtime:")
+    assert 'device = "auto"' in runtime_part and "eval_batch_size = 1000" in runtime_part
+    assert "device" not in config_part and "eval_batch_size" not in config_part
     assert main(["train", "--model", "cnn-28"]) == 2  # no --out: a one-line error
+
+
+def test_config_file_with_runtime_settings_and_print_config_round_trip(tmp_path, capsys):
+    """A --config file holds TrainConfig and Runtime fields, flat; they go to the two dataclasses, and what
+    --print-config prints is the same pair again."""
+    from isomax.cli import _build_parser, main
+    from isomax.cli.train import train_settings
+    from isomax.presets import Runtime
+
+    (tmp_path / "run.toml").write_text('lr = 0.01\ndevice = "cpu"\nthreads = 2\neval_batch_size = 64\n')
+    args = _build_parser().parse_args(["train", "--config", str(tmp_path / "run.toml"), "--workers", "0"])
+    config, runtime = train_settings(args)
+    assert config.lr == 0.01 and runtime == Runtime(device="cpu", threads=2, eval_batch_size=64, workers=0)
+    assert main(["train", "--print-config", "--config", str(tmp_path / "run.toml"), "--workers", "0"]) == 0
+    (tmp_path / "printed.toml").write_text(capsys.readouterr().out)
+    again = train_settings(_build_parser().parse_args(["train", "--config", str(tmp_path / "printed.toml")]))
+    assert again == (config, runtime)
 
 
 def test_folder_run_from_pretrained_timm_weights_takes_their_input_size(tmp_path, capsys):

@@ -152,7 +152,7 @@ def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
     evaluation and the exported graph compute it."""
     from isomax.deploy import fit_deployment
     from isomax.evaluation import evaluate_run
-    from isomax.presets import TrainConfig
+    from isomax.presets import Runtime, TrainConfig
     from isomax.runs import Run
     from isomax.training import train
 
@@ -164,13 +164,10 @@ def test_toy_loss_trains_end_to_end(toy, data_dir, tmp_path):
         batch_size=32,
         lr=0.05,
         train_limit=256,
-        eval_batch_size=128,
-        data_dir=str(data_dir),
-        device="cpu",
-        threads=1,
     )
+    runtime = Runtime(eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1)
     run = tmp_path / "run"
-    fit_deployment(train(cfg, run, progress=False, log=lambda s: None), log=lambda s: None)
+    fit_deployment(train(cfg, run, runtime=runtime, progress=False, log=lambda s: None), log=lambda s: None)
     loaded = Run.load(run)
     model, config = loaded.model, loaded.config
     assert config.loss == "toy" and type(model.head) is isomax.IsoMaxPlusHead and model.head_kind == "isomaxplus"

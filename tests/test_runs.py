@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from isomax.errors import InputError
-from isomax.presets import TrainConfig
+from isomax.presets import Runtime, TrainConfig
 from isomax.runs import (
     CALIBRATION,
     CHECKPOINT,
@@ -34,10 +34,10 @@ def _run_dir(root, data_dir, data=None, loss="isomaxplus", seed=0):
     from isomax.models import create_model
 
     torch.manual_seed(seed)
-    config = TrainConfig(dataset="fashion-mnist", model="cnn-28", loss=loss, data_dir=str(data_dir), device="cpu")
+    config = TrainConfig(dataset="fashion-mnist", model="cnn-28", loss=loss)
     model = create_model("cnn-28", num_classes=10, head=loss, in_channels=1)
     root.mkdir(parents=True)
-    write_config(root, config)
+    write_config(root, config, Runtime(data_dir=str(data_dir), device="cpu"))
     history = [dict(epoch=1, train_loss=1.5, train_accuracy=0.4, val_loss=1.2, val_accuracy=0.5, lr=0.1, seconds=3.0)]
     state = dict(model=model.state_dict(), epoch=1, history=history)
     if data is not None:
@@ -161,6 +161,38 @@ def test_run_load_reads_everything_the_commands_need(tmp_path, data_dir):
         assert torch.equal(v, run.model.state_dict()[k]), k
 
 
+def test_a_config_json_of_the_old_format_loads_and_splits_into_config_and_runtime(tmp_path, data_dir):
+    """config.json written before Runtime existed: the TrainConfig fields and the runtime ones, flat, in one
+    dict (the format isomax still writes: runs.config_record). Both read back, and the file is a --config file."""
+    from isomax.config_file import read_config_file
+    from isomax.presets import split_settings
+    from isomax.runs import config_record, read_config, read_runtime
+
+    old = {  # as isomax 42f659e wrote it: one flat dict, the runtime fields among the others
+        **TrainConfig(model="cnn-28", epochs=3).to_dict(),
+        "device": "cpu",
+        "eval_batch_size": 250,
+        "data_dir": str(data_dir),
+        "threads": 1,
+        "workers": None,
+    }
+    run = _run_dir(tmp_path / "old", data_dir, RECORDED)[0]
+    (run / CONFIG).write_text(json.dumps(old, indent=2))
+    assert read_config(run) == TrainConfig(model="cnn-28", epochs=3)
+    runtime = Runtime(device="cpu", eval_batch_size=250, data_dir=str(data_dir), threads=1)
+    assert read_runtime(run) == runtime and Run.load(run).runtime == runtime
+    assert Run.load(run).test_data().name == "fashion-mnist"  # found where config.json says the data is
+    assert config_record(read_config(run), runtime) == old  # what isomax writes now: the same keys and values
+    file = read_config_file(run / CONFIG)  # a valid --config file: both halves
+    assert split_settings(file) == (TrainConfig(model="cnn-28", epochs=3).to_dict(), runtime.to_dict())
+    # a config.json without the runtime keys (a TrainConfig written by hand): the default Runtime
+    (run / CONFIG).write_text(json.dumps(TrainConfig().to_dict()))
+    assert read_runtime(run) == Runtime() and read_config(run) == TrainConfig()
+    (run / CONFIG).write_text(json.dumps({**old, "eval_batch_size": 0}))
+    with pytest.raises(InputError, match=r"config.json: Expected `eval_batch_size` to be an int >= 1"):
+        read_runtime(run)
+
+
 def test_run_logits_use_the_recorded_normalisation(tmp_path, data_dir):
     from isomax.inference import predict_logits
 
@@ -240,9 +272,9 @@ def test_the_training_subset_is_the_hand_written_draw_it_replaced(data_dir):
         g = torch.Generator().manual_seed(0)
         assert torch.equal(seeded_indices(n, k, 0, sort=False), torch.randperm(n, generator=g)[:k])
         assert torch.equal(seeded_indices(n, k, 0), torch.randperm(n, generator=g.manual_seed(0))[:k].sort().values)
-    config = TrainConfig(dataset="fashion-mnist", data_dir=str(data_dir), train_limit=100, val_fraction=0.2)
-    train = load_data(config)[0]
-    full = load_data(config.replace(train_limit=None))[0]
+    config = TrainConfig(dataset="fashion-mnist", train_limit=100, val_fraction=0.2)
+    train = load_data(config, data_dir)[0]
+    full = load_data(config.replace(train_limit=None), data_dir)[0]
     g = torch.Generator().manual_seed(0)
     assert torch.equal(train.labels, full.labels[torch.randperm(len(full), generator=g)[:100]])
 

@@ -38,7 +38,7 @@ from ._io import atomic_write_text
 from .evaluation import DETECTOR_METHODS, evaluate_run, load_ood_sets
 from .heads import canonical_head_name
 from .registry import BASELINE_LOSS, PAPER_LOSSES
-from .presets import TrainConfig, get_preset
+from .presets import Runtime, TrainConfig, get_preset, split_settings
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, as_records, read_records, write_records
 from .sampling import seeded_subset
 from .training import train
@@ -109,14 +109,14 @@ def _todo(
     return todo_plain, [m for m in detectors if plan.loss in methods_on and not any(r.score == m for r in mine)]
 
 
-def _meta(out: Path, base: TrainConfig, **fields) -> dict:
+def _meta(out: Path, runtime: Runtime, **fields) -> dict:
     """bench.json's content, keeping the timings of earlier invocations (a bench run in several goes)."""
     meta = dict(
         fields,
         python=sys.version.split()[0],
         torch=torch.__version__,
         platform=platform.platform(),
-        device=str(base.device),
+        device=str(runtime.device),
         cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         threads=torch.get_num_threads(),
         runs={},
@@ -129,6 +129,7 @@ def _meta(out: Path, base: TrainConfig, **fields) -> dict:
 
 def _evaluate(
     config: TrainConfig,
+    runtime: Runtime,
     out: Path,
     name: str,
     ood_sets: list,
@@ -142,7 +143,7 @@ def _evaluate(
     new = evaluate_run(
         out / "runs" / name,
         ood_sets=ood_sets,
-        device=config.device,
+        device=runtime.device,
         progress=progress,
         arrays_path=out / "outputs" / f"{name}.npz" if plain else None,
         scores=None if plain else (),
@@ -167,14 +168,14 @@ def _log_run(meta: dict, name: str, t0: float, t_train: float, methods: list[str
     return timing
 
 
-def _ood_sets(config: TrainConfig, ood: Sequence[str], log: Callable[[str], None]) -> list:
+def _ood_sets(config: TrainConfig, runtime: Runtime, ood: Sequence[str], log: Callable[[str], None]) -> list:
     """The out-distributions, shaped like the in-distribution, cut to ``config.eval_limit`` images each."""
     from .inputs import load_test
 
-    in_test = load_test(config)
+    in_test = load_test(config, runtime.data_dir, runtime.workers)
     sets = [
         seeded_subset(s, config.eval_limit, EVAL_SUBSET_SEED)
-        for s in load_ood_sets(ood, in_test.shape, config.data_dir, log, stream=getattr(in_test, "workers", None))
+        for s in load_ood_sets(ood, in_test.shape, runtime.data_dir, log, stream=getattr(in_test, "workers", None))
     ]
     if config.eval_limit:
         log(
@@ -213,12 +214,14 @@ def run_bench(
     methods_on = [canonical_head_name(name) for name in methods_on]
     plans = _plans(losses, methods, outlier_data)
     detectors = [m for m in methods if m in DETECTOR_METHODS]
-    out, base = Path(out), get_preset(preset).config(**(overrides or {}))
+    config_changes, runtime_changes = split_settings(overrides or {})  # TrainConfig and Runtime fields, flat
+    out, base = Path(out), get_preset(preset).config(**config_changes)
+    runtime = get_preset(preset).runtime(**runtime_changes)
     out.mkdir(parents=True, exist_ok=True)
     ood = tuple(ood or base.ood)
     meta = _meta(
         out,
-        base,
+        runtime,
         preset=preset,
         overrides=overrides or {},
         seeds=list(seeds),
@@ -242,10 +245,12 @@ def run_bench(
                 continue
             config = base.replace(seed=seed, ood=ood, **plan.changes)
             t0 = time.perf_counter()
-            fit_deployment(train(config, out / "runs" / name, progress=progress, log=log), log=log)
+            fit_deployment(train(config, out / "runs" / name, runtime=runtime, progress=progress, log=log), log=log)
             t_train = time.perf_counter() - t0
-            ood_sets = ood_sets or _ood_sets(config, ood, log)
-            new = _evaluate(config, out, name, ood_sets, todo_plain, todo_methods, detector_options, progress, log)
+            ood_sets = ood_sets or _ood_sets(config, runtime, ood, log)
+            new = _evaluate(
+                config, runtime, out, name, ood_sets, todo_plain, todo_methods, detector_options, progress, log
+            )
             records = [r for r in records if r.key not in {n.key for n in new}] + new
             write_records(records, results_path)
             timing = _log_run(meta, name, t0, t_train, todo_methods, t_start, out)

@@ -1,7 +1,7 @@
 """Training options from a file: ``isomax train --config run.toml`` (or ``.json``, ``.yaml``).
 
-The file holds :class:`~isomax.presets.TrainConfig` fields, flat, by their names
-(``isomax train --print-config`` prints every one, with its value)::
+The file holds :class:`~isomax.presets.TrainConfig` and :class:`~isomax.presets.Runtime` fields, flat, by
+their names (``isomax train --print-config`` prints every one, with its value, the runtime ones last)::
 
     preset = "cifar10-cpu"        # optional: start from a preset (default: TrainConfig's defaults)
     model = "timm:resnet18"
@@ -16,8 +16,8 @@ What wins: command-line flags, then the file, then the preset (``--preset`` or t
 value. The run directory's ``config.json`` is the resolved configuration and is itself a valid
 ``--config`` file. Unknown keys and wrong types are refused with a one-line error naming the file.
 The runtime fields (``device``, ``threads``, ``data_dir``, ``eval_batch_size``, ``workers``:
-:data:`isomax.presets.RUNTIME_FIELDS`) may be set here too and are printed with the others; they are not
-part of what a run is, so a run resumes with other values of them.
+:data:`isomax.presets.RUNTIME_FIELDS`) go to the :class:`~isomax.presets.Runtime`; they are not part of
+what a run is, so a run resumes with other values of them.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
-from .presets import TrainConfig
+from .presets import Runtime, TrainConfig
 
 __all__ = ["read_config_file", "to_toml"]
 
@@ -57,8 +58,9 @@ def _parse(path: Path, text: str) -> object:
     raise InputError(f"Expected --config to be a .toml, .json or .yaml file, but got: {str(path)!r}")
 
 
-def read_config_file(path: str | os.PathLike) -> dict:
-    """The file's settings as a dict of TrainConfig fields (plus ``preset``); lists become tuples."""
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The file's settings as a dict of TrainConfig and Runtime fields (plus ``preset``), flat
+    (:func:`isomax.presets.split_settings` separates them); lists become tuples."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
@@ -72,7 +74,7 @@ def read_config_file(path: str | os.PathLike) -> dict:
         raise InputError(f"--config {path}: cannot parse it ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict):
         raise InputError(f"--config {path}: expected a table of settings, but got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name: f for cls in (TrainConfig, Runtime) for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields) - {"preset"})
     if unknown:
         raise InputError(f"--config {path}: unknown setting(s) {unknown}; known: preset, {', '.join(fields)}")
@@ -89,7 +91,7 @@ def read_config_file(path: str | os.PathLike) -> dict:
     return out
 
 
-def _type_ok(annotation: str, value) -> bool:
+def _type_ok(annotation: str, value: Any) -> bool:
     """Whether ``value`` fits a TrainConfig annotation such as ``float``, ``int | None``, ``tuple[str, ...]``."""
     for part in (p.strip() for p in annotation.split("|")):
         if part == "None" and value is None:
@@ -108,7 +110,7 @@ def _type_ok(annotation: str, value) -> bool:
     return False
 
 
-def _toml_value(value) -> str:
+def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -120,11 +122,19 @@ def _toml_value(value) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def to_toml(config: TrainConfig) -> str:
-    """Every field of ``config`` as TOML, in declaration order; fields set to None are commented out
+def to_toml(config: TrainConfig, runtime: Runtime | None = None) -> str:
+    """Every field of ``config`` as TOML, in declaration order, then (with ``runtime``) the Runtime's after a
+    comment line, in the same flat table (a valid ``--config`` file); fields set to None are commented out
     (TOML has no null: leaving them out keeps the default, None)."""
-    lines = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        lines.append(f"# {f.name} =  (not set)" if value is None else f"{f.name} = {_toml_value(value)}")
+    lines = _toml_lines(config)
+    if runtime is not None:
+        lines += ["# runtime: where and how fast it runs (a run resumes with other values)", *_toml_lines(runtime)]
     return "\n".join(lines) + "\n"
+
+
+def _toml_lines(settings: TrainConfig | Runtime) -> list[str]:
+    lines = []
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        lines.append(f"# {f.name} =  (not set)" if value is None else f"{f.name} = {_toml_value(value)}")
+    return lines

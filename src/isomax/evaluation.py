@@ -75,9 +75,9 @@ def evaluate_model(
     accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
     score_in = {s: SCORES[s](logits_in) for s in scores}
     arrays = {"logits/in": logits_in.numpy(), "labels/in": in_test.labels.numpy()}
-    head = getattr(model, "head", None)
-    if getattr(head, "distance_scale", None) is not None:
-        arrays["distance_scale"] = np.asarray(float(head.distance_scale.detach().abs()))
+    scale = getattr(getattr(model, "head", None), "distance_scale", None)
+    if scale is not None:
+        arrays["distance_scale"] = np.asarray(float(scale.detach().abs()))
     records = []
     base = dict(
         in_dataset=in_test.name,
@@ -234,7 +234,8 @@ def evaluate_run(
     model, config, dev = run.model, run.config, run.device
     _check_validation_split(run_dir, config, methods)
     in_test = run.test_data(data_dir)
-    data_dir = data_dir or config.data_dir
+    data_dir = data_dir or run.runtime.data_dir  # the run's (config.json records where training found it)
+    batch_size = run.runtime.eval_batch_size
     if ood_sets is None:
         ood_sets = load_ood_sets(
             list(ood or config.ood), in_test.shape, data_dir, log, stream=getattr(in_test, "workers", None)
@@ -244,9 +245,11 @@ def evaluate_run(
     scores = tuple(scores) if scores is not None else None
     if config.outlier_data:  # an Outlier Exposure run (training method "oe"): its entropic score
         scores, methods = ("es",), ()
+    records: list[RunRecord]
+    arrays: dict[str, np.ndarray] | None
     if scores == () and methods:  # detectors only: no plain-score records nor arrays
         records, arrays = [], None
-        logits_in = predict_logits(model, in_test, mean, std, dev, config.eval_batch_size, config.amp, None, progress)
+        logits_in = predict_logits(model, in_test, mean, std, dev, batch_size, config.amp, None, progress)
         accuracy = float((logits_in.argmax(1) == in_test.labels).float().mean())
     else:
         records, arrays = evaluate_model(
@@ -257,7 +260,7 @@ def evaluate_run(
             mean,
             std,
             device=dev,
-            batch_size=config.eval_batch_size,
+            batch_size=batch_size,
             amp=config.amp,
             scores=scores,
             meta=meta,
@@ -278,7 +281,7 @@ def evaluate_run(
             val_data=val_data,
             device=dev,
             accuracy=accuracy,
-            batch_size=min(500, config.eval_batch_size),
+            batch_size=min(500, batch_size),
             meta=meta,
             detector_options=detector_options,
             progress=progress,
@@ -314,13 +317,13 @@ def _save_arrays(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
 
 def near_chance(accuracy: float, num_classes: int | None) -> bool:
     """True when ``accuracy`` is below 1.5x chance (1 / ``num_classes``): OOD metrics of such a model mean nothing."""
-    return bool(num_classes) and accuracy == accuracy and accuracy < 1.5 / num_classes
+    return bool(num_classes) and accuracy == accuracy and accuracy < 1.5 / (num_classes or 1)
 
 
 def warn_if_near_chance(
     accuracy: float, num_classes: int | None, what: str, log: Callable[[str], None] = print
 ) -> None:
-    if near_chance(accuracy, num_classes):
+    if num_classes and near_chance(accuracy, num_classes):
         log(
             f"warning: {what}: test accuracy {100 * accuracy:.2f}% is near chance ({100 / num_classes:.1f}%); "
             "its OOD detection numbers are meaningless (did training diverge? lower --lr)"

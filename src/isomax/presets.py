@@ -1,7 +1,9 @@
 """Training configurations and the named presets of ``isomax train/bench --preset``.
 
-A :class:`TrainConfig` holds every hyperparameter of a run; a preset is a named set of
-overrides. The same preset is used unchanged for the SoftMax, IsoMax and IsoMax+ losses: only
+A :class:`TrainConfig` holds every hyperparameter of a run (what defines the trained model); a
+:class:`Runtime` holds where and how fast it goes (device, CPU threads, data directory, evaluation
+batch size, decoding workers), which a run may change between starts. A preset is a named set of
+overrides of both. The same preset is used unchanged for the SoftMax, IsoMax and IsoMax+ losses: only
 the head and the loss differ (the drop-in promise).
 """
 
@@ -9,28 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Mapping
+
 from .errors import InputError
 from .registry import DEFAULT_LOSS
 
-__all__ = ["TrainConfig", "RUNTIME_FIELDS", "PRESETS", "get_preset", "list_presets"]
+__all__ = ["TrainConfig", "Runtime", "RUNTIME_FIELDS", "split_settings", "PRESETS", "get_preset", "list_presets"]
 
 
-def _field(default, help: str, flag: str | None = None, *, runtime: bool = False, **cli):
-    """A TrainConfig field with its documentation in ``metadata``: ``help``; ``flag``, the command-line flag of
-    ``isomax train / bench / sweep`` that overrides it (with ``cli``: further ``add_argument`` options);
-    ``runtime``: where and how fast a run goes, not what it trains (see :data:`RUNTIME_FIELDS`). ``cli`` may
-    set ``flag_help``, the flag's help where it differs from the field's (``--no-amp``)."""
-    return field(default=default, metadata=dict(help=help, flag=flag, runtime=runtime, cli=cli))
+def _field(default: Any, help: str, flag: str | None = None, **cli: Any) -> Any:
+    """A TrainConfig or Runtime field with its documentation in ``metadata``: ``help``; ``flag``, the
+    command-line flag of ``isomax train / bench / sweep`` that overrides it (with ``cli``: further
+    ``add_argument`` options). ``cli`` may set ``flag_help``, the flag's help where it differs from the
+    field's (``--no-amp``)."""
+    return field(default=default, metadata=dict(help=help, flag=flag, cli=cli))
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved as ``config.json`` in the run directory).
+    """Everything the trained model depends on (saved as ``config.json`` in the run directory).
 
     Each field's ``metadata`` holds its ``help`` and, where it has one, its command-line ``flag`` (the CLI
-    builds its flags from them). The :data:`RUNTIME_FIELDS` (device, threads, data directory, evaluation
-    batch size, decoding workers) say where and how fast a run goes, not what it trains: a run resumes with
-    other values of them (:meth:`identity` leaves them out).
+    builds its flags from them). Where and how fast a run goes (device, threads, data directory, evaluation
+    batch size, decoding workers) is a :class:`Runtime`, passed next to it: a run resumes with another one.
+    ``TrainConfig(device=...)`` is refused with an error that says so.
     """
 
     dataset: str = _field(
@@ -77,7 +81,6 @@ class TrainConfig:
     )
     train_limit: int | None = _field(None, "train on only this many images (quick checks)", "--train-limit")
     seed: int = _field(0, "random seed")
-    device: str = _field("auto", "auto, cpu, cuda or cuda:N (default auto)", "--device", runtime=True)
     amp: bool = _field(
         True,
         "bfloat16 autocast on CUDA (distances and loss stay float32); ignored on CPU",
@@ -86,7 +89,6 @@ class TrainConfig:
         action="store_const",
         const=False,
     )
-    eval_batch_size: int = _field(1000, "batch size of validation and evaluation", "--eval-batch-size", runtime=True)
     eval_limit: int | None = _field(
         None, "bench: evaluate each out-distribution on a fixed seeded subset of this many images (None: all)"
     )
@@ -97,10 +99,6 @@ class TrainConfig:
         None, "Outlier Exposure (Hendrycks et al. 2019): name or folder of outlier images"
     )
     outlier_weight: float = _field(0.5, "weight of the cross-entropy to the uniform distribution on outlier batches")
-    data_dir: str | None = _field(
-        None, "where the datasets are (also $ISOMAX_DATA; see isomax.data)", "--data-dir", runtime=True
-    )
-    threads: int | None = _field(None, "CPU threads for torch (>= 1)", "--threads", runtime=True)
     # Fine-tuning (defaults keep older runs' configurations valid: a config.json without these keys loads as before)
     pretrained: str | None = _field(
         None,
@@ -131,9 +129,6 @@ class TrainConfig:
     std: tuple[float, ...] | None = _field(
         None, "per-channel normalisation std (with --mean)", "--std", type=float, nargs="+", metavar="S"
     )
-    workers: int | None = _field(
-        None, "decoding workers of the streaming path (default: min(8, CPUs - 1))", "--workers", runtime=True
-    )
     data_path: str = _field(
         "auto",
         "auto, memory or stream (default auto: stream when the decoded training set "
@@ -147,6 +142,10 @@ class TrainConfig:
         action="store_const",
         const=True,
     )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "TrainConfig":
+        _refuse_runtime(kwargs)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         from .registry import get_loss
@@ -171,7 +170,7 @@ class TrainConfig:
             )
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise InputError(f"Expected `warmup_epochs` to be in [0, epochs], but got: {self.warmup_epochs!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InputError(f"Expected `{name}` to be a positive int, but got: {getattr(self, name)!r}")
         if not 0 <= self.val_fraction < 1:
@@ -205,13 +204,11 @@ class TrainConfig:
             isinstance(self.img_size, bool) or not isinstance(self.img_size, int) or self.img_size < 8
         ):
             raise InputError(f"Expected `img_size` to be an int >= 8, but got: {self.img_size!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            raise InputError(f"Expected `workers` to be an int >= 0, but got: {self.workers!r}")
         if self.data_path not in ("auto", "memory", "stream"):
             raise InputError(f"Expected `data_path` to be 'auto', 'memory' or 'stream', but got: {self.data_path!r}")
         if (self.mean is None) != (self.std is None):
             raise InputError("Expected `mean` and `std` to be given together (one value, or one per channel)")
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
             if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
                 raise InputError(
@@ -220,47 +217,119 @@ class TrainConfig:
             if not all(s > 0 for s in self.std):
                 raise InputError(f"Expected every `std` value to be > 0, but got: {self.std!r}")
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes: Any) -> "TrainConfig":
+        _refuse_runtime(changes)
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise InputError(f"Unknown configuration field(s): {sorted(unknown)}")
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def identity(self) -> dict:
-        """The fields that define the trained model: every field but the :data:`RUNTIME_FIELDS`. Two
-        configurations with the same identity train the same weights (``isomax train`` resumes across them)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the trained model: all of them (:meth:`to_dict`; the runtime settings are a
+        :class:`Runtime`). Two configurations with the same identity train the same weights."""
+        return self.to_dict()
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """The configuration of ``d`` (a ``config.json`` or ``--config`` table). Its runtime keys
+        (:data:`RUNTIME_FIELDS`: every ``config.json`` holds them) are skipped: :meth:`Runtime.from_dict`
+        reads them."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        unknown = set(d) - names - set(RUNTIME_FIELDS)
         if unknown:
             raise InputError(f"Unknown configuration field(s) in config: {sorted(unknown)}")
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in names}
         for key in ("milestones", "ood", "mean", "std"):
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
 
 
-#: where and how fast a run goes, not what it trains: the device, CPU threads, data directory, evaluation
-#: batch size and decoding workers (the streaming path gives the same batches whatever the number of workers;
-#: another device or thread count sums floats in another order, so a run resumed with them is the same run,
-#: not bit for bit the same weights)
-RUNTIME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["runtime"])
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how fast a run goes, not what it trains: the device, CPU threads, data directory, evaluation
+    batch size and decoding workers. A run resumes with another Runtime (the streaming path gives the same
+    batches whatever the number of workers; another device or thread count sums floats in another order, so
+    a run resumed with them is the same run, not bit for bit the same weights).
+
+    ``isomax train`` records the Runtime of its last start in ``config.json``, next to the
+    :class:`TrainConfig` fields (so the file stays a valid ``--config`` file and later commands find the
+    data where training did); :meth:`from_dict` reads it back.
+    """
+
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N (default auto)", "--device")
+    threads: int | None = _field(None, "CPU threads for torch (>= 1)", "--threads")
+    data_dir: str | None = _field(None, "where the datasets are (also $ISOMAX_DATA; see isomax.data)", "--data-dir")
+    eval_batch_size: int = _field(1000, "batch size of validation and evaluation", "--eval-batch-size")
+    workers: int | None = _field(
+        None, "decoding workers of the streaming path (default: min(8, CPUs - 1))", "--workers"
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, str):
+            raise InputError(f"Expected `device` to be a string (auto, cpu, cuda, cuda:N), but got: {self.device!r}")
+        for name, low in (("threads", 1), ("eval_batch_size", 1), ("workers", 0)):
+            value = getattr(self, name)
+            if value is None and name != "eval_batch_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"Expected `{name}` to be an int >= {low}, but got: {value!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            object.__setattr__(self, "data_dir", str(self.data_dir))  # a Path: kept as the str config.json holds
+
+    def replace(self, **changes: Any) -> "Runtime":
+        unknown = set(changes) - set(RUNTIME_FIELDS)
+        if unknown:
+            raise InputError(f"Unknown runtime setting(s): {sorted(unknown)}; known: {', '.join(RUNTIME_FIELDS)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Runtime":
+        """The runtime keys of ``d`` (a ``config.json`` or ``--config`` table); every other key is skipped."""
+        return cls(**{k: v for k, v in d.items() if k in RUNTIME_FIELDS})
+
+
+#: the :class:`Runtime` settings: where and how fast a run goes, not what it trains
+RUNTIME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Runtime))
+
+
+def _refuse_runtime(settings: Mapping[str, Any]) -> None:
+    runtime = sorted(set(settings) & set(RUNTIME_FIELDS))
+    if runtime:
+        given = ", ".join(f"{k}={settings[k]!r}" for k in runtime)
+        raise InputError(
+            f"{', '.join(runtime)}: runtime setting(s), not part of a TrainConfig; pass Runtime({given}) "
+            "(isomax.presets.Runtime) next to the configuration"
+        )
+
+
+def split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``settings`` (flags, a ``--config`` file, a preset's overrides) as (TrainConfig fields, Runtime fields)."""
+    config = {k: v for k, v in settings.items() if k not in RUNTIME_FIELDS}
+    return config, {k: v for k, v in settings.items() if k in RUNTIME_FIELDS}
 
 
 @dataclass(frozen=True)
 class Preset:
-    description: str
-    overrides: dict = field(default_factory=dict)
+    """A named set of overrides of :class:`TrainConfig` and :class:`Runtime` fields."""
 
-    def config(self, **changes) -> TrainConfig:
-        return TrainConfig().replace(**{**self.overrides, **changes})
+    description: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **changes: Any) -> TrainConfig:
+        """The preset's TrainConfig with ``changes`` (its runtime overrides go to :meth:`runtime`)."""
+        return TrainConfig().replace(**{**split_settings(self.overrides)[0], **changes})
+
+    def runtime(self, **changes: Any) -> Runtime:
+        """The preset's Runtime (``fashion-mnist-minute``: 1 thread; ``paper``: evaluation batches of 500)
+        with ``changes``."""
+        return Runtime().replace(**{**split_settings(self.overrides)[1], **changes})
 
 
 _PAPER = dict(

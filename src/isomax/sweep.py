@@ -30,7 +30,8 @@ import numpy as np
 from .errors import InputError
 from . import tables
 from ._io import atomic_write_text
-from .presets import TrainConfig
+from .presets import Runtime, TrainConfig, split_settings
+from .runs import config_record
 from .registry import SWEEP_LOSSES, LiveMapping, get_loss, list_losses
 from .records import RunRecord, as_records
 
@@ -124,7 +125,9 @@ def run_sweep(
     _check(scales, losses, val_ood, test_ood, overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = get_preset(preset).config(**(overrides or {}))
+    config_changes, runtime_changes = split_settings(overrides or {})  # TrainConfig and Runtime fields, flat
+    base = get_preset(preset).config(**config_changes)
+    runtime = get_preset(preset).runtime(**runtime_changes)
     log("warning: " + WARNING.format(name=val_ood))
     if any(same_dataset(o, val_ood) for o in base.ood):
         log(
@@ -135,11 +138,11 @@ def run_sweep(
     path = out / "sweep.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     runs: dict = previous.get("runs", {}) if previous.get("val_ood") == val_ood else {}
-    _, val_set = load_data(base)
+    _, val_set = load_data(base, runtime.data_dir, runtime.workers)
     sets = dict(
         val=val_set,
-        val_ood=load_ood_sets([val_ood], val_set.shape, base.data_dir, log),
-        test_ood=load_ood_sets(test_ood, val_set.shape, base.data_dir, log) if test_ood else [],
+        val_ood=load_ood_sets([val_ood], val_set.shape, runtime.data_dir, log),
+        test_ood=load_ood_sets(test_ood, val_set.shape, runtime.data_dir, log) if test_ood else [],
     )
     for seed in seeds:
         for loss in losses:
@@ -150,7 +153,7 @@ def run_sweep(
                 if cached and TrainConfig.from_dict(cached["config"]) == config and cached.get("test_ood") == test_ood:
                     log(f"[{name}] already in {path}, skipping")
                     continue
-                runs[name] = _train_and_evaluate(config, out, name, sets, test_ood, progress, log)
+                runs[name] = _train_and_evaluate(config, runtime, out, name, sets, test_ood, progress, log)
                 v = RunRecord.from_dict(runs[name]["validation"][0])
                 log(
                     f"[{name}] val accuracy {100 * v.accuracy:.2f}%  {val_ood}: TNR@TPR95 "
@@ -166,6 +169,7 @@ def run_sweep(
 
 def _train_and_evaluate(
     config: TrainConfig,
+    runtime: Runtime,
     out: Path,
     name: str,
     sets: dict,
@@ -179,9 +183,9 @@ def _train_and_evaluate(
 
     from .deploy.fit import fit_deployment
 
-    result = train(config, out / "runs" / name, progress=progress, log=log)
+    result = train(config, out / "runs" / name, runtime=runtime, progress=progress, log=log)
     fit_deployment(result, log=log)  # calibration.json and threshold.json, as `isomax train` writes them
-    mean, std = result.data["mean"], result.data["std"]  # what it was trained with
+    mean, std = result.data.mean, result.data.std  # what it was trained with
     val_records, _ = evaluate_model(
         result.model,
         config.loss,
@@ -189,8 +193,8 @@ def _train_and_evaluate(
         sets["val_ood"],
         mean,
         std,
-        device=resolve_device(config.device),
-        batch_size=config.eval_batch_size,
+        device=resolve_device(runtime.device),
+        batch_size=runtime.eval_batch_size,
         amp=config.amp,
         scores=(SWEEP_SCORE[config.loss],),
         meta=dict(model=config.model, seed=config.seed),
@@ -201,7 +205,7 @@ def _train_and_evaluate(
         test_records = evaluate_run(
             out / "runs" / name,
             ood_sets=sets["test_ood"],
-            device=config.device,
+            device=runtime.device,
             arrays_path=out / "outputs" / f"{name}.npz",
             progress=progress,
             log=log,
@@ -211,8 +215,8 @@ def _train_and_evaluate(
         loss=config.loss,
         scale=scale,
         seed=config.seed,
-        config=json.loads(json.dumps(config.to_dict())),
-        val_accuracy=result.history[-1]["val_accuracy"] if result.history else None,
+        config=json.loads(json.dumps(config_record(config, runtime))),  # flat, as config.json
+        val_accuracy=result.history[-1].val_accuracy if result.history else None,
         validation=_tagged(val_records, "validation", scale),
         test=_tagged(test_records, "test", scale),
         test_ood=test_ood,

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -39,8 +39,8 @@ from .inputs import (
 )
 from .heads import canonical_head_name
 from .losses import make_loss
-from .presets import TrainConfig
-from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord
+from .presets import Runtime, TrainConfig
+from .runs import CHECKPOINT, CONFIG, LOG, EpochRecord, InputSpec
 
 __all__ = [
     "train",
@@ -72,10 +72,11 @@ class TrainResult:
     run_dir: Path
     model: nn.Module
     config: TrainConfig
-    history: list[dict]
-    data: dict  # the input description recorded with the run (runs.data_info: size, mean/std, classes, ...)
+    history: list[EpochRecord]  # one per finished epoch (log.jsonl and the checkpoint hold their to_dict())
+    data: InputSpec  # the input description recorded with the run (size, mean/std, classes, ...; to_dict() on disk)
     val_set: object = None  # the validation split (isomax.deploy.fit_deployment fits on it without reloading)
     device: torch.device | None = None  # where the model is
+    runtime: Runtime = field(default_factory=Runtime)  # where and how fast it ran (evaluation batch size, ...)
 
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
@@ -86,11 +87,11 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
     )
 
 
-def _normalization(config: TrainConfig, train_set) -> tuple[tuple, tuple]:
+def _normalization(config: TrainConfig, train_set: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
     from .data import normalization
     from .data.streaming import FileImages, sample_mean_std
 
-    if config.mean is not None:
+    if config.mean is not None and config.std is not None:  # both or neither (TrainConfig checks)
         c = train_set.shape[0]
         return (config.mean * c if len(config.mean) == 1 else config.mean), (
             config.std * c if len(config.std) == 1 else config.std
@@ -166,11 +167,12 @@ def _param_groups(model: nn.Module, config: TrainConfig):
         raise InputError(
             f"`head_weight_decay` and `head_lr` need a model with a `head` module; {config.model!r} has none"
         )
-    heads = model.head_modules() if hasattr(model, "head_modules") else [head]
+    head_modules = getattr(model, "head_modules", None)
+    heads = head_modules() if head_modules is not None else [head]
     head_params = [p for h in heads for p in h.parameters()]
     head_ids = {id(p) for p in head_params}
     rest = [p for p in model.parameters() if id(p) not in head_ids]
-    group = {"params": head_params}
+    group: dict[str, Any] = {"params": head_params}
     if config.head_weight_decay is not None:
         group["weight_decay"] = config.head_weight_decay
     if config.head_lr is not None:
@@ -222,6 +224,8 @@ def accuracy_and_loss(
     total_loss = torch.zeros((), device=device)
     n = torch.zeros((), device=device)
     for x, y in dist.shard_batches(loader, dist.rank(), dist.world_size()):
+        if y is None:
+            raise InputError("Expected labelled validation batches, but got images without labels")
         if y.numel() == 0:  # an empty slice of a short last batch
             continue
         with autocast(device, amp):
@@ -241,23 +245,24 @@ class _Setup:
 
     config: TrainConfig
     device: torch.device
-    train_set: object
-    val_set: object
-    loader: object
-    val_loader: object
-    outliers: object
+    train_set: Any  # ImageData, FileImages or ShardImages
+    val_set: Any
+    loader: Any  # BatchLoader or the streaming path's loader
+    val_loader: Any
+    outliers: Any  # a BatchLoader of outlier images (Outlier Exposure), or None
     model: nn.Module
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
-    data: dict
+    scheduler: Any  # torch.optim.lr_scheduler.LambdaLR
+    data: InputSpec
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader)
 
 
-def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
+def _loaders(config: TrainConfig, runtime: Runtime, train_set, val_set, mean, std, device):
     from .data import BatchLoader
 
     world = dist.world_size()
@@ -280,7 +285,7 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
             persistent=True,
         )
         val_loader = val_set.loader(
-            config.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
+            runtime.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
         )
     else:
         shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
@@ -298,12 +303,12 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
             seed=config.seed,
             shard=shard,
         )
-        val_loader = BatchLoader(val_set, config.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
+        val_loader = BatchLoader(val_set, runtime.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
 
-        out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=config.data_dir)
+        out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=runtime.data_dir)
         outliers = BatchLoader(
             out_set,
             config.batch_size,
@@ -330,14 +335,14 @@ def _loaders(config: TrainConfig, train_set, val_set, mean, std, device):
     return loader, val_loader, outliers
 
 
-def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
+def _setup(config: TrainConfig, runtime: Runtime, pretrained: bool = True) -> _Setup:
     """Data, loaders, model (seeded), loss, optimiser and schedule, in the order that fixes the RNG use.
     ``pretrained=False``: skip ``config.pretrained`` (resuming: the checkpoint has the weights)."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = dist.device_for_rank(resolve_device(config.device))
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    device = dist.device_for_rank(resolve_device(runtime.device))
     _check_registered_size(config)
-    train_set, val_set = load_data(config)
+    train_set, val_set = load_data(config, runtime.data_dir, runtime.workers)
     mean, std = _normalization(config, train_set)
     path, why = _choose_path(config, train_set)
     extra = dict(data_path=path, data_path_reason=why)
@@ -346,7 +351,7 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
 
         extra.update(
             img_size=train_set.img_size,
-            **_folder_sets(config)[1],
+            **_folder_sets(config, runtime.workers)[1],
             eval_transform="resize shorter side + center crop (ratio 1.0)",
             train_transform="none (as evaluation)"
             if not config.augment
@@ -364,11 +369,11 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
         load_pretrained(model, config.pretrained)
     model = model.to(device)
     mean, std = input_normalization(config, model, (mean, std))
-    loader, val_loader, outliers = _loaders(config, train_set, val_set, mean, std, device)
+    loader, val_loader, outliers = _loaders(config, runtime, train_set, val_set, mean, std, device)
     # The heads' and the loss's finiteness checks cost a host sync per step: the loss is checked per epoch instead
     for m in model.modules():
         if hasattr(m, "validate_args") and hasattr(m, "prototypes"):
-            m.validate_args = False
+            setattr(m, "validate_args", False)  # nn.Module's __setattr__ is typed for tensors and modules
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     smoothing = {"label_smoothing": config.label_smoothing} if config.label_smoothing else {}
@@ -387,18 +392,19 @@ def _setup(config: TrainConfig, pretrained: bool = True) -> _Setup:
         loss_fn,
         optimizer,
         scheduler,
-        {**runs.data_info(train_set, mean, std), **extra},
+        InputSpec.from_data(train_set, mean, std, **extra),
+        runtime,
     )
 
 
-def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[dict]]:
+def _resume(s: _Setup, ckpt_path: Path) -> tuple[int, list[EpochRecord]]:
     """Load model, optimiser and scheduler state from ``ckpt_path``: (start epoch, history)."""
     state = runs.load_checkpoint(ckpt_path, s.device)
     runs.load_state(s.model, state["model"], ckpt_path, "model", s.config)
     runs.load_state(s.optimizer, state["optimizer"], ckpt_path, "optimizer", s.config)
     runs.load_state(s.scheduler, state["scheduler"], ckpt_path, "scheduler", s.config)
-    try:  # validated (EpochRecord), kept in the form the checkpoint and log.jsonl hold
-        history = [EpochRecord.from_dict(r).to_dict() for r in state["history"]]
+    try:  # validated; written back as the checkpoint and log.jsonl hold it (EpochRecord.to_dict)
+        history = [EpochRecord.from_dict(r) for r in state["history"]]
     except InputError as err:
         raise runs.CheckpointError(f"cannot read checkpoint {ckpt_path}: its history: {err}") from err
     return state["epoch"], history
@@ -425,10 +431,13 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     # (seed, epoch, rank) so that resume is exact
     fpr = getattr(s.loss_fn, "fpr", False)
     fpr_gen = torch.Generator().manual_seed((config.seed * 1_000_003 + epoch) * 1_009 + dist.rank()) if fpr else None
+    fpr_transform = getattr(s.loss_fn, "batch_transform") if fpr else None
     for step, (x, y) in enumerate(dist.shard_batches(s.loader, dist.rank(), dist.world_size())):
+        if y is None:
+            raise InputError(f"Expected labelled training batches, but {config.dataset!r} gave images without labels")
         targets = y
-        if fpr:
-            x, targets = s.loss_fn.batch_transform(x, y, generator=fpr_gen)
+        if fpr_transform is not None:
+            x, targets = fpr_transform(x, y, generator=fpr_gen)
             y = targets[: len(targets) // 2, 0]  # the unmixed half: the training accuracy is measured on it
         if outlier_batches is not None:  # Outlier Exposure: one forward pass over in + outlier images
             x_out = next(outlier_batches)
@@ -459,10 +468,10 @@ def _train_epoch(s: _Setup, train_model: nn.Module, epoch: int, progress: bool) 
     return float(loss_sum) / float(seen_t), float(correct) / float(seen_t)
 
 
-def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
+def _check_divergence(history: list[EpochRecord], config: TrainConfig, num_classes: int, run_dir: Path) -> None:
     """Raise :class:`DivergenceError` if the last epoch of ``history`` shows a diverged run."""
     rec = history[-1]
-    epoch, loss = rec["epoch"], rec["train_loss"]
+    epoch, loss = rec.epoch, rec.train_loss
     kept = (
         f"{run_dir / CHECKPOINT} keeps the last good epoch ({epoch - 1}); rerun with --no-resume or another --out"
         if epoch > 1
@@ -478,8 +487,8 @@ def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int
         raise DivergenceError(
             f"training diverged: the loss exploded to {loss:.4g} at epoch {epoch} (limit {limit:.3g}); {advice}"
         )
-    key = "val_accuracy" if not math.isnan(rec["val_accuracy"]) else "train_accuracy"
-    recent = [r[key] for r in history[-CHANCE_EPOCHS:]]
+    key = "val_accuracy" if rec.has_validation else "train_accuracy"
+    recent = [getattr(r, key) for r in history[-CHANCE_EPOCHS:]]
     if len(recent) == CHANCE_EPOCHS and all(a < CHANCE_MARGIN / num_classes for a in recent):
         raise DivergenceError(
             f"training is not learning: {key.replace('_', ' ')} stayed at chance "
@@ -488,7 +497,7 @@ def _check_divergence(history: list[dict], config: TrainConfig, num_classes: int
         )
 
 
-def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> dict:
+def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, seconds: float) -> EpochRecord:
     dist.broadcast_buffers(s.model)  # BatchNorm running statistics of rank 0 everywhere (per-process BN on CPU)
     if len(s.val_set):
         val_acc, val_loss = accuracy_and_loss(s.model, s.val_loader, s.loss_fn, s.device, s.config.amp)
@@ -505,12 +514,12 @@ def _epoch_record(s: _Setup, epoch: int, train_loss: float, train_acc: float, se
         lr=s.optimizer.param_groups[0]["lr"],
         seconds=seconds,
         distance_scale=float(scale.detach().abs()) if scale is not None else None,
-    ).to_dict()  # training's history and log.jsonl hold the dict form (EpochRecord.from_dict reads it back)
+    )
 
 
-def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[str], None]) -> None:
+def _save_epoch(s: _Setup, run_dir: Path, history: list[EpochRecord], log: Callable[[str], None]) -> None:
     """Rank 0: checkpoint (atomic), then the log line and the console line."""
-    record = history[-1]
+    record = history[-1].to_dict()  # the form the checkpoint and log.jsonl hold (EpochRecord.from_dict reads it)
     runs.save_checkpoint(
         run_dir / CHECKPOINT,
         dict(
@@ -518,9 +527,9 @@ def _save_epoch(s: _Setup, run_dir: Path, history: list[dict], log: Callable[[st
             optimizer=s.optimizer.state_dict(),
             scheduler=s.scheduler.state_dict(),
             epoch=record["epoch"],
-            history=history,
-            config=s.config.to_dict(),
-            data=s.data,
+            history=[r.to_dict() for r in history],
+            config=runs.config_record(s.config, s.runtime),
+            data=s.data.to_dict(),
         ),
     )
     runs.append_log(run_dir, record)
@@ -536,6 +545,7 @@ def train(
     config: TrainConfig,
     run_dir: str | os.PathLike,
     *,
+    runtime: Runtime = Runtime(),
     resume: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -544,7 +554,9 @@ def train(
 
     Training only: ``isomax train`` then fits the head temperature and the operating threshold on the
     validation split with :func:`isomax.deploy.fit_deployment` (``fit_deployment(train(config, run_dir))``).
-    The returned model is as trained (the checkpoint).
+    The returned model is as trained (the checkpoint). ``runtime``: where and how fast (device, threads,
+    data directory, evaluation batch size, workers); a run resumes with another one (bit for bit the same
+    weights on the same device and thread count).
 
     Raises :class:`~isomax.runs.RunLockedError` if another process trains in ``run_dir``,
     :class:`DivergenceError` if training diverges (the last good checkpoint is kept), and
@@ -561,38 +573,39 @@ def train(
         runs.check_config(run_dir, config)
     dist.barrier()
     if not dist.is_main_process():
-        return _train_locked(config, run_dir, resume, progress, log)
+        return _train_locked(config, runtime, run_dir, resume, progress, log)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with runs.RunLock(run_dir):
-            return _train_locked(config, run_dir, resume, progress, log)
+            return _train_locked(config, runtime, run_dir, resume, progress, log)
     finally:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a start that failed before writing anything leaves no directory
 
 
 def _train_locked(
-    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]
+    config: TrainConfig, runtime: Runtime, run_dir: Path, resume: bool, progress: bool, log: Callable[[str], None]
 ) -> TrainResult:
     rank0 = dist.is_main_process()
     ckpt_path = run_dir / CHECKPOINT
-    s = _setup(config, pretrained=not (resume and ckpt_path.exists()))
+    s = _setup(config, runtime, pretrained=not (resume and ckpt_path.exists()))
     if len(s.val_set) == 0 and rank0:
         log(
             f"[{run_dir.name}] val_fraction=0: training on all {len(s.train_set)} training images; no validation "
             "accuracy or loss (divergence is judged on the training accuracy)"
         )
-    if rank0 and "img_size" in s.data:  # a folder or shard data set: which path and why
+    extra = s.data.extra
+    if rank0 and "img_size" in extra:  # a folder or shard data set: which path and why
         log(
-            f"[{run_dir.name}] data: {s.data['data_path_reason']}"
+            f"[{run_dir.name}] data: {extra['data_path_reason']}"
             + (
-                f"; {s.data['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)"
-                if s.data.get("skipped")
+                f"; {extra['skipped']} file(s) skipped (empty or unreadable; --strict refuses them)"
+                if extra.get("skipped")
                 else ""
             )
         )
-    start_epoch, history = 0, []
+    start_epoch, history = 0, list[EpochRecord]()
     if resume and ckpt_path.exists():
         start_epoch, history = _resume(s, ckpt_path)
         if rank0 and start_epoch < config.epochs:
@@ -603,8 +616,8 @@ def _train_locked(
         ):  # starting over: an older run's checkpoint (and what was fitted on it) must never pass for this one's
             for stale in (ckpt_path, run_dir / "threshold.json", run_dir / "calibration.json"):
                 stale.unlink(missing_ok=True)
-        runs.write_config(run_dir, config)
-        runs.write_log(run_dir, history)
+        runs.write_config(run_dir, config, runtime)
+        runs.write_log(run_dir, [r.to_dict() for r in history])
     train_model = dist.wrap_model(s.model, s.device)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -614,4 +627,4 @@ def _train_locked(
         if rank0:
             _save_epoch(s, run_dir, history, log)
     dist.barrier()
-    return TrainResult(run_dir, s.model, config, history, s.data, s.val_set, s.device)
+    return TrainResult(run_dir, s.model, config, history, s.data, s.val_set, s.device, runtime)

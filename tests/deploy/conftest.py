@@ -24,24 +24,23 @@ def _no_checksums():
 
 def make_run(root, loss, data_dir, seed=0):
     from isomax.models import create_model
-    from isomax.presets import TrainConfig
+    from isomax.presets import Runtime, TrainConfig
+    from isomax.runs import config_record
 
     torch.manual_seed(seed)
     config = TrainConfig(
         dataset="fashion-mnist",
         model="cnn-28",
         loss=loss,
-        data_dir=str(data_dir),
-        device="cpu",
-        eval_batch_size=64,
         val_fraction=0.2,
     )
+    runtime = Runtime(data_dir=str(data_dir), device="cpu", eval_batch_size=64)
     model = create_model("cnn-28", num_classes=10, head=loss, in_channels=1)
     if loss == "isomax":  # zero prototypes make every logit equal (every score a tie): spread them as training would
         torch.nn.init.normal_(model.head.prototypes)
     run_dir = root / loss
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    (run_dir / "config.json").write_text(json.dumps(config_record(config, runtime)))
     torch.save(dict(model=model.state_dict(), epoch=1, history=[]), run_dir / "checkpoint.pt")
     return run_dir
 

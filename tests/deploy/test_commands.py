@@ -216,7 +216,7 @@ def test_training_end_hook_gives_the_same_threshold_as_the_command(fresh_run):
     run_dir = fresh_run("isomaxplus")
     run = Run.load(run_dir)
     model, config = run.model, run.config
-    _, val = load_data(config)
+    _, val = load_data(config, run.runtime.data_dir)
     mean, std = normalization(config.dataset)
     t = fit_model_threshold(model, config.loss, val, mean, std, "cpu")
     path = t.save(run_dir)

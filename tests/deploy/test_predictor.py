@@ -14,7 +14,7 @@ def model_and_data(runs):
 
     run = Run.load(runs["isomaxplus"])
     model, config = run.model, run.config
-    _, val = load_data(config)
+    _, val = load_data(config, run.runtime.data_dir)
     return model, val, normalization("fashion-mnist")
 
 

@@ -23,12 +23,14 @@ def _config(data_dir, loss):
         batch_size=32,
         lr=0.05,
         train_limit=256,
-        eval_batch_size=128,
-        data_dir=str(data_dir),
-        device="cpu",
-        threads=1,
         val_fraction=0.2,
     )
+
+
+def _runtime(data_dir):
+    from isomax.presets import Runtime
+
+    return Runtime(eval_batch_size=128, data_dir=str(data_dir), device="cpu", threads=1)
 
 
 @pytest.mark.parametrize("loss", ["isomaxplus", "softmax"])
@@ -39,7 +41,13 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
     from isomax.training import load_data, train
 
     lines = []
-    result = train(_config(deploy_data_dir, loss), tmp_path / "run", progress=False, log=lines.append)
+    result = train(
+        _config(deploy_data_dir, loss),
+        tmp_path / "run",
+        runtime=_runtime(deploy_data_dir),
+        progress=False,
+        log=lines.append,
+    )
     assert not (tmp_path / "run" / "calibration.json").exists()  # training only; deploy fits (issue 18)
     fit_deployment(result, log=lines.append)
     run_dir = tmp_path / "run"
@@ -56,7 +64,7 @@ def test_train_calibrates_then_fits_the_threshold_on_calibrated_scores(deploy_da
     run = Run.load(run_dir)
     run.threshold()  # fitted on the calibrated model: no mismatch
     model, config = run.model, run.config
-    _, val = load_data(config)
+    _, val = load_data(config, run.runtime.data_dir)
     logits = predict_logits(model, val, run.input.mean, run.input.std, torch.device("cpu"), 128, False)
     plain = predict_logits(checkpoint_model, val, run.input.mean, run.input.std, torch.device("cpu"), 128, False)
     # independent check: the stored temperature minimises the validation NLL (a 1% change either way is worse)
@@ -78,7 +86,13 @@ def test_no_calibrate_keeps_the_old_behaviour(deploy_data_dir, tmp_path):
     from isomax.deploy import fit_deployment
     from isomax.training import train
 
-    result = train(_config(deploy_data_dir, "isomaxplus"), tmp_path / "run", progress=False, log=lambda _: None)
+    result = train(
+        _config(deploy_data_dir, "isomaxplus"),
+        tmp_path / "run",
+        runtime=_runtime(deploy_data_dir),
+        progress=False,
+        log=lambda _: None,
+    )
     fit_deployment(result, calibrate=False, log=lambda _: None)
     assert not (tmp_path / "run" / "calibration.json").exists()
     assert load_threshold(tmp_path / "run").temperature == 1.0
@@ -91,16 +105,23 @@ def test_fit_deployment_fits_once_and_finishes_a_run_killed_between_the_two_file
     from isomax.training import train
 
     config = _config(deploy_data_dir, "isomaxplus")
-    fit_deployment(train(config, tmp_path / "run", progress=False, log=lambda _: None), log=lambda _: None)
+    fit_deployment(
+        train(config, tmp_path / "run", runtime=_runtime(deploy_data_dir), progress=False, log=lambda _: None),
+        log=lambda _: None,
+    )
     run_dir = tmp_path / "run"
     files = {n: (run_dir / n).read_bytes() for n in ("calibration.json", "threshold.json")}
     # rerunning `isomax train` on a finished run: training resumes with nothing to do, nothing is refitted
     lines = []
-    fit_deployment(train(config, run_dir, progress=False, log=lines.append), log=lines.append)
+    fit_deployment(
+        train(config, run_dir, runtime=_runtime(deploy_data_dir), progress=False, log=lines.append), log=lines.append
+    )
     assert lines == [] and {n: (run_dir / n).read_bytes() for n in files} == files
     # killed after calibration.json, before threshold.json: the rerun fits the threshold with the stored temperature
     (run_dir / "threshold.json").unlink()
-    fit_deployment(train(config, run_dir, progress=False, log=lines.append), log=lines.append)
+    fit_deployment(
+        train(config, run_dir, runtime=_runtime(deploy_data_dir), progress=False, log=lines.append), log=lines.append
+    )
     assert (run_dir / "calibration.json").read_bytes() == files["calibration.json"]
     assert not any("calibrated" in line for line in lines) and any("threshold:" in line for line in lines)
     before, after = json.loads(files["threshold.json"]), json.loads((run_dir / "threshold.json").read_text())

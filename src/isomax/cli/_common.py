@@ -11,7 +11,8 @@ from ..errors import InputError
 
 SEED_MAX = 2**32 - 1  # seeds are also numpy seeds
 
-# The flags that override a preset's TrainConfig fields come from the fields' metadata (isomax.presets._field):
+# The flags that override a preset's TrainConfig and Runtime fields come from the fields' metadata
+# (isomax.presets._field):
 # a field with a `flag` gets it, with the field's help; `cfg_<field>` holds the value (None: not given).
 # Registered sets and the fields of most interest first, then the rest in declaration order.
 _FLAG_ORDER = (
@@ -27,13 +28,15 @@ def _flag_type(annotation: str):
     return next({"int": int, "float": float, "str": str}[p] for p in parts if p in ("int", "float", "str"))
 
 
-def config_flags() -> list[tuple[str, str, dict]]:
-    """(flag, field, ``add_argument`` keywords) of every TrainConfig field that has a flag, in ``--help`` order."""
+def config_flags(kind: str = "all") -> list[tuple[str, str, dict]]:
+    """(flag, field, ``add_argument`` keywords) of every TrainConfig and Runtime field that has a flag, in
+    ``--help`` order; ``kind``: ``"config"`` or ``"runtime"`` for one of the two."""
     import dataclasses
 
-    from ..presets import TrainConfig
+    from ..presets import Runtime, TrainConfig
 
-    fields = [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag")]
+    classes = {"all": (TrainConfig, Runtime), "config": (TrainConfig,), "runtime": (Runtime,)}[kind]
+    fields = [f for c in classes for f in dataclasses.fields(c) if f.metadata.get("flag")]
     fields.sort(key=lambda f: _FLAG_ORDER.index(f.name) if f.name in _FLAG_ORDER else len(_FLAG_ORDER))
     out = []
     for f in fields:
@@ -46,25 +49,32 @@ def config_flags() -> list[tuple[str, str, dict]]:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("configuration overrides (default: the preset's value)")
-    for flag, name, kwargs in config_flags():
+    g = p.add_argument_group("configuration overrides: what defines the run (default: the preset's value)")
+    for flag, name, kwargs in config_flags("config"):
+        g.add_argument(flag, dest=f"cfg_{name}", **kwargs)
+    g = p.add_argument_group(
+        "runtime: where and how fast it runs, not what it trains (a run resumes with other values; bit for bit "
+        "the same weights on the same device and thread count)"
+    )
+    for flag, name, kwargs in config_flags("runtime"):
         g.add_argument(flag, dest=f"cfg_{name}", **kwargs)
 
 
 def overrides(args: argparse.Namespace) -> dict:
-    """The configuration fields set by flags (``cfg_*`` destinations that are not None)."""
+    """The TrainConfig and Runtime fields set by flags (``cfg_*`` destinations that are not None), flat
+    (:func:`isomax.presets.split_settings` separates them)."""
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
 
 
-def folder_eval_batch(config, args: argparse.Namespace):
-    """Folder data sets (--dataset PATH) evaluate in batches of --batch-size unless --eval-batch-size says
-    otherwise: the presets' 1,000 was sized for 28-32 px images (1,000 x 3 x 224 x 224 activations do
-    not fit in memory)."""
+def folder_eval_batch(config, runtime, given: bool = False):
+    """Folder data sets (--dataset PATH) evaluate in batches of --batch-size unless --eval-batch-size
+    (``given``) says otherwise: the presets' 1,000 was sized for 28-32 px images (1,000 x 3 x 224 x 224
+    activations do not fit in memory). The Runtime to use."""
     from ..inputs import _is_folder
 
-    if getattr(args, "cfg_eval_batch_size", None) is None and _is_folder(config):
-        return config.replace(eval_batch_size=config.batch_size)
-    return config
+    if not given and _is_folder(config):
+        return runtime.replace(eval_batch_size=config.batch_size)
+    return runtime
 
 
 # ---- post-hoc detectors (evaluate, bench) ------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..presets import get_preset, presets_help
+from ..presets import get_preset, presets_help, split_settings
 from ..registry import BASELINE_LOSS, PAPER_LOSSES
 from ._common import (
     add_config_flags,
@@ -63,9 +63,10 @@ def run(args: argparse.Namespace, command_line: str) -> int:
     from ..bench import run_bench
 
     changes = overrides(args)
-    base = get_preset(args.preset).config(**changes)
-    if folder_eval_batch(base, args) is not base:  # a folder data set: evaluate in --batch-size batches
-        changes["eval_batch_size"] = base.batch_size
+    base = get_preset(args.preset).config(**split_settings(changes)[0])
+    runtime = get_preset(args.preset).runtime()
+    if folder_eval_batch(base, runtime, "eval_batch_size" in changes) is not runtime:  # a folder data set:
+        changes["eval_batch_size"] = base.batch_size  # evaluate in --batch-size batches
     records = run_bench(
         args.preset,
         range(args.seeds),

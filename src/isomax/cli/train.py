@@ -33,7 +33,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="FILE",
         help="training options from a .toml / .json / .yaml file (flags override it; a run's config.json is one)",
     )
-    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as TOML and exit")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration, then the runtime settings, as one TOML file and exit",
+    )
     p.add_argument(
         "--loss",
         default=None,
@@ -58,46 +62,50 @@ def run(args: argparse.Namespace, command_line: str) -> int:
     from ..deploy import fit_deployment
     from ..training import train
 
-    config = folder_eval_batch(train_config(args), args)
+    config, runtime = train_settings(args)
     if args.print_config:
         from ..config_file import to_toml
 
-        print(to_toml(config), end="")
+        print(to_toml(config, runtime), end="")
         return 0
     if args.out is None:
         raise InputError("isomax train needs --out (the run directory to write)")
     distributed.init_from_env()  # under `torchrun ... -m isomax train`: one process per GPU (or CPU slot)
-    result = train(config, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    result = train(config, args.out, runtime=runtime, resume=not args.no_resume, progress=not args.no_progress)
     if distributed.is_main_process():
         fit_deployment(result, calibrate=not args.no_calibrate)
     if distributed.is_main_process() and result.history:
         last = result.history[-1]
-        acc = (
-            "n/a (val_fraction=0)"
-            if last["val_accuracy"] != last["val_accuracy"]
-            else f"{100 * last['val_accuracy']:.2f}%"
-        )
+        acc = "n/a (val_fraction=0)" if last.val_accuracy != last.val_accuracy else f"{100 * last.val_accuracy:.2f}%"
         print(f"done: {args.out} (val accuracy {acc})")
     distributed.shutdown()  # not on errors: torchrun ends the other processes
     return 0
 
 
 def train_config(args: argparse.Namespace):
-    """Flags over the --config file over the preset (``--preset``, else the file's, else fashion-mnist-quick
-    without a file and TrainConfig's defaults with one)."""
+    """The TrainConfig of :func:`train_settings`."""
+    return train_settings(args)[0]
+
+
+def train_settings(args: argparse.Namespace):
+    """(TrainConfig, Runtime): flags over the --config file over the preset (``--preset``, else the file's, else
+    fashion-mnist-quick without a file and the defaults with one). The file and the flags hold the fields of
+    both, flat; :func:`isomax.presets.split_settings` separates them."""
     from ..config_file import read_config_file
-    from ..presets import TrainConfig
+    from ..presets import Runtime, TrainConfig, split_settings
 
     file = read_config_file(args.config) if args.config is not None else {}
     preset = args.preset or file.pop("preset", None)
     file.pop("preset", None)
     flags = {k: v for k, v in (("loss", args.loss), ("seed", args.seed)) if v is not None}
-    changes = {**file, **flags, **overrides(args)}
+    changes, runtime_changes = split_settings({**file, **flags, **overrides(args)})
     if preset is None and args.config is not None:
-        config = TrainConfig().replace(**changes)
+        config, runtime = TrainConfig().replace(**changes), Runtime().replace(**runtime_changes)
     else:
-        config = get_preset(preset or "fashion-mnist-quick").config(**changes)
-    return _pretrained_img_size(config)
+        chosen = get_preset(preset or "fashion-mnist-quick")
+        config, runtime = chosen.config(**changes), chosen.runtime(**runtime_changes)
+    config = _pretrained_img_size(config)
+    return config, folder_eval_batch(config, runtime, "eval_batch_size" in runtime_changes)
 
 
 def _pretrained_img_size(config):

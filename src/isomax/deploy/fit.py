@@ -35,7 +35,7 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
         if val_set is not None and len(val_set) == 0:
             log(f"[{run_dir.name}] no validation split: no threshold fitted (`isomax threshold` needs one)")
         return
-    mean, std = result.data["mean"], result.data["std"]
+    mean, std = result.data.mean, result.data.std
     with runs.RunLock(run_dir):  # as training: no other process writes this run meanwhile
         model = result.model
         if (run_dir / CALIBRATION_FILE).exists():  # a finished run resumed after a kill between the two files
@@ -50,7 +50,7 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
                 mean,
                 std,
                 result.device,
-                batch_size=config.eval_batch_size,
+                batch_size=result.runtime.eval_batch_size,
                 amp=config.amp,
             )
             cal.save(run_dir)
@@ -60,7 +60,14 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
                 f"{100 * cal.after['ece']:.2f}%); --no-calibrate skips it"
             )
         t = fit_model_threshold(
-            model, config.loss, val_set, mean, std, result.device, batch_size=config.eval_batch_size, amp=config.amp
+            model,
+            config.loss,
+            val_set,
+            mean,
+            std,
+            result.device,
+            batch_size=result.runtime.eval_batch_size,
+            amp=config.amp,
         )
         t.save(run_dir)
     log(

@@ -134,7 +134,7 @@ def save_run(
     """
     from .. import runs
     from ..models import create_model, library_data_config
-    from ..presets import TrainConfig
+    from ..presets import Runtime, TrainConfig
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected `model` to be a torch.nn.Module, but got: {type(model).__name__}")
@@ -176,7 +176,8 @@ def save_run(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(dataset=dataset, model=spec, loss=loss or kind, data_dir=data_dir, device="cpu", epochs=1)
+    config = TrainConfig(dataset=dataset, model=spec, loss=loss or kind, epochs=1)
+    runtime = Runtime(device="cpu", data_dir=data_dir)  # recorded in config.json: where threshold/calibrate look
     data = runs.InputSpec(
         channels=int(input_size[0]),
         height=int(input_size[1]),
@@ -187,14 +188,14 @@ def save_run(
         num_classes=num_classes,
         dataset=dataset,
     ).to_dict()
-    runs.write_config(out, config)
+    runs.write_config(out, config, runtime)
     runs.save_checkpoint(
         out / runs.CHECKPOINT,
         dict(
             model=rebuilt.state_dict(),
             epoch=0,
             history=[],
-            config=config.to_dict(),
+            config=runs.config_record(config, runtime),
             data=data,
             saved_by="save_run",
             dropped_auxiliary=aux,

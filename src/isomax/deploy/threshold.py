@@ -262,7 +262,7 @@ def fit_run_threshold(
         run.device,
         score=score,
         target_tpr=target_tpr,
-        batch_size=config.eval_batch_size,
+        batch_size=run.runtime.eval_batch_size,
         amp=config.amp,
         progress=progress,
     )

@@ -2,7 +2,10 @@
 
 A run directory holds:
 
-* ``config.json``: the :class:`~isomax.presets.TrainConfig` (written when training starts);
+* ``config.json``: the :class:`~isomax.presets.TrainConfig` (written when training starts) and, next to its
+  fields, flat, the :class:`~isomax.presets.Runtime` of the last start (device, threads, data directory,
+  evaluation batch size, workers): so the file is a valid ``--config`` file and later commands find the data
+  where training did. Only the TrainConfig fields define the run (:func:`check_config`);
 * ``checkpoint.pt``: model, optimiser and scheduler state, epoch, history, the configuration and
   the input description ``data`` (channels, size, mean/std, class names) recorded at training
   time. Only tensors and plain Python types are stored, and it is read with
@@ -32,7 +35,7 @@ import torch
 
 from .._io import PidLock, atomic_write_bytes, atomic_write_text
 from ..errors import IsoMaxError, InputError
-from ..presets import TrainConfig
+from ..presets import Runtime, TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -47,8 +50,10 @@ __all__ = [
     "write_json",
     "savez_atomic",
     "read_config",
+    "read_runtime",
     "check_config",
     "write_config",
+    "config_record",
     "save_checkpoint",
     "load_checkpoint",
     "load_state",
@@ -95,21 +100,43 @@ def savez_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 
 
 # ---- configuration ---------------------------------------------------------------------------
-def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+def _read_config_dict(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     path = Path(run_dir) / CONFIG
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
+    if not isinstance(d, dict):
+        raise InputError(f"cannot read {path}: not a configuration written by isomax (a {type(d).__name__})")
+    return path, d
+
+
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The run's :class:`TrainConfig` (``config.json`` without its runtime keys: :func:`read_runtime`)."""
+    path, d = _read_config_dict(run_dir)
+    try:
+        return TrainConfig.from_dict(d)
+    except (TypeError, AttributeError) as err:
+        raise InputError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
+
+
+def read_runtime(run_dir: str | os.PathLike) -> Runtime:
+    """The :class:`Runtime` of the run's last start, as ``config.json`` recorded it (defaults for what it
+    does not hold: a run saved by :func:`isomax.deploy.save_run`)."""
+    path, d = _read_config_dict(run_dir)
+    try:
+        return Runtime.from_dict(d)
+    except InputError as err:
+        raise InputError(f"cannot read {path}: {err}") from err
 
 
 def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
     """Refuse to continue a run of ``run_dir`` that has a checkpoint made with another configuration.
 
-    Only the fields that define the model count (:meth:`TrainConfig.identity`): a run resumes on another
-    device, with other threads, data directory, evaluation batch size or workers
-    (:data:`isomax.presets.RUNTIME_FIELDS`). A ``config.json`` without a checkpoint (a start that failed
-    before its first epoch) never blocks.
+    Only the fields that define the model count (the :class:`TrainConfig`): a run resumes on another
+    device, with other threads, data directory, evaluation batch size or workers (its
+    :class:`~isomax.presets.Runtime`, which ``config.json`` records too). A ``config.json`` without a
+    checkpoint (a start that failed before its first epoch) never blocks.
     """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
@@ -123,8 +150,15 @@ def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
         )
 
 
-def write_config(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
-    return write_json(Path(run_dir) / CONFIG, config.to_dict())
+def config_record(config: TrainConfig, runtime: Runtime | None = None) -> dict[str, Any]:
+    """What ``config.json`` (and the checkpoint's ``config``) hold: the TrainConfig fields, then the Runtime's,
+    flat (the format of the files written before the two were separate)."""
+    return {**config.to_dict(), **(runtime or Runtime()).to_dict()}
+
+
+def write_config(run_dir: str | os.PathLike, config: TrainConfig, runtime: Runtime | None = None) -> Path:
+    """Write ``config.json``: :func:`config_record` (a valid ``--config`` file)."""
+    return write_json(Path(run_dir) / CONFIG, config_record(config, runtime))
 
 
 # ---- checkpoints -----------------------------------------------------------------------------

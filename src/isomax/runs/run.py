@@ -28,9 +28,19 @@ from torch import Tensor, nn
 
 from ..devices import resolve_device
 from ..errors import InputError
-from ..presets import TrainConfig
+from ..presets import Runtime, TrainConfig
 from .calibration import Calibration, apply_temperature, head_temperature, read_calibration
-from .files import CALIBRATION, CHECKPOINT, CONFIG, THRESHOLD, CheckpointError, load_checkpoint, load_state, read_config
+from .files import (
+    CALIBRATION,
+    CHECKPOINT,
+    CONFIG,
+    THRESHOLD,
+    CheckpointError,
+    load_checkpoint,
+    load_state,
+    read_config,
+    read_runtime,
+)
 from .fingerprint import model_fingerprint
 from .history import EpochRecord
 from .input_spec import InputSpec
@@ -47,6 +57,8 @@ class Run:
     """A loaded run directory (:meth:`load`). Attributes:
 
     * ``run_dir``, ``config`` (:class:`~isomax.presets.TrainConfig`), ``device``;
+    * ``runtime``: the :class:`~isomax.presets.Runtime` of the run's last start (``config.json``): where its data
+      is (``data_dir``, ``workers``) and its evaluation batch size, the defaults of the data and logits methods;
     * ``model``: in eval mode on ``device``, with ``calibration``'s temperature applied when loaded calibrated;
     * ``input``: the :class:`InputSpec` it was trained with (size, channels, mean/std, class names);
     * ``epoch``, ``history`` (:class:`EpochRecord` per finished epoch);
@@ -65,6 +77,7 @@ class Run:
     device: torch.device
     calibration: Calibration | None = None
     notes: list[str] = field(default_factory=list)
+    runtime: Runtime = field(default_factory=Runtime)
 
     # ---- loading ---------------------------------------------------------------------------------------------
     @classmethod
@@ -114,7 +127,10 @@ class Run:
         if calibrated and (run_dir / CALIBRATION).exists():
             calibration = read_calibration(run_dir / CALIBRATION, fingerprint)
             apply_temperature(model, calibration.temperature)
-        return cls(run_dir, config, model, spec, int(state["epoch"]), history, fingerprint, dev, calibration, notes)
+        runtime = read_runtime(run_dir)
+        return cls(
+            run_dir, config, model, spec, int(state["epoch"]), history, fingerprint, dev, calibration, notes, runtime
+        )
 
     # ---- files -----------------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -146,15 +162,15 @@ class Run:
         return head_temperature(self.model)
 
     # ---- data and logits -------------------------------------------------------------------------------------
-    def _config(self, data_dir: str | os.PathLike | None) -> TrainConfig:
-        return self.config.replace(data_dir=str(data_dir)) if data_dir is not None else self.config
-
     def train_val_data(self, data_dir: str | os.PathLike | None = None) -> tuple[Any, Any]:
         """``(train, val)``: the splits the run was trained on and held out (:func:`isomax.inputs.load_data`;
-        ``val`` is empty with ``val_fraction=0``), from ``data_dir`` or the run's."""
+        ``val`` is empty with ``val_fraction=0``), from ``data_dir`` or the run's (:attr:`runtime`)."""
         from ..inputs import load_data
 
-        return load_data(self._config(data_dir))
+        return load_data(self.config, self._data_dir(data_dir), self.runtime.workers)
+
+    def _data_dir(self, data_dir: str | os.PathLike | None) -> str | os.PathLike | None:
+        return self.runtime.data_dir if data_dir is None else data_dir
 
     def train_data(self, data_dir: str | os.PathLike | None = None) -> Any:
         """The split the run was trained on."""
@@ -168,7 +184,7 @@ class Run:
         """The in-distribution test split (:func:`isomax.inputs.load_test`)."""
         from ..inputs import load_test
 
-        return load_test(self.config, data_dir)
+        return load_test(self.config, self._data_dir(data_dir), self.runtime.workers)
 
     def data(self, split: str, data_dir: str | os.PathLike | None = None) -> Any:
         """``"train"``, ``"val"`` (``"validation"``) or ``"test"``."""
@@ -187,7 +203,7 @@ class Run:
     ) -> Tensor:
         """Logits (N, C), float32 on the CPU, of ``data`` (an ImageData, or a split name for :meth:`data`),
         normalised with the run's recorded mean/std (:func:`isomax.inference.predict_logits`); batch size and
-        mixed precision default to the run's evaluation settings."""
+        mixed precision default to the run's (``runtime.eval_batch_size``, ``config.amp``)."""
         from ..inference import predict_logits
 
         if isinstance(data, str):
@@ -199,7 +215,7 @@ class Run:
             self.input.mean,
             self.input.std,
             self.device,
-            self.config.eval_batch_size if batch_size is None else batch_size,
+            self.runtime.eval_batch_size if batch_size is None else batch_size,
             self.config.amp if amp is None else amp,
             desc,
             progress,
