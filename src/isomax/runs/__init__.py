@@ -90,14 +90,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_state",
-    "data_info",
     "write_log",
     "append_log",
     "unique_keys",
 ]
-
-
-def data_info(train_set, mean, std) -> dict:
-    """The checkpoint's ``data`` record of a model trained on ``train_set`` with ``mean`` / ``std``
-    (:meth:`InputSpec.from_data`, as a dict)."""
-    return InputSpec.from_data(train_set, mean, std).to_dict()

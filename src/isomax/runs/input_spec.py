@@ -24,7 +24,7 @@ from .threshold import input_description
 __all__ = ["InputSpec"]
 
 _MAX_SIDE = 1 << 16
-# the keys InputSpec knows, in the order training has always written them (runs.data_info)
+# the keys InputSpec knows, in the order training has always written them (the checkpoint's `data`)
 _KNOWN = ("dataset", "channels", "height", "width", "num_classes", "classes", "mean", "std")
 
 
