@@ -312,3 +312,18 @@ def test_evaluate_summary_and_threshold_all_use_the_recorded_normalisation(tmp_p
     val = run.val_data()
     expected = SCORES["mds"](run.logits(val, amp=False)).sort().values
     assert t.input == run.input.description() and t.threshold in expected.tolist()
+
+
+def test_read_log_skips_a_cut_line_and_refuses_a_huge_file(tmp_path, monkeypatch):
+    from isomax.runs import files, read_log
+
+    assert read_log(tmp_path) == []  # no log yet
+    rec = EpochRecord(1, 0.5, 0.8, float("nan"), float("nan"), 0.1, 2.0)
+    files.write_log(tmp_path, [rec.to_dict(), rec.to_dict() | {"epoch": 2}])
+    with open(tmp_path / "log.jsonl", "a") as fh:
+        fh.write('{"epoch": 3, "train_lo')  # a kill in the middle of a line
+    got = read_log(tmp_path)
+    assert [r.epoch for r in got] == [1, 2] and json.dumps(got[0].to_dict()) == json.dumps(rec.to_dict())
+    monkeypatch.setattr(files, "MAX_LOG_BYTES", 16)
+    with pytest.raises(InputError, match="larger than"):
+        read_log(tmp_path)

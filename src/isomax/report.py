@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from . import plots, registry, tables
+from . import plots, registry, runs, tables
 from ._io import atomic_write_text
 from .records import OUTLIER_EXPOSURE, STANDARD, RunRecord, read_records
 from .sweep import same_dataset, sweep_description, sweep_figure, sweep_table
@@ -104,16 +104,10 @@ def _guess_from_name(stem: str):
 
 
 def _read_history(run_dir: Path) -> dict | None:
-    log, config = run_dir / "log.jsonl", run_dir / "config.json"
-    if not log.exists():
+    if not (run_dir / runs.LOG).exists():
         return None
-    rows = []
-    for line in log.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-    cfg = json.loads(config.read_text()) if config.exists() else {}
+    rows = [r.to_dict() for r in runs.read_log(run_dir)]
+    cfg = runs.read_config(run_dir).to_dict() if (run_dir / runs.CONFIG).exists() else {}
     return dict(
         loss=cfg.get("loss", _guess_from_name(run_dir.name)[0]),
         seed=cfg.get("seed"),

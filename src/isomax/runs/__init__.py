@@ -30,6 +30,7 @@ from .files import (
     load_state,
     config_record,
     read_config,
+    read_log,
     read_runtime,
     save_checkpoint,
     savez_atomic,
@@ -92,5 +93,6 @@ __all__ = [
     "load_state",
     "write_log",
     "append_log",
+    "read_log",
     "unique_keys",
 ]

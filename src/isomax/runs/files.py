@@ -36,6 +36,8 @@ import torch
 from .._io import PidLock, atomic_write_bytes, atomic_write_text
 from ..errors import IsoMaxError, InputError
 from ..presets import Runtime, TrainConfig
+from .history import EpochRecord
+from .strict import read_json_file
 
 __all__ = [
     "CHECKPOINT",
@@ -63,6 +65,8 @@ __all__ = [
     "RUN_FILES",
     "write_log",
     "append_log",
+    "read_log",
+    "MAX_LOG_BYTES",
     "unique_keys",
 ]
 
@@ -102,10 +106,7 @@ def savez_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 # ---- configuration ---------------------------------------------------------------------------
 def _read_config_dict(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     path = Path(run_dir) / CONFIG
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read {path}: not a configuration written by isomax ({err})") from err
+    d = read_json_file(path, "not a configuration written by isomax")  # capped size and nesting
     if not isinstance(d, dict):
         raise InputError(f"cannot read {path}: not a configuration written by isomax (a {type(d).__name__})")
     return path, d
@@ -224,6 +225,29 @@ def write_log(run_dir: str | os.PathLike, history: list[dict]) -> None:
 def append_log(run_dir: str | os.PathLike, record: dict) -> None:
     with open(Path(run_dir) / LOG, "a") as fh:
         fh.write(json.dumps(record) + "\n")
+
+
+MAX_LOG_BYTES = 64 << 20  # an epoch line is about 200 bytes
+
+
+def read_log(run_dir: str | os.PathLike) -> list[EpochRecord]:
+    """The epochs of ``log.jsonl`` (none if the run has no log). A line that is not an epoch record (the last
+    one cut by a kill, or one written by something else) is skipped; a log over :data:`MAX_LOG_BYTES` is
+    refused with :class:`~isomax.errors.InputError`."""
+    path = Path(run_dir) / LOG
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_LOG_BYTES + 1)
+    if len(data) > MAX_LOG_BYTES:
+        raise InputError(f"{path}: larger than {MAX_LOG_BYTES >> 20} MiB, not a log isomax wrote")
+    records = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            records.append(EpochRecord.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, RecursionError, InputError):
+            continue
+    return records
 
 
 # ---- lock ------------------------------------------------------------------------------------
