@@ -9,7 +9,7 @@ validation data is not loaded again.
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Any, Callable
 
 from .. import runs
 
@@ -35,7 +35,8 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
         if val_set is not None and len(val_set) == 0:
             log(f"[{run_dir.name}] no validation split: no threshold fitted (`isomax threshold` needs one)")
         return
-    mean, std = result.data.mean, result.data.std
+    on_val = (val_set, result.data.mean, result.data.std, result.device)  # both fits: the same data and settings
+    batches: dict[str, Any] = dict(batch_size=result.runtime.eval_batch_size, amp=config.amp)
     with runs.RunLock(run_dir):  # as training: no other process writes this run meanwhile
         model = result.model
         if (run_dir / CALIBRATION_FILE).exists():  # a finished run resumed after a kill between the two files
@@ -43,32 +44,14 @@ def fit_deployment(result, *, calibrate: bool = True, log: Callable[[str], None]
             apply_temperature(model, read_calibration(run_dir / CALIBRATION_FILE, model_fingerprint(model)).temperature)
         elif calibrate:
             model = copy.deepcopy(result.model)
-            cal = calibrate_model(
-                model,
-                config.loss,
-                val_set,
-                mean,
-                std,
-                result.device,
-                batch_size=result.runtime.eval_batch_size,
-                amp=config.amp,
-            )
+            cal = calibrate_model(model, config.loss, *on_val, **batches)
             cal.save(run_dir)
             log(
                 f"[{run_dir.name}] calibrated: temperature {cal.temperature:.4g} (validation NLL "
                 f"{cal.before['nll']:.4f} -> {cal.after['nll']:.4f}, ECE {100 * cal.before['ece']:.2f}% -> "
                 f"{100 * cal.after['ece']:.2f}%); --no-calibrate skips it"
             )
-        t = fit_model_threshold(
-            model,
-            config.loss,
-            val_set,
-            mean,
-            std,
-            result.device,
-            batch_size=result.runtime.eval_batch_size,
-            amp=config.amp,
-        )
+        t = fit_model_threshold(model, config.loss, *on_val, **batches)
         t.save(run_dir)
     log(
         f"[{run_dir.name}] threshold: {t.score} >= {t.threshold:.6g} keeps {100 * t.val_tpr:.2f}% of the validation "
