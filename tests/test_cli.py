@@ -33,35 +33,10 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
     data = make_fashion_mnist(tmp_path / "data")
     folder = make_image_folder(tmp_path / "my-ood", n=30)
     out = tmp_path / "bench"
-    run_cli(
-        "bench",
-        "--preset",
-        "fashion-mnist-quick",
-        "--seeds",
-        "2",
-        "--losses",
-        "softmax",
-        "isomaxplus",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "128",
-        "--batch-size",
-        "32",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--ood",
-        "mnist",
-        "gaussian",
-        folder,
-        "--data-dir",
-        data,
-        "--out",
-        out,
-        "--no-progress",
-    )
+    bench = ["bench", "--preset", "fashion-mnist-quick", "--seeds", "2", "--losses", "softmax", "isomaxplus"]
+    bench += ["--epochs", "1", "--train-limit", "128", "--batch-size", "32", "--threads", "1", "--device", "cpu"]
+    bench += ["--ood", "mnist", "gaussian", folder, "--data-dir", data, "--out", out, "--no-progress"]
+    run_cli(*bench)
     records = json.loads((out / "results.json").read_text())
     # 2 seeds x (softmax: 4 scores + isomaxplus: 5 scores) x 3 out-distributions
     assert len(records) == 2 * (4 + 5) * 3
@@ -148,35 +123,7 @@ def test_bench_then_evaluate_end_to_end(tmp_path):
     )
     assert proc.returncode == 2 and "list it once" in proc.stderr
     # rerunning the bench skips finished runs
-    again = run_cli(
-        "bench",
-        "--preset",
-        "fashion-mnist-quick",
-        "--seeds",
-        "2",
-        "--losses",
-        "softmax",
-        "isomaxplus",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "128",
-        "--batch-size",
-        "32",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--ood",
-        "mnist",
-        "gaussian",
-        folder,
-        "--data-dir",
-        data,
-        "--out",
-        out,
-        "--no-progress",
-    )
+    again = run_cli(*bench)
     assert again.stdout.count("skipping") == 4
 
 

@@ -214,13 +214,13 @@ def test_old_configs_load_and_compare_equal(tmp_path):
 # ---- config files -----------------------------------------------------------------------------
 def test_config_file_precedence_and_errors(tmp_path):
     from isomax.cli import _build_parser
-    from isomax.cli.train import train_config
+    from isomax.cli.train import train_settings
 
     (tmp_path / "run.toml").write_text(
         'preset = "cifar10-cpu"\nmodel = "timm:resnet18"\nlr = 0.01\nmilestones = [2, 3]\nloss = "isomax"\n'
     )
     args = _build_parser().parse_args(["train", "--config", str(tmp_path / "run.toml"), "--lr", "0.5"])
-    config = train_config(args)
+    config, _ = train_settings(args)
     # preset < file < flag
     got = (config.dataset, config.model, config.lr, config.milestones, config.loss)
     assert got == ("cifar10", "timm:resnet18", 0.5, (2, 3), "isomax")

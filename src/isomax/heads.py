@@ -415,18 +415,10 @@ class IsoMaxHead(DistanceHead):
         )
 
 
-class IsoMaxPlusHead(DistanceHead):
-    """IsoMax+ head (2021 paper): ``logits = -|d_s| * |f/|f| - p_j/|p_j||``.
-
-    Prototypes ~ N(0, 1), ``distance_scale`` (``d_s``) = 1 at initialisation.
-    Pair with :class:`isomax.IsoMaxLoss` and score with
-    :func:`isomax.scores.min_distance_score`.
-
-    Example:
-        >>> head = IsoMaxPlusHead(num_features=342, num_classes=10)
-        >>> head(torch.randn(4, 342)).shape
-        torch.Size([4, 10])
-    """
+class _UnitSphereHead(DistanceHead):
+    """Euclidean distances between L2-normalised features and prototypes, with a learnt ``distance_scale``;
+    prototypes ~ N(0, 1): what IsoMax+ and DisMax share. (A common base rather than DisMax subclassing IsoMax+,
+    so that ``isinstance(head, IsoMaxPlusHead)`` stays false for a DisMax head.)"""
 
     def __init__(
         self,
@@ -452,10 +444,24 @@ class IsoMaxPlusHead(DistanceHead):
         )
 
 
+class IsoMaxPlusHead(_UnitSphereHead):
+    """IsoMax+ head (2021 paper): ``logits = -|d_s| * |f/|f| - p_j/|p_j||``.
+
+    Prototypes ~ N(0, 1), ``distance_scale`` (``d_s``) = 1 at initialisation.
+    Pair with :class:`isomax.IsoMaxLoss` and score with
+    :func:`isomax.scores.min_distance_score`.
+
+    Example:
+        >>> head = IsoMaxPlusHead(num_features=342, num_classes=10)
+        >>> head(torch.randn(4, 342)).shape
+        torch.Size([4, 10])
+    """
+
+
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
-class DisMaxHead(DistanceHead):
+class DisMaxHead(_UnitSphereHead):
     """DisMax head (Macedo et al. 2022, "Distinction Maximization Loss", arXiv 2205.05874): enhanced logits
 
         d_j = |d_s| * |f/|f| - p_j/|p_j|| / sqrt(2)          (isometric distance, in [0, |d_s|])
@@ -472,29 +478,6 @@ class DisMaxHead(DistanceHead):
         >>> head(torch.randn(4, 342)).shape
         torch.Size([4, 10])
     """
-
-    def __init__(
-        self,
-        num_features: int,
-        num_classes: int,
-        *,
-        temperature: float = 1.0,
-        validate_args: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            num_features,
-            num_classes,
-            "euclidean",
-            normalize=True,
-            distance_scale=True,
-            init="normal",
-            temperature=temperature,
-            validate_args=validate_args,
-            device=device,
-            dtype=dtype,
-        )
 
     def _logits(self, features: Tensor, scaled: bool) -> Tensor:
         if not scaled:

@@ -227,11 +227,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def identity(self) -> dict[str, Any]:
-        """The fields that define the trained model: all of them (:meth:`to_dict`; the runtime settings are a
-        :class:`Runtime`). Two configurations with the same identity train the same weights."""
-        return self.to_dict()
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
         """The configuration of ``d`` (a ``config.json`` or ``--config`` table). Its runtime keys

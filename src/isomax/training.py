@@ -270,6 +270,19 @@ def _loaders(config: TrainConfig, runtime: Runtime, train_set, val_set, mean, st
         raise InputError(
             f"Expected `batch_size` ({config.batch_size}) to be divisible by the number of processes ({world})"
         )
+    shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
+    # the in-memory loaders of the training and outlier images (shuffled, augmented, full batches)
+    augmented: dict[str, Any] = dict(
+        shuffle=True,
+        augment=config.augment,
+        pad=config.pad,
+        flip=config.flip,
+        mean=mean,
+        std=std,
+        device=device,
+        drop_last=True,
+        shard=shard,
+    )
     if hasattr(train_set, "loader"):  # the streaming path: each rank decodes its share in the workers
         loader = train_set.loader(
             config.batch_size,
@@ -288,41 +301,14 @@ def _loaders(config: TrainConfig, runtime: Runtime, train_set, val_set, mean, st
             runtime.eval_batch_size, mean, std, device, rank=dist.rank(), world=world, persistent=config.epochs > 1
         )
     else:
-        shard = (dist.rank(), world) if world > 1 else None  # each process gathers and augments its rows only
-        loader = BatchLoader(
-            train_set,
-            config.batch_size,
-            shuffle=True,
-            augment=config.augment,
-            pad=config.pad,
-            flip=config.flip,
-            mean=mean,
-            std=std,
-            device=device,
-            drop_last=True,
-            seed=config.seed,
-            shard=shard,
-        )
+        loader = BatchLoader(train_set, config.batch_size, seed=config.seed, **augmented)
         val_loader = BatchLoader(val_set, runtime.eval_batch_size, mean=mean, std=std, device=device, shard=shard)
     outliers = None
     if config.outlier_data:
         from .data import load_ood
 
         out_set = load_ood(config.outlier_data, like=train_set.shape, data_dir=runtime.data_dir)
-        outliers = BatchLoader(
-            out_set,
-            config.batch_size,
-            shuffle=True,
-            augment=config.augment,
-            pad=config.pad,
-            flip=config.flip,
-            mean=mean,
-            std=std,
-            device=device,
-            drop_last=True,
-            seed=config.seed + 7919,
-            shard=(dist.rank(), world) if world > 1 else None,
-        )
+        outliers = BatchLoader(out_set, config.batch_size, seed=config.seed + 7919, **augmented)
         if len(outliers) == 0:
             raise InputError(
                 f"Expected at least {config.batch_size} outlier images in {config.outlier_data!r}, got {len(out_set)}"

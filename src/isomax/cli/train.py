@@ -82,11 +82,6 @@ def run(args: argparse.Namespace, command_line: str) -> int:
     return 0
 
 
-def train_config(args: argparse.Namespace):
-    """The TrainConfig of :func:`train_settings`."""
-    return train_settings(args)[0]
-
-
 def train_settings(args: argparse.Namespace):
     """(TrainConfig, Runtime): flags over the --config file over the preset (``--preset``, else the file's, else
     fashion-mnist-quick without a file and the defaults with one). The file and the flags hold the fields of

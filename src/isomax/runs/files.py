@@ -142,7 +142,7 @@ def check_config(run_dir: str | os.PathLike, config: TrainConfig) -> None:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
         return
-    saved, new = read_config(run_dir).identity(), config.identity()
+    saved, new = read_config(run_dir).to_dict(), config.to_dict()  # runtime settings are not in it
     if saved != new:
         diff = {k: (v, new[k]) for k, v in saved.items() if new[k] != v}
         raise InputError(
